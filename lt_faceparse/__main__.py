@@ -1,0 +1,5 @@
+import sys
+
+from lt_faceparse.cli import main
+
+sys.exit(main())

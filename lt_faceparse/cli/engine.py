@@ -1,0 +1,9 @@
+"""`lt-faceparse` subcommands of the engine layer (placeholder until the layer lands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this layer's subcommands to ``sub``."""
