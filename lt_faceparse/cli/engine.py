@@ -1,9 +1,76 @@
-"""`lt-faceparse` subcommands of the engine layer (placeholder until the layer lands)."""
+"""`lt-faceparse` subcommands of the engine layer: ``train`` and ``eval``.
+
+Both run unchanged under ``torchrun --nproc_per_node=N`` (the process group comes from its
+environment).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""
+    p = sub.add_parser(
+        "train", help="train a model from a YAML config (also under torchrun)",
+        description="Train a registered model from a YAML config (a path, or the name of a shipped config "
+                    "such as synth_tiny). Overrides are dotted keys with YAML values, e.g. "
+                    "optim.epochs=2 batch.per_gpu=4 data.root=/data/CelebAMask-HQ.")
+    p.add_argument("--config", required=True, help="YAML config file or shipped config name")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (dotted keys)")
+    p.add_argument("--out", help="run folder (same as out=DIR)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "eval", help="score a weight file on a dataset split and write a result record",
+        description="Score a weight file (lt-faceparse safetensors) on every image of a split; writes "
+                    "record.json and per_image.npz to --out. Scores come from one global confusion matrix.")
+    p.add_argument("--checkpoint", required=True, help="weight file (e.g. RUN/final.safetensors)")
+    p.add_argument("--dataset", required=True, help="celebamask-hq | lapa | helen | folder")
+    p.add_argument("--root", required=True, help="dataset root folder")
+    p.add_argument("--split", required=True, choices=("val", "test"))
+    p.add_argument("--protocol", default="input", choices=("input", "native"),
+                   help="input: at network resolution (SegFace release); native: at original label size")
+    p.add_argument("--merge", help="CelebAMask-HQ paint-order preset (default: the weight file's)")
+    p.add_argument("--resolution", type=int, help="network input side (default: the weight file's)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--out", required=True, help="folder for record.json + per_image.npz")
+    p.set_defaults(func=_eval)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lt_faceparse.engine.config import load_config
+    from lt_faceparse.engine.train import train
+
+    overrides = list(args.overrides)
+    if args.out:
+        overrides.append(f"out={args.out}")
+    if args.resume:
+        overrides.append("resume=true")
+    run_dir = train(load_config(args.config, overrides))
+    if _is_rank0():
+        print(run_dir)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from lt_faceparse.engine.evaluate import evaluate_checkpoint
+
+    record = evaluate_checkpoint(args.checkpoint, args.dataset, args.root, args.split, args.protocol, args.out,
+                                 merge=args.merge, resolution=args.resolution, batch_size=args.batch_size,
+                                 device=args.device, num_workers=args.num_workers)
+    if _is_rank0():
+        prov = record.provenance
+        print(f"{args.dataset} {args.split} ({record.num_images} images, merge {prov.get('merge')}, resolution "
+              f"{prov.get('resolution')}, protocol {args.protocol}, one confusion matrix over the split): "
+              f"mean F1 {100 * record.mean_f1:.2f} (foreground classes), mean IoU {100 * record.mean_iou_with_bg:.2f} "
+              f"(all classes incl. background) -> {args.out}")
+    return 0
+
+
+def _is_rank0() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0

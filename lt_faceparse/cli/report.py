@@ -1,9 +1,157 @@
-"""`lt-faceparse` subcommands of the report layer (placeholder until the layer lands)."""
+"""`lt-faceparse` subcommands of the report layer: leaderboard, report, speed, sweep, benchmark."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
+    return values
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""
+    p = sub.add_parser("leaderboard", help="Table-1-style leaderboard over result records, grouped by protocol",
+                       description="Collect result records (record.json, recursively) and optionally the published "
+                       "rows, group them by comparable protocol (dataset, taxonomy, split, merge preset, scoring "
+                       "protocol) and write Markdown, CSV and LaTeX tables (+ a Δ view vs --reference).")
+    p.add_argument("--results", type=Path, help="folder searched recursively for record.json files")
+    p.add_argument("--dataset", help="keep only records of this dataset (provenance.dataset)")
+    p.add_argument("--split", help="keep only records of this split (e.g. test)")
+    p.add_argument("--include-reported", action="store_true", help="add the published (reported) rows")
+    p.add_argument("--reference", help="row label to compare every other row of its group against (Δ view)")
+    p.add_argument("--speed", type=Path, help="folder of speed records (default: --results)")
+    p.add_argument("--out", type=Path, required=True, help="output folder for the tables")
+    p.set_defaults(func=_leaderboard)
+
+    p = sub.add_parser("report", help="paper-style tables and figures from a results folder",
+                       description="Leaderboard, Figure 1 (presence vs F1), F1 vs log presence with CIs, confusion "
+                       "heatmaps, Tables 2a/2b, FPS vs resolution, qualitative grid and token-attention figures.")
+    p.add_argument("--results", type=Path, required=True, help="folder with record.json / speed-*.json / sweep.json")
+    p.add_argument("--freq", type=Path, help="class-frequency report folder (lt-faceparse freq --out)")
+    p.add_argument("--speed", type=Path, help="folder of speed records (default: --results)")
+    p.add_argument("--split", default="test", help="split of the records to report (default: test)")
+    p.add_argument("--reference", help="row label for the Δ view (default: the first SegFace record)")
+    p.add_argument("--no-reported", action="store_true", help="leave the published rows out")
+    p.add_argument("--data-root", help="dataset root for the qualitative/token figures (default: from the records)")
+    p.add_argument("--examples", type=int, default=4, help="images in the qualitative grid (default: 4)")
+    p.add_argument("--device", default="cpu", help="device for the example predictions (default: cpu)")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports/)")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("speed", help="time a model: latency, images/s, params, FLOPs, peak memory",
+                       description="Warm-up, device synchronisation, median and IQR latency over --runs passes, "
+                       "images/s, parameters, FLOPs (torch.utils.flop_counter) and peak CUDA memory, for every "
+                       "resolution x batch size; one JSON speed record per setting under --out.")
+    p.add_argument("--model", required=True, help="registered model name (segface, fcn, segformer, bisenet, tiny)")
+    p.add_argument("--backbone", help="backbone passed to the model constructor")
+    p.add_argument("--num-classes", type=int, default=19)
+    p.add_argument("--res", type=_ints, default=[512], help="comma-separated square input sides, e.g. 64,128,256")
+    p.add_argument("--batch", type=_ints, default=[1], help="comma-separated batch sizes, e.g. 1,8")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--compile", action="store_true", help="time torch.compile(model)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--out", type=Path, help="folder for the speed records (printed only when omitted)")
+    p.set_defaults(func=_speed)
+
+    p = sub.add_parser("sweep", help="train, evaluate and time a config over resolutions or backbones",
+                       description="One setting per resolution (--res) and/or backbone (--backbones): train (resumed "
+                       "if interrupted), score the evaluation split with bootstrap CIs, time at batch 1; settings "
+                       "already finished are skipped. Rows feed Tables 2a/2b of `lt-faceparse report`.")
+    p.add_argument("--config", required=True, help="training config (file or shipped name)")
+    p.add_argument("--res", type=_ints, default=[], help="comma-separated resolutions (multiples of 32 for SegFace)")
+    p.add_argument("--backbones", type=_names, default=[], help="comma-separated backbones")
+    p.add_argument("--split", default="test", choices=("val", "test"))
+    p.add_argument("--runs-dir", type=Path, help="where training runs go (default: OUT/<setting>/run)")
+    p.add_argument("--speed-runs", type=int, default=10)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("overrides", nargs="*", help="config overrides key=value")
+    p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("benchmark", help="the whole SynthFace-LT benchmark on a CPU, report under --out",
+                       description="Generate SynthFace-LT (cached) -> class frequencies -> train SegFace and the "
+                       "baselines -> evaluate with CIs -> resolution sweep and speed -> leaderboard, tables, figures "
+                       "and README under --out. --quick is a smoke run (about 3 minutes).")
+    p.add_argument("--quick", action="store_true", help="tiny smoke run (numbers are meaningless)")
+    p.add_argument("--cache", type=Path, help="cache folder for data and runs (default: ~/.cache/lt_faceparse)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1; 0 = torch's default)")
+    p.add_argument("--out", type=Path, default=Path("reports"))
+    p.set_defaults(func=_benchmark)
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from lt_faceparse.reporting.leaderboard import run_leaderboard
+
+    if args.results is None and not args.include_reported:
+        raise SystemExit("lt-faceparse leaderboard: error: give --results and/or --include-reported")
+    run_leaderboard(args.results, args.out, dataset=args.dataset, include_reported=args.include_reported,
+                    reference=args.reference, split=args.split, speed_dir=args.speed)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from lt_faceparse.reporting.readme import write_readme
+    from lt_faceparse.reporting.report import run_report
+
+    outputs = run_report(args.results, args.out, freq=args.freq, speed=args.speed, split=args.split,
+                         include_reported=not args.no_reported, reference=args.reference,
+                         data_root=args.data_root, examples=args.examples, device=args.device)
+    write_readme(args.out, outputs, {"command": f"lt-faceparse report --results {args.results} --out {args.out}"})
+    for note in outputs.skipped:
+        print(f"not produced: {note}")
+    print(f"report written to {args.out}")
+    return 0
+
+
+def _speed(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lt_faceparse.models import build_model
+    from lt_faceparse.reporting.report import speed_table
+    from lt_faceparse.reporting.tables import to_rich
+    from lt_faceparse.speed import speed_sweep
+
+    kwargs = {"num_classes": args.num_classes}
+    if args.backbone:
+        kwargs["backbone"] = args.backbone
+    results = speed_sweep(lambda: build_model(args.model, **kwargs), args.res, args.batch, device=args.device,
+                          dtype=args.dtype, compile=args.compile, warmup=args.warmup, runs=args.runs,
+                          info={"model": args.model, "backbone": args.backbone}, out_dir=args.out)
+    Console().print(to_rich(speed_table(results)))
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from lt_faceparse.engine.config import load_config
+    from lt_faceparse.reporting.sweep import run_sweep
+
+    if not args.res and not args.backbones:
+        raise SystemExit("lt-faceparse sweep: error: give --res and/or --backbones")
+    config = load_config(args.config, args.overrides)
+    rows = run_sweep(config, args.out, resolutions=args.res, backbones=args.backbones, split=args.split,
+                     speed_runs=args.speed_runs, runs_dir=args.runs_dir, log=print)
+    print(f"{len(rows)} settings finished; rows under {args.out}")
+    return 0
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from lt_faceparse.reporting.benchmark import run_benchmark
+
+    run_benchmark(args.out, quick=args.quick, cache_dir=args.cache, threads=args.threads or None)
+    return 0

@@ -1,0 +1,63 @@
+"""Online hard example mining cross-entropy, as face-parsing.PyTorch trained BiSeNet with.
+
+Per-pixel cross-entropy is computed for every pixel; only the "hard" pixels enter the mean:
+those whose true-class probability is below ``threshold`` (0.7), i.e. whose loss exceeds
+``-log(threshold)``, but never fewer than ``min_kept`` pixels, the hardest ones. face-parsing.PyTorch
+sets ``min_kept`` to the number of pixels in the batch divided by 16 (``n_img * H * W // 16``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lt_faceparse.taxonomy import IGNORE_INDEX
+
+
+def ohem_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    threshold: float = 0.7,
+    min_kept_divisor: int = 16,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """Mean cross-entropy over the hard pixels of ``logits`` (B x K x H x W) against ``target`` (B x H x W).
+
+    ``min_kept = target.numel() // min_kept_divisor`` counts every pixel of the batch, ignored ones
+    included (ignored pixels have loss 0, so they are only ever kept when fewer than ``min_kept``
+    pixels carry any loss).
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold is a probability in (0, 1], got {threshold}")
+    if min_kept_divisor < 1:
+        raise ValueError(f"min_kept_divisor must be >= 1, got {min_kept_divisor}")
+    loss_threshold = -math.log(threshold)
+    pixel_loss = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none").flatten()
+    min_kept = max(1, pixel_loss.numel() // min_kept_divisor)
+    hard = pixel_loss[pixel_loss > loss_threshold]
+    if hard.numel() > min_kept:
+        return hard.mean()
+    return pixel_loss.topk(min_kept, sorted=False).values.mean()
+
+
+class OhemCrossEntropy(nn.Module):
+    """:func:`ohem_cross_entropy` as a module."""
+
+    def __init__(self, threshold: float = 0.7, min_kept_divisor: int = 16, ignore_index: int = IGNORE_INDEX) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.min_kept_divisor = min_kept_divisor
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ohem_cross_entropy(
+            logits, target, threshold=self.threshold, min_kept_divisor=self.min_kept_divisor,
+            ignore_index=self.ignore_index,
+        )
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, min_kept=pixels//{self.min_kept_divisor}"

@@ -1,0 +1,190 @@
+"""Common machinery of every face-parsing dataset: raw reads, transforms, samples.
+
+A dataset subclass only says how to list its images and read one image, label map and landmark
+set in their *original* form (:meth:`read_image`, :meth:`read_label`, :meth:`read_landmarks`);
+:class:`FaceParsingDataset` turns them into :class:`~lt_faceparse.data.sample.Sample` objects:
+optional training augmentation, square resize or aspect-preserving pad, optional horizontal flip
+with left/right swap, ImageNet normalisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from lt_faceparse.data import transforms as T
+from lt_faceparse.data.sample import Sample
+from lt_faceparse.errors import DataError
+from lt_faceparse.taxonomy import Taxonomy
+
+FLIP_MODES = (False, True, "always")
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image, raising :class:`DataError` naming the file on failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except (OSError, ValueError, SyntaxError) as err:  # PIL raises these for bad/truncated files
+        raise DataError(path, f"unreadable or truncated image ({err})") from None
+    return img
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """H x W x 3 uint8 RGB pixels of an image file."""
+    img = open_image(path)
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+
+
+def read_id_png(path: str | Path) -> np.ndarray:
+    """H x W uint8 class ids from a label PNG: single-channel values or a palette PNG's indices."""
+    img = open_image(path)
+    if img.mode in ("L", "P"):
+        return np.asarray(img, dtype=np.uint8)
+    if img.mode in ("I", "I;16", "I;16B", "I;16L"):
+        arr = np.asarray(img)
+        if arr.max(initial=0) > 255:
+            raise DataError(path, f"label ids up to {int(arr.max())} do not fit 0..255")
+        return arr.astype(np.uint8)
+    if img.mode in ("RGB", "RGBA"):
+        arr = np.asarray(img)[..., :3]
+        if (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all():
+            return np.ascontiguousarray(arr[..., 0])
+    raise DataError(path, f"label PNG has mode {img.mode!r}; expected single-channel ids or a palette PNG")
+
+
+def check_label_ids(label: np.ndarray, num_classes: int, path: str | Path) -> None:
+    """Raise :class:`DataError` when ``label`` holds ids outside 0..K-1 (255 = ignore is allowed)."""
+    if label.size and int(label.max()) >= num_classes:
+        bad = np.unique(label[(label >= num_classes) & (label != 255)])
+        if bad.size:
+            raise DataError(path, f"label ids {bad.tolist()} outside the taxonomy's 0..{num_classes - 1}")
+
+
+class FaceParsingDataset(Dataset):
+    """Base class: a list of named images with label maps (and landmarks) in one split.
+
+    Attributes: ``taxonomy``, ``dataset_name``, ``split``, ``root``, ``merge`` (preset name,
+    ``"custom:..."`` or None), ``resolution`` (network side, None = original), ``names``.
+
+    ``flip``: False, True (random horizontal flip with probability 0.5, for training) or
+    ``"always"`` (every sample flipped, e.g. for test-time flipping). Random draws use torch's
+    generator, which :func:`~lt_faceparse.data.make_loader` seeds per worker.
+    """
+
+    dataset_name: ClassVar[str] = ""
+    # True: label and image must have the same size; False: the same frame at any resolution
+    exact_label_size: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        taxonomy: Taxonomy,
+        names: list[str],
+        *,
+        resolution: int | None = 512,
+        train: bool = False,
+        flip: bool | str = False,
+        resize_mode: str = "square",
+        merge: str | None = None,
+        landmark_mirror: np.ndarray | None = None,
+    ):
+        if resize_mode not in T.RESIZE_MODES:
+            raise ValueError(f"resize_mode must be one of {T.RESIZE_MODES}, got {resize_mode!r}")
+        if flip not in FLIP_MODES:
+            raise ValueError(f"flip must be one of {FLIP_MODES}, got {flip!r}")
+        if resolution is not None and int(resolution) <= 0:
+            raise ValueError(f"resolution must be positive or None, got {resolution}")
+        self.root = Path(root)
+        self.split = split
+        self.taxonomy = taxonomy
+        self.names = list(names)
+        self.resolution = None if resolution is None else int(resolution)
+        self.train = bool(train)
+        self.flip = flip
+        self.resize_mode = resize_mode
+        self.merge = merge
+        self.landmark_mirror = landmark_mirror
+        self._flip_lut = taxonomy.flip_lut()
+
+    # ---- raw access (original frame, no transform) ----------------------------------------------
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def read_image(self, index: int) -> np.ndarray:
+        """H x W x 3 uint8 RGB image as stored (original resolution)."""
+        raise NotImplementedError
+
+    def read_label(self, index: int) -> np.ndarray:
+        """H x W uint8 label map in this dataset's taxonomy ids, original label resolution."""
+        raise NotImplementedError
+
+    def read_landmarks(self, index: int) -> np.ndarray | None:
+        """N x 2 float32 (x, y) landmarks in the image's pixel frame, or None."""
+        return None
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Image, label and landmarks of one example in the original frame."""
+        return self.read_image(index), self.read_label(index), self.read_landmarks(index)
+
+    def augment(self, image, label, landmarks):
+        """Training-time augmentation in the original frame (identity unless a dataset overrides it)."""
+        return image, label, landmarks
+
+    # ---- samples --------------------------------------------------------------------------------
+    def __getitem__(self, index: int) -> Sample:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        image, label, landmarks = self.load(index)
+        ref_hw = label.shape[:2] if label is not None else image.shape[:2]
+        if label is not None and not (image.shape[:2] == label.shape[:2] if self.exact_label_size
+                                      else T.check_aligned(image.shape[:2], label.shape[:2])):
+            how = "differ" if self.exact_label_size else "do not cover the same frame"
+            raise DataError(self.describe_item(index),
+                            f"image size {image.shape[1]}x{image.shape[0]} and label size "
+                            f"{label.shape[1]}x{label.shape[0]} {how}")
+        if self.train:
+            image, label, landmarks = self.augment(image, label, landmarks)
+        image, label, landmarks = T.resize_to_grid(image, label, landmarks, self.resolution, self.resize_mode)
+        if self.flip == "always" or (self.flip is True and torch.rand(()).item() < 0.5):
+            image, label, landmarks = T.hflip(image, label, landmarks, self._flip_lut, self.landmark_mirror)
+        return Sample(
+            image=T.normalize_image(image),
+            label=None if label is None else torch.from_numpy(label.astype(np.int64)),
+            name=self.names[index],
+            orig_size=(int(ref_hw[0]), int(ref_hw[1])),
+            landmarks=None if landmarks is None else torch.from_numpy(np.asarray(landmarks, dtype=np.float32)),
+            index=index,
+            taxonomy=self.taxonomy.name,
+        )
+
+    def describe_item(self, index: int) -> str:
+        """Human-readable location of one example (used in error messages)."""
+        return f"{self.root} [{self.split}] {self.names[index]}"
+
+    def describe(self) -> dict:
+        """JSON-ready summary (goes into result provenance)."""
+        return {
+            "dataset": self.dataset_name,
+            "root": str(self.root),
+            "split": self.split,
+            "merge": self.merge,
+            "resolution": self.resolution,
+            "resize_mode": self.resize_mode,
+            "num_images": len(self),
+            "taxonomy": self.taxonomy.name,
+        }
+
+    def __repr__(self) -> str:
+        d = self.describe()
+        return (f"{type(self).__name__}(root={d['root']!r}, split={d['split']!r}, n={d['num_images']}, "
+                f"merge={d['merge']!r}, resolution={d['resolution']})")

@@ -1,0 +1,148 @@
+"""Entry points of the data layer: build a dataset by name, stream its labels, make a loader."""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing as mp
+import sys
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from lt_faceparse.data.base import FaceParsingDataset
+from lt_faceparse.data.sample import collate_samples
+from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
+
+# dataset name -> "module:Class" (imported on first use)
+DATASETS: dict[str, str] = {
+    "celebamask-hq": "lt_faceparse.data.celebamask_hq:CelebAMaskHQ",
+    "lapa": "lt_faceparse.data.lapa:LaPa",
+    "helen": "lt_faceparse.data.helen:Helen",
+    "folder": "lt_faceparse.data.folder:FolderDataset",
+}
+_ALIASES = {"celebamask": "celebamask-hq", "celeba": "celebamask-hq", "celebamaskhq": "celebamask-hq"}
+
+
+def dataset_class(name: str) -> type[FaceParsingDataset]:
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    module, attr = DATASETS[key].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def build_dataset(
+    name: str,
+    root: str | Path,
+    split: str,
+    *,
+    resolution: int | None = 512,
+    merge: str | Sequence[str] = "segface",
+    train: bool = False,
+    taxonomy: str | Taxonomy | None = None,
+    flip: bool | str = False,
+    resize_mode: str = "square",
+    cache_dir: str | Path | bool | None = None,
+    num_workers: int = 0,
+) -> FaceParsingDataset:
+    """Open split ``split`` of the dataset ``name`` (``celebamask-hq``, ``lapa``, ``helen``, ``folder``)
+    stored at ``root`` in its distributed layout.
+
+    ``merge`` (CelebAMask-HQ only): paint-order preset or list of parts. ``taxonomy``: the folder
+    dataset's class list (default: ``ROOT/classes.txt``); other datasets accept only their own.
+    ``cache_dir``/``num_workers``: location of the merged-label cache and the number of processes
+    used to build it up front (CelebAMask-HQ; 0 = build lazily on first read).
+    """
+    cls = dataset_class(name)
+    common = dict(resolution=resolution, train=train, flip=flip, resize_mode=resize_mode)
+    if cls.dataset_name == "celebamask-hq":
+        ds = cls(root, split, merge=merge, cache_dir=cache_dir, num_workers=num_workers, **common)
+    elif cls.dataset_name == "folder":
+        ds = cls(root, split, taxonomy=taxonomy, **common)
+    else:
+        ds = cls(root, split, **common)
+    if taxonomy is not None and cls.dataset_name != "folder":
+        want = get_taxonomy(taxonomy)
+        if want.name != ds.taxonomy.name:
+            raise ValueError(f"{cls.dataset_name} labels use taxonomy {ds.taxonomy.name!r}, not {want.name!r}")
+    return ds
+
+
+# ---- streaming labels ---------------------------------------------------------------------------
+
+_WORKER_DATASET: FaceParsingDataset | None = None
+
+
+def _init_worker(dataset: FaceParsingDataset) -> None:
+    global _WORKER_DATASET
+    _WORKER_DATASET = dataset
+    torch.set_num_threads(1)
+
+
+def _read_label(index: int) -> np.ndarray:
+    assert _WORKER_DATASET is not None
+    return _WORKER_DATASET.read_label(index)
+
+
+def _mp_context():
+    return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+def iter_labels(dataset: FaceParsingDataset, num_workers: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, dataset.read_label(index))`` for every example, in index order.
+
+    With ``num_workers > 0`` labels are read by that many worker processes (which also fill the
+    CelebAMask-HQ label cache); after a full pass the dataset's cache is marked complete.
+    """
+    n = len(dataset)
+    if num_workers <= 0 or n < 2:
+        for i in range(n):
+            yield i, dataset.read_label(i)
+    else:
+        chunk = max(1, min(64, n // (4 * num_workers)))
+        with _mp_context().Pool(num_workers, initializer=_init_worker, initargs=(dataset,)) as pool:
+            yield from enumerate(pool.imap(_read_label, range(n), chunksize=chunk))
+    finish = getattr(dataset, "finish_pass", None)
+    if finish is not None:
+        finish()
+
+
+# ---- loaders --------------------------------------------------------------------------------------
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker from the loader's generator; keep numpy in step for any numpy draws.
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def make_loader(
+    dataset: FaceParsingDataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    num_workers: int,
+    sampler: Sampler | None = None,
+    drop_last: bool = False,
+    seed: int = 0,
+) -> DataLoader:
+    """DataLoader yielding :class:`~lt_faceparse.data.sample.Batch` objects.
+
+    ``seed`` fixes the shuffling order and the per-worker augmentation streams. ``shuffle`` is
+    ignored when a ``sampler`` (e.g. DistributedSampler) is given.
+    """
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_samples,
+        drop_last=drop_last,
+        generator=generator,
+        worker_init_fn=_seed_worker,
+        persistent_workers=False,
+    )

@@ -1,0 +1,190 @@
+"""On-disk cache of merged label maps (CelebAMask-HQ: up to 18 mask decodes per image otherwise).
+
+One cache directory per (dataset root, merge order). Each entry is a PNG of the merged label map
+carrying, in a text chunk, the *fingerprint* of the source files it was built from (names, sizes
+and modification times of the image's mask files) and the merge order. An entry is used only when
+its fingerprint equals the current one, so a changed, added or removed mask file (stale entry) or a
+half-written file (interrupted run) is detected on read and rebuilt, never silently used.
+
+``manifest.json`` records the key (root, merge order, cache version) and, after a complete pass,
+every entry's fingerprint. A manifest whose key differs from the requested one (another root or
+another merge order in a user-chosen directory) makes the cache refuse to open.
+
+Location: ``cache_dir`` if given; else ``ROOT/.lt_faceparse_cache/`` when the dataset root is
+writable, else ``$LT_FACEPARSE_CACHE`` or ``~/.cache/lt_faceparse/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from lt_faceparse.atomic import atomic_path, atomic_write_json
+from lt_faceparse.errors import DataError
+
+CACHE_VERSION = 1
+_FP_KEY = "lt_faceparse_source"
+_MERGE_KEY = "lt_faceparse_merge"
+
+
+def default_cache_base(root: str | Path) -> Path:
+    """``ROOT/.lt_faceparse_cache`` if the dataset root is writable, else the user cache folder."""
+    root = Path(root)
+    if os.access(root, os.W_OK):
+        return root / ".lt_faceparse_cache"
+    env = os.environ.get("LT_FACEPARSE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "lt_faceparse"
+
+
+def cache_key(root: str | Path, dataset: str, merge_order: Iterable[str]) -> str:
+    """Directory name of the cache for (root, merge order): readable prefix + hash of the key."""
+    text = json.dumps([str(Path(root).resolve()), dataset, list(merge_order), CACHE_VERSION])
+    return f"{dataset}-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
+
+
+def files_fingerprint(paths: Iterable[Path]) -> str:
+    """Hash of the names, sizes and modification times of ``paths`` (order-independent)."""
+    rows = []
+    for p in paths:
+        st = os.stat(p)
+        rows.append(f"{Path(p).name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha1("\n".join(sorted(rows)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheStatus:
+    """State of a cache against the current source tree."""
+
+    valid: int  # entries present with the current fingerprint
+    stale: int  # entries present but built from other source files
+    missing: int  # entries never written (or unreadable)
+    complete: bool  # the manifest records a finished pass with the current fingerprints
+
+    @property
+    def state(self) -> str:
+        if self.complete and self.stale == 0 and self.missing == 0:
+            return "complete"
+        if self.valid == 0 and self.stale == 0:
+            return "empty"
+        return "stale" if self.stale else "partial"
+
+
+class LabelCache:
+    """A directory of merged label maps keyed by (root, dataset, merge order)."""
+
+    def __init__(self, directory: str | Path, *, root: str | Path, dataset: str, merge_order: Iterable[str]):
+        self.directory = Path(directory)
+        self.root = str(Path(root).resolve())
+        self.dataset = dataset
+        self.merge_order = list(merge_order)
+        self._merge_text = ",".join(self.merge_order)
+        self.manifest_path = self.directory / "manifest.json"
+        self._check_manifest_key()
+
+    @classmethod
+    def for_dataset(cls, root: str | Path, dataset: str, merge_order: Iterable[str],
+                    cache_dir: str | Path | None = None) -> "LabelCache":
+        """The cache of ``root`` under ``cache_dir`` (or the default base), one subfolder per key."""
+        merge_order = list(merge_order)
+        base = Path(cache_dir) if cache_dir is not None else default_cache_base(root)
+        return cls(base / cache_key(root, dataset, merge_order), root=root, dataset=dataset,
+                   merge_order=merge_order)
+
+    # ---- manifest -----------------------------------------------------------------------------
+    def _read_manifest(self) -> dict | None:
+        if not self.manifest_path.is_file():
+            return None
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError) as err:
+            raise DataError(self.manifest_path, f"unreadable cache manifest ({err}); delete the cache folder") from None
+
+    def _check_manifest_key(self) -> None:
+        m = self._read_manifest()
+        if m is None:
+            return
+        want = {"version": CACHE_VERSION, "dataset": self.dataset, "root": self.root, "merge_order": self.merge_order}
+        for key, value in want.items():
+            if m.get(key) != value:
+                raise DataError(
+                    self.manifest_path,
+                    f"this label cache was built for {key}={m.get(key)!r}, not {value!r}; refusing to use "
+                    "it (choose another cache_dir or delete this folder)",
+                )
+
+    def write_manifest(self, fingerprints: Mapping[str, str]) -> None:
+        """Record a finished pass over ``fingerprints`` (name -> source fingerprint), after all those
+        entries were written. Entries of other splits already recorded are kept."""
+        m = self._read_manifest() or {}
+        entries = dict(m.get("entries", {}))
+        entries.update(fingerprints)
+        atomic_write_json(self.manifest_path, {
+            "version": CACHE_VERSION,
+            "dataset": self.dataset,
+            "root": self.root,
+            "merge_order": self.merge_order,
+            "num_entries": len(entries),
+            "entries": dict(sorted(entries.items())),
+        })
+
+    # ---- entries ------------------------------------------------------------------------------
+    def entry_path(self, name: str) -> Path:
+        return self.directory / "labels" / f"{name}.png"
+
+    def _entry_fingerprint(self, name: str) -> str | None:
+        path = self.entry_path(name)
+        try:
+            with Image.open(path) as img:
+                if img.text.get(_MERGE_KEY) != self._merge_text:
+                    return None
+                return img.text.get(_FP_KEY)
+        except (OSError, ValueError, SyntaxError):
+            return None
+
+    def get(self, name: str, fingerprint: str) -> np.ndarray | None:
+        """The cached label map of ``name`` if it was built from sources with ``fingerprint``."""
+        path = self.entry_path(name)
+        try:
+            with Image.open(path) as img:
+                if img.text.get(_FP_KEY) != fingerprint or img.text.get(_MERGE_KEY) != self._merge_text:
+                    return None
+                img.load()
+                return np.asarray(img, dtype=np.uint8)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, SyntaxError):  # truncated / corrupt entry: rebuild it
+            return None
+
+    def put(self, name: str, fingerprint: str, label: np.ndarray) -> None:
+        """Write one entry atomically (safe from several worker processes at once)."""
+        info = PngImagePlugin.PngInfo()
+        info.add_text(_FP_KEY, fingerprint)
+        info.add_text(_MERGE_KEY, self._merge_text)
+        path = self.entry_path(name)
+        with atomic_path(path) as tmp:
+            Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8), mode="L").save(
+                tmp, format="PNG", pnginfo=info, compress_level=1)
+
+    def status(self, fingerprints: Mapping[str, str]) -> CacheStatus:
+        """Compare every entry with the current source fingerprints (reads PNG headers only)."""
+        valid = stale = missing = 0
+        for name, fp in fingerprints.items():
+            have = self._entry_fingerprint(name)
+            if have is None:
+                missing += not self.entry_path(name).is_file()
+                stale += self.entry_path(name).is_file()
+            elif have == fp:
+                valid += 1
+            else:
+                stale += 1
+        m = self._read_manifest()
+        recorded = (m or {}).get("entries", {})
+        complete = all(recorded.get(name) == fp for name, fp in fingerprints.items())
+        return CacheStatus(valid=valid, stale=stale, missing=missing, complete=complete)

@@ -1,0 +1,417 @@
+"""Training: one process or many under torchrun (DistributedDataParallel), resumable, stopped on NaN.
+
+A run folder holds::
+
+    config.yaml                 the effective config (defaults filled, batch split resolved)
+    log.jsonl                   one JSON object per logged step, epoch, validation, checkpoint
+    checkpoints/ckpt_e*_s*.pt   the newest ``checkpoint.keep_last`` training checkpoints
+    final.safetensors           the model after the last epoch (``lt_faceparse.weights`` format)
+    val/record.json             the last epoch's model scored on the whole val split
+
+The reported model is the last epoch's (``checkpoint_rule: "last epoch"``); the test split is
+never touched during training.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+
+from lt_faceparse import __version__
+from lt_faceparse.atomic import atomic_write_text
+from lt_faceparse.engine.checkpoint import (capture_rng, latest_checkpoint, load_checkpoint, restore_rng,
+                                            restore_scheduler, save_checkpoint, scheduler_state)
+from lt_faceparse.engine.config import ConfigError, dump_config, expand_path, resolve_batch, validate_config
+from lt_faceparse.engine.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier,
+                                             init_distributed, seed_everything, shutdown_distributed)
+from lt_faceparse.engine.progress import EpochProgress, JsonlLog
+from lt_faceparse.engine.runner import BatchRunner
+from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistributedSampler, steps_per_epoch, worker_seed
+from lt_faceparse.errors import LTFaceParseError
+
+CHECKPOINT_RULE = "last epoch"
+FINAL_WEIGHTS = "final.safetensors"
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# config keys that may differ between a checkpoint and the run resuming it (the rest must match)
+RESUMABLE_CHANGES = frozenset({"out", "resume", "device", "log_every", "checkpoint", "val", "data.root",
+                               "data.num_workers", "batch.per_gpu", "batch.accumulation", "channels_last"})
+
+
+class TrainingDiverged(LTFaceParseError):
+    """The loss became NaN or infinite; the run stopped before updating the weights with it."""
+
+
+def train(config: dict[str, Any], *, train_dataset=None, val_dataset=None) -> Path:
+    """Train the model of ``config`` (see :mod:`lt_faceparse.engine.config`) and return the run folder.
+
+    Under torchrun every rank calls this; rank 0 alone writes files. ``train_dataset`` /
+    ``val_dataset`` replace the datasets named in ``config["data"]`` (any dataset of
+    :class:`~lt_faceparse.data.sample.Sample` with a ``taxonomy``); with ``train_dataset`` given and
+    no ``val_dataset``, or with ``data.val_split: null``, the run has no validation.
+    """
+    validate_config(config)
+    joined = not (dist.is_available() and dist.is_initialized())
+    info = init_distributed(config["device"])
+    flags = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    try:
+        return _Trainer(config, info, train_dataset, val_dataset).run()
+    finally:
+        if torch.are_deterministic_algorithms_enabled() != flags[0]:
+            torch.use_deterministic_algorithms(flags[0])
+        torch.backends.cudnn.benchmark = flags[1]
+        if joined:
+            shutdown_distributed()
+
+
+class _Trainer:
+    def __init__(self, config: dict[str, Any], info: DistInfo, train_dataset, val_dataset):
+        self.config = config
+        self.info = info
+        self.out = expand_path(config["out"])
+        self.global_batch, self.per_gpu, self.accumulation = resolve_batch(config["batch"], info.world_size)
+        self._set_determinism()
+        self.train_set, self.val_set = self._datasets(train_dataset, val_dataset)
+        self.taxonomy = self.train_set.taxonomy
+
+        seed_everything(config["seed"])  # identical initial weights on every rank
+        self.model, self.model_kwargs = self._build_model()
+        self.runner = BatchRunner(self.model, config["data"]["warp"], warped_size=self._warped_size())
+        self.net: nn.Module = self.runner
+        if info.distributed:
+            self.net = DistributedDataParallel(
+                self.runner, device_ids=[info.device.index] if info.device.type == "cuda" else None,
+                find_unused_parameters=config["find_unused_parameters"])
+        optim = config["optim"]
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=optim["lr"], betas=tuple(optim["betas"]),
+                                           weight_decay=optim["weight_decay"])
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=optim["milestones"],
+                                                              gamma=optim["gamma"])
+        on_cuda = info.device.type == "cuda"
+        self.amp_dtype = AMP_DTYPES.get(config["precision"]) if on_cuda else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and config["precision"] == "fp16")
+        self.log = JsonlLog(self.out / "log.jsonl", active=info.is_main)
+        seed_everything(config["seed"] + info.rank)  # per-rank randomness from here on (dropout, ...)
+
+    # ---- setup -------------------------------------------------------------------------------------
+    def _warped_size(self) -> int:
+        """Side of the tanh-warped frame: the network input resolution."""
+        resolution = self.config["data"]["resolution"]
+        if self.config["data"]["warp"] is not None and resolution is None:
+            raise ConfigError("data.warp needs data.resolution (the side of the warped frame)")
+        return resolution or 512
+
+    def _set_determinism(self) -> None:
+        if self.config["deterministic"]:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            if not torch.are_deterministic_algorithms_enabled():
+                torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        elif self.info.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    def _datasets(self, train_dataset, val_dataset):
+        data = self.config["data"]
+        if train_dataset is None:
+            from lt_faceparse.data import build_dataset
+
+            root = self._data_root()
+            common = dict(resolution=data["resolution"], merge=data["merge"])
+            train_dataset = build_dataset(data["dataset"], root, data["train_split"], train=data["augment"],
+                                          flip=data["flip"], **common)
+            if val_dataset is None and data["val_split"] is not None:
+                val_dataset = build_dataset(data["dataset"], root, data["val_split"], train=False, **common)
+                _check_not_test(val_dataset, build_dataset, data["dataset"], root, common)
+        if val_dataset is not None and getattr(val_dataset, "split", None) == "test":
+            raise ConfigError("validation during training never uses the test split")
+        if val_dataset is not None and val_dataset.taxonomy.name != train_dataset.taxonomy.name:
+            raise ConfigError(f"train taxonomy {train_dataset.taxonomy.name!r} != val taxonomy "
+                             f"{val_dataset.taxonomy.name!r}")
+        return train_dataset, val_dataset
+
+    def _data_root(self) -> Path:
+        data = self.config["data"]
+        root = expand_path(data["root"])
+        if data["synthetic"] is None:
+            return root
+        from lt_faceparse.data.synthetic import ensure_synthface
+
+        spec = dict(fmt=data["dataset"], **data["synthetic"])
+        if self.info.is_main:  # generate once; the other ranks wait and then reuse it
+            root = ensure_synthface(root, **spec)
+        barrier()
+        if not self.info.is_main:
+            root = ensure_synthface(root, **spec)
+        return Path(root)
+
+    def _build_model(self) -> tuple[nn.Module, dict[str, Any]]:
+        from lt_faceparse.models import build_model
+
+        spec = self.config["model"]
+        kwargs = dict(spec["kwargs"])
+        k = self.taxonomy.num_classes
+        if kwargs.setdefault("num_classes", k) != k:
+            raise ConfigError(f"model.kwargs.num_classes={kwargs['num_classes']} but taxonomy "
+                             f"{self.taxonomy.name!r} has {k} classes")
+        model = build_model(spec["name"], **kwargs)
+        for attr in ("loss", "build_kwargs"):
+            if not hasattr(model, attr):
+                raise ConfigError(f"model {spec['name']!r} lacks {attr!r} (see lt_faceparse.models)")
+        if self.config["sync_bn"] and self.info.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(self.info.device)
+        if self.config["channels_last"] and self.info.device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        return model, dict(model.build_kwargs)
+
+    # ---- run -----------------------------------------------------------------------------------------
+    def run(self) -> Path:
+        epochs = self.config["optim"]["epochs"]
+        epoch, step_in_epoch, global_step, resumed_from = self._resume()
+        sampler = ResumableDistributedSampler(self.train_set, num_replicas=self.info.world_size,
+                                              rank=self.info.rank, shuffle=True, seed=self.config["seed"])
+        n_steps = steps_per_epoch(len(self.train_set), self.info.world_size, self.per_gpu, self.accumulation)
+        if n_steps == 0:
+            raise ConfigError(f"the training split has {len(self.train_set)} images, fewer than one global "
+                             f"batch of {self.global_batch}")
+        if self.info.is_main:
+            effective = {**self.config, "batch": {"global": self.global_batch, "per_gpu": self.per_gpu,
+                                                  "accumulation": self.accumulation}}
+            atomic_write_text(self.out / "config.yaml", dump_config(effective))
+        self.log.write("start", world_size=self.info.world_size, device=str(self.info.device),
+                       global_batch=self.global_batch, per_gpu=self.per_gpu, accumulation=self.accumulation,
+                       steps_per_epoch=n_steps, train_images=len(self.train_set),
+                       resumed_from=str(resumed_from) if resumed_from else None,
+                       epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step)
+        seeded = EpochSeededDataset(self.train_set, self.config["seed"])
+        with EpochProgress(enabled=self.info.is_main) as progress:
+            while epoch < epochs:
+                global_step = self._train_epoch(epoch, step_in_epoch, global_step, n_steps, sampler, seeded,
+                                                progress)
+                self.scheduler.step()
+                epoch, step_in_epoch = epoch + 1, 0
+                self._checkpoint(epoch, 0, global_step)
+                every = self.config["val"]["every_epochs"]
+                if self.val_set is not None and epoch < epochs and every and epoch % every == 0:
+                    self._validate(epoch, save=False)
+        if self.val_set is not None:
+            self._validate(epochs, save=True)
+        if self.info.is_main:
+            self._save_final()
+        barrier()
+        self.log.write("end", epoch=epoch, global_step=global_step)
+        return self.out
+
+    def _train_epoch(self, epoch: int, start_step: int, global_step: int, n_steps: int,
+                     sampler: ResumableDistributedSampler, seeded: EpochSeededDataset,
+                     progress: EpochProgress) -> int:
+        from lt_faceparse.data import make_loader
+
+        micro_per_step = self.per_gpu * self.accumulation
+        sampler.set_epoch(epoch, skip=start_step * micro_per_step)
+        seeded.set_epoch(epoch)
+        loader = make_loader(seeded, self.per_gpu, shuffle=False, num_workers=self.config["data"]["num_workers"],
+                             sampler=sampler, drop_last=True, seed=worker_seed(self.config["seed"], epoch,
+                                                                                self.info.rank))
+        batches = iter(loader)
+        self.net.train()
+        progress.start_epoch(epoch, n_steps, start_step)
+        epoch_loss, epoch_steps, epoch_start = 0.0, 0, time.perf_counter()
+        every_steps = self.config["checkpoint"]["every_steps"]
+        for step_in_epoch in range(start_step, n_steps):
+            tic = time.perf_counter()
+            loss, grad_norm = self._train_step(batches, epoch, step_in_epoch, global_step + 1)
+            global_step += 1
+            epoch_loss, epoch_steps = epoch_loss + loss, epoch_steps + 1
+            images_per_s = self.global_batch / max(time.perf_counter() - tic, 1e-9)
+            progress.step(loss, images_per_s)
+            if global_step % self.config["log_every"] == 0:
+                self.log.write("step", epoch=epoch, step=global_step, loss=loss, lr=self.scheduler.get_last_lr()[0],
+                               images_per_s=round(images_per_s, 2), grad_norm=grad_norm)
+            if every_steps and global_step % every_steps == 0 and step_in_epoch + 1 < n_steps:
+                self._checkpoint(epoch, step_in_epoch + 1, global_step)
+        elapsed = time.perf_counter() - epoch_start
+        self.log.write("epoch", epoch=epoch, step=global_step, steps=epoch_steps,
+                       loss=epoch_loss / max(epoch_steps, 1), lr=self.scheduler.get_last_lr()[0],
+                       seconds=round(elapsed, 3), images_per_s=round(epoch_steps * self.global_batch / elapsed, 2))
+        return global_step
+
+    def _train_step(self, batches, epoch: int, step_in_epoch: int, global_step: int) -> tuple[float, float | None]:
+        """One optimizer step over ``accumulation`` micro-batches; returns (global mean loss, grad norm)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros((), device=self.info.device)
+        for micro in range(self.accumulation):
+            batch = next(batches).to(self.info.device, non_blocking=True)
+            images = batch.images
+            if self.config["channels_last"] and self.info.device.type == "cuda":
+                images = images.contiguous(memory_format=torch.channels_last)
+            last = micro == self.accumulation - 1
+            sync = contextlib.nullcontext() if last or not self.info.distributed else self.net.no_sync()
+            with sync:
+                with torch.autocast(self.info.device.type, dtype=self.amp_dtype or torch.float32,
+                                    enabled=self.amp_dtype is not None):
+                    logits = self.net(images, batch.landmarks)
+                    loss = self.model.loss(logits, batch.labels)
+                self.scaler.scale(loss / self.accumulation).backward()
+            loss_sum += loss.detach().float()
+        mean_loss = all_reduce_sum(loss_sum.to(self._collective_device())) / (self.accumulation * self.info.world_size)
+        mean_loss = float(mean_loss.item())
+        if not math.isfinite(mean_loss):
+            last_good = latest_checkpoint(self.out)
+            message = (f"loss is {mean_loss} at epoch {epoch}, step {step_in_epoch + 1} of the epoch (global step "
+                       f"{global_step}); training stopped before the update. Last good checkpoint: "
+                       f"{last_good if last_good else 'none (nothing was saved yet)'}")
+            self.log.write("diverged", epoch=epoch, step_in_epoch=step_in_epoch + 1, step=global_step,
+                           loss=str(mean_loss), last_good_checkpoint=str(last_good) if last_good else None)
+            raise TrainingDiverged(message)
+        grad_norm = None
+        if self.config["grad_clip"] is not None:
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config["grad_clip"]))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return mean_loss, grad_norm
+
+    def _collective_device(self) -> torch.device:
+        return self.info.device if self.info.device.type == "cuda" else torch.device("cpu")
+
+    # ---- checkpoints ---------------------------------------------------------------------------------
+    def _checkpoint(self, epoch: int, step_in_epoch: int, global_step: int) -> None:
+        """Save a training checkpoint (rank 0; every rank contributes its RNG state)."""
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            raise TrainingDiverged(f"weights hold NaN/inf at epoch {epoch}, global step {global_step}; "
+                                   f"not checkpointed. Last good checkpoint: {latest_checkpoint(self.out)}")
+        rng = all_gather_objects(capture_rng())
+        if self.info.is_main:
+            state = {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": scheduler_state(self.scheduler),
+                "scaler": self.scaler.state_dict(),
+                "epoch": epoch,
+                "step_in_epoch": step_in_epoch,
+                "global_step": global_step,
+                "world_size": self.info.world_size,
+                "rng": rng,
+                "config": self.config,
+                "library_version": __version__,
+            }
+            path = save_checkpoint(self.out, state, keep_last=self.config["checkpoint"]["keep_last"])
+            self.log.write("checkpoint", epoch=epoch, step_in_epoch=step_in_epoch, step=global_step, path=path.name)
+        barrier()
+
+    def _resume(self) -> tuple[int, int, int, Path | None]:
+        """(epoch, step in epoch, global step, checkpoint) to start from."""
+        found = latest_checkpoint(self.out)
+        if not self.config["resume"]:
+            if found is not None:
+                raise LTFaceParseError(f"{self.out}: the run folder already holds checkpoints ({found.name}); "
+                                       "resume it (--resume / resume=true) or choose another out")
+            return 0, 0, 0, None
+        if found is None:
+            return 0, 0, 0, None
+        state = load_checkpoint(found, map_location=self.info.device)
+        changed = _changed_keys(state.get("config", {}), self.config)
+        if changed:
+            raise LTFaceParseError(f"{found}: cannot resume, the config changed since this checkpoint: "
+                                   f"{', '.join(changed)} (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_scheduler(self.scheduler, state["scheduler"])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        rng = state["rng"]
+        restore_rng(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
+        return state["epoch"], state["step_in_epoch"], state["global_step"], found
+
+    # ---- validation and final weights ----------------------------------------------------------------
+    def _validate(self, epoch: int, *, save: bool) -> None:
+        from lt_faceparse.engine.evaluate import evaluate_model
+
+        record = evaluate_model(self.runner, self.val_set, protocol=self.config["val"]["protocol"],
+                                batch_size=self.config["val"]["batch_size"], device=self.info.device,
+                                provenance=self._provenance(epoch), num_workers=self.config["data"]["num_workers"],
+                                show_progress=False)
+        self.log.write("val", epoch=epoch, split=getattr(self.val_set, "split", None), num_images=record.num_images,
+                       mean_f1=record.mean_f1, mean_iou_with_bg=record.mean_iou_with_bg,
+                       mean_iou_without_bg=record.mean_iou_without_bg, pixel_accuracy=record.pixel_accuracy)
+        if save and self.info.is_main:
+            from lt_faceparse.records import save_record
+
+            save_record(record, self.out / "val")
+
+    def _provenance(self, epoch: int) -> dict[str, Any]:
+        kwargs = self.model_kwargs
+        return {
+            "model": self.config["model"]["name"],
+            "backbone": kwargs.get("backbone"),
+            "weights": str(self.out / FINAL_WEIGHTS),
+            "checkpoint_rule": CHECKPOINT_RULE if epoch == self.config["optim"]["epochs"] else f"epoch {epoch}",
+            "pretraining": _pretraining(kwargs),
+            "reported": False,
+            "source": f"trained with lt-faceparse {__version__}",
+        }
+
+    def _save_final(self) -> None:
+        from lt_faceparse.weights import save_model
+
+        data = self.config["data"]
+        metadata = {
+            "model": self.config["model"]["name"],
+            "model_kwargs": self.model_kwargs,
+            "taxonomy": self.taxonomy.name,
+            "resolution": data["resolution"],
+            "merge": getattr(self.train_set, "merge", data["merge"]),
+            "warp": data["warp"],
+            "dataset": getattr(self.train_set, "dataset_name", data["dataset"]),
+            "epochs": self.config["optim"]["epochs"],
+            "global_batch": self.global_batch,
+            "checkpoint_rule": CHECKPOINT_RULE,
+            "pretraining": _pretraining(self.model_kwargs),
+            "source": f"trained with lt-faceparse {__version__}",
+        }
+        save_model(self.model, self.out / FINAL_WEIGHTS, metadata)
+        self.log.write("final", path=FINAL_WEIGHTS)
+
+
+def _changed_keys(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ, except those a resumed run may change."""
+    changed = []
+    for key in sorted(set(saved) | set(current)):
+        path = f"{prefix}{key}"
+        if path in RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and path not in ("model.kwargs", "data.synthetic"):
+            changed += _changed_keys(a, b, f"{path}.")
+        elif a != b:
+            changed.append(path)
+    return changed
+
+
+def _check_not_test(val_dataset, build_dataset, name: str, root: Path, common: dict[str, Any]) -> None:
+    """Refuse a validation split that holds test images (Helen's ``val`` falls back to ``test``
+    when the tree has no ``val.txt``)."""
+    from lt_faceparse.errors import DataError
+
+    try:
+        test = build_dataset(name, root, "test", train=False, **common)
+    except (FileNotFoundError, DataError, ValueError):
+        return  # no test split in this tree
+    shared = set(val_dataset.names) & set(test.names)
+    if shared:
+        raise DataError(root, f"the {val_dataset.split!r} split shares {len(shared)} of {len(val_dataset)} images "
+                              f"with the test split; validation during training never uses test images "
+                              f"(set data.val_split=null to train without validation)")
+
+
+def _pretraining(model_kwargs: dict[str, Any]) -> str:
+    return "imagenet-1k" if model_kwargs.get("pretrained") else "none"

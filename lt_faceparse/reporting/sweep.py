@@ -1,0 +1,270 @@
+"""Sweeps: train, evaluate and time one model config over resolutions or backbones (Tables 2a/2b).
+
+Each setting lives in its own folder ``OUT/<model>-<backbone>-r<res>/``::
+
+    run/            the training run (lt_faceparse.engine.train: final.safetensors, log.jsonl, ...)
+    test/           the result record on the evaluation split, with bootstrap CIs
+    speed/          the speed record (batch 1, the run's resolution and device)
+    sweep.json      one summary row (written last, atomically: its presence means "finished")
+
+A rerun skips settings whose ``sweep.json`` exists and resumes interrupted training from its newest
+checkpoint, so a sweep can be stopped and restarted at any point.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from lt_faceparse.atomic import atomic_write_json
+from lt_faceparse.errors import DataError
+
+SWEEP_FILE = "sweep.json"
+SYNTHETIC_DATASET = "synthface-lt"
+
+
+@dataclass(frozen=True)
+class SweepSetting:
+    """One point of a sweep: ``axis`` says which knob varies (``resolution``, ``backbone`` or
+    ``model`` for a plain comparison of configs)."""
+
+    axis: str
+    model: str
+    backbone: str | None
+    resolution: int
+
+    @property
+    def name(self) -> str:
+        backbone = (self.backbone or "default").replace("/", "_")
+        return f"{self.model}-{backbone}-r{self.resolution}"
+
+
+def setting_of(config: dict[str, Any], axis: str = "model") -> SweepSetting:
+    return SweepSetting(axis, config["model"]["name"], config["model"]["kwargs"].get("backbone"),
+                        int(config["data"]["resolution"]))
+
+
+def plan_sweep(config: dict[str, Any], *, resolutions: Sequence[int] = (),
+               backbones: Sequence[str] = ()) -> list[tuple[SweepSetting, dict[str, Any]]]:
+    """The settings of a sweep and the config of each (``resolutions`` x the config's backbone, or
+    ``backbones`` x the config's resolution; both given: the full grid, axis ``"grid"``)."""
+    if not resolutions and not backbones:
+        raise ValueError("a sweep needs resolutions and/or backbones")
+    axis = "grid" if resolutions and backbones else ("resolution" if resolutions else "backbone")
+    res_list = list(resolutions) or [int(config["data"]["resolution"])]
+    bb_list = list(backbones) or [config["model"]["kwargs"].get("backbone")]
+    plan = []
+    for backbone in bb_list:
+        for res in res_list:
+            cfg = copy.deepcopy(config)
+            cfg["data"]["resolution"] = int(res)
+            if backbone is not None:
+                cfg["model"]["kwargs"]["backbone"] = backbone
+            plan.append((SweepSetting(axis, cfg["model"]["name"], backbone, int(res)), cfg))
+    return plan
+
+
+def dataset_label(config: dict[str, Any], name: str | None = None) -> str:
+    """Name under which results of this config are grouped: ``name`` when given, ``synthface-lt``
+    for generated data (SynthFace-LT is not the real dataset), else the config's dataset."""
+    if name:
+        return name
+    return SYNTHETIC_DATASET if config["data"].get("synthetic") else str(config["data"]["dataset"])
+
+
+def data_root(config: dict[str, Any]) -> Path:
+    """The dataset root of a config, generating SynthFace-LT (cached) when the config asks for it."""
+    from lt_faceparse.engine.config import expand_path
+
+    root = expand_path(config["data"]["root"])
+    if config["data"].get("synthetic"):
+        from lt_faceparse.data.synthetic import ensure_synthface
+
+        root = ensure_synthface(root, **config["data"]["synthetic"])
+    return Path(root)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split: str = "test",
+                 device: str = "cpu", n_resamples: int = 1000, dataset_name: str | None = None,
+                 extra: dict[str, Any] | None = None):
+    """Score a finished run's ``final.safetensors`` on ``split`` with bootstrap CIs; save the record."""
+    from lt_faceparse.data import build_dataset
+    from lt_faceparse.engine.evaluate import evaluate_model
+    from lt_faceparse.records import save_record
+    from lt_faceparse.weights import load_model
+
+    model, meta = load_model(run_dir / "final.safetensors", map_location=device)
+    data = config["data"]
+    root = data_root(config)
+    dataset = build_dataset(data["dataset"], root, split, resolution=meta["resolution"], merge=data["merge"])
+    provenance = {
+        "model": meta["model"],
+        "backbone": meta["model_kwargs"].get("backbone"),
+        "weights": str(run_dir / "final.safetensors"),
+        "checkpoint_rule": meta.get("checkpoint_rule"),
+        "pretraining": meta.get("pretraining"),
+        "source": meta.get("source"),
+        "reported": False,
+        "dataset": dataset_label(config, dataset_name),
+        "data_format": data["dataset"],
+        "data_root": str(root),
+        "epochs": meta.get("epochs"),
+        **(extra or {}),
+    }
+    record = evaluate_model(model, dataset, protocol=config["val"]["protocol"], batch_size=config["val"]["batch_size"],
+                            device=device, provenance=provenance, show_progress=False)
+    record = record.with_bootstrap_ci(n_resamples=n_resamples)
+    save_record(record, out_dir)
+    return record, model
+
+
+def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, *, split: str = "test",
+                speed_runs: int = 10, speed_warmup: int = 3, n_resamples: int = 1000,
+                runs_dir: str | Path | None = None, dataset_name: str | None = None,
+                log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train (or resume), evaluate and time one setting; return its summary row (skips a finished one).
+    ``dataset_name`` overrides the dataset name recorded in the results (see :func:`dataset_label`).
+
+    Results (record, speed, row) go to ``out_dir/<name>/``; the training run (weights, checkpoints)
+    to ``runs_dir/<name>/`` when given (keeps heavy files out of a results folder), else
+    ``out_dir/<name>/run/``."""
+    from lt_faceparse.engine.train import train
+    from lt_faceparse.speed import measure_speed, save_speed
+
+    folder = Path(out_dir) / setting.name
+    row_path = folder / SWEEP_FILE
+    if row_path.is_file():
+        row = load_sweep_row(row_path)
+        if log:
+            log(f"{setting.name}: finished earlier, skipped")
+        return row
+    cfg = copy.deepcopy(config)
+    run_dir = Path(runs_dir) / setting.name if runs_dir is not None else folder / "run"
+    cfg["out"] = str(run_dir)
+    cfg["resume"] = True  # continue an interrupted run; a fresh folder simply starts at epoch 0
+    device = resolve_device(cfg["device"])
+    cfg["device"] = device
+
+    tic = time.perf_counter()
+    if not (run_dir / "final.safetensors").is_file():
+        train(cfg)
+    train_seconds = time.perf_counter() - tic
+    tic = time.perf_counter()
+    record, model = evaluate_run(run_dir, cfg, folder / split, split=split, device=device,
+                                 n_resamples=n_resamples, dataset_name=dataset_name, extra={"run": setting.name})
+    eval_seconds = time.perf_counter() - tic
+    speed = measure_speed(model, setting.resolution, 1, device, warmup=speed_warmup, runs=speed_runs,
+                          info={"model": setting.model, "backbone": setting.backbone})
+    save_speed(speed, folder / "speed")
+    row = {
+        "kind": "sweep",
+        "name": setting.name,
+        "axis": setting.axis,
+        "model": setting.model,
+        "backbone": setting.backbone,
+        "resolution": setting.resolution,
+        "dataset": dataset_label(cfg, dataset_name),
+        "split": split,
+        "protocol": cfg["val"]["protocol"],
+        "epochs": cfg["optim"]["epochs"],
+        "train_images": None,
+        "num_images": record.num_images,
+        "mean_f1": record.mean_f1,
+        "mean_f1_ci": [record.ci["mean_f1"]["lower"], record.ci["mean_f1"]["upper"]] if record.ci else None,
+        "mean_iou_with_bg": record.mean_iou_with_bg,
+        "mean_iou_without_bg": record.mean_iou_without_bg,
+        "fps": speed["fps"],
+        "latency_ms_median": speed["latency_ms_median"],
+        "latency_ms_iqr": speed["latency_ms_iqr"],
+        "params": speed["params"],
+        "gflops": speed["gflops"],
+        "device": speed["device"],
+        "device_name": speed["device_name"],
+        "train_seconds": round(train_seconds, 2),
+        "eval_seconds": round(eval_seconds, 2),
+        "record": str((folder / split / "record.json").relative_to(folder)),
+    }
+    log_path = run_dir / "log.jsonl"
+    if log_path.is_file():
+        from lt_faceparse.engine.progress import read_log
+
+        starts = [e for e in read_log(log_path) if e.get("event") == "start"]
+        epochs = [e for e in read_log(log_path) if e.get("event") == "epoch"]
+        row["train_images"] = starts[-1].get("train_images") if starts else None
+        row["final_train_loss"] = epochs[-1].get("loss") if epochs else None
+    atomic_write_json(row_path, row)
+    if log:
+        log(f"{setting.name}: mean F1 {100 * record.mean_f1:.2f}, {speed['fps']:.1f} FPS "
+            f"(train {train_seconds:.0f} s, eval {eval_seconds:.0f} s)")
+    return row
+
+
+def run_sweep(config: dict[str, Any], out_dir: str | Path, *, resolutions: Sequence[int] = (),
+              backbones: Sequence[str] = (), split: str = "test", speed_runs: int = 10, n_resamples: int = 1000,
+              runs_dir: str | Path | None = None, dataset_name: str | None = None,
+              log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run every setting of :func:`plan_sweep` (finished ones skipped); return the rows."""
+    from rich.progress import Progress
+
+    plan = plan_sweep(config, resolutions=resolutions, backbones=backbones)
+    rows = []
+    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
+        task = progress.add_task("sweep", total=len(plan))
+        for setting, cfg in plan:
+            progress.update(task, description=f"sweep {setting.name}")
+            rows.append(run_setting(setting, cfg, out_dir, split=split, speed_runs=speed_runs,
+                                    n_resamples=n_resamples, runs_dir=runs_dir, dataset_name=dataset_name,
+                                    log=log))
+            progress.advance(task)
+    return rows
+
+
+def load_sweep_row(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        row = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(path, f"not a readable sweep row ({err})") from None
+    if not isinstance(row, dict) or row.get("kind") != "sweep":
+        raise DataError(path, "not a sweep row (missing \"kind\": \"sweep\")")
+    missing = [k for k in ("name", "axis", "model", "resolution", "mean_f1", "fps", "params") if k not in row]
+    if missing:
+        raise DataError(path, f"sweep row lacks {missing}")
+    return row
+
+
+def find_sweep_rows(root: str | Path) -> list[dict[str, Any]]:
+    """Every ``sweep.json`` under ``root`` (recursively), in path order."""
+    return [load_sweep_row(p) for p in sorted(Path(root).rglob(SWEEP_FILE))]
+
+
+def speed_only_rows(builders: Iterable[tuple[str, str | None, Callable[[], Any]]], resolution: int, *,
+                    device: str = "cpu", runs: int = 5, warmup: int = 2,
+                    out_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Params, GFLOPs and FPS of untrained models (Table 2a rows for backbones we cannot train
+    here): ``builders`` yields (model name, backbone, build function)."""
+    from lt_faceparse.speed import measure_speed, save_speed
+
+    rows = []
+    for model_name, backbone, build in builders:
+        model = build()
+        speed = measure_speed(model, resolution, 1, device, warmup=warmup, runs=runs,
+                              info={"model": model_name, "backbone": backbone, "trained": False})
+        if out_dir is not None:
+            save_speed(speed, out_dir)
+        rows.append(speed)
+        del model
+    return rows

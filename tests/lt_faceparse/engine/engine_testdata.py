@@ -1,0 +1,132 @@
+"""Helpers of the engine tests: a small in-memory dataset, test configs, and a script entry point
+(``python engine_testdata.py train|eval JSON`` or ``script PATH ARGS``) for runs in subprocesses and under torchrun."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from lt_faceparse.data.sample import Sample
+from lt_faceparse.engine.config import DEFAULTS, merge_dicts, validate_config
+from lt_faceparse.engine.tiny import TinyParser
+from lt_faceparse.taxonomy import get_taxonomy
+
+HERE = Path(__file__).resolve().parent
+
+
+class MemoryFaces(Dataset):
+    """``n`` random ``size`` x ``size`` images (drawn from ``seed``); the label of a pixel is a fixed
+    function of its colour, the same for every seed (argmax of a linear map over the first ``used``
+    classes), so a model can learn it."""
+
+    dataset_name = "memory"
+
+    def __init__(self, n: int, size: int = 16, *, split: str = "train", seed: int = 0, used: int = 5):
+        self.taxonomy = get_taxonomy("celebamask-hq")
+        self.split = split
+        self.merge = None
+        self.resolution = size
+        self.names = [f"{split}_{i:03d}" for i in range(n)]
+        self.images = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+        mixing = torch.randn(used, 3, generator=torch.Generator().manual_seed(1234))  # same rule for every split
+        self.labels = torch.einsum("kc,nchw->nkhw", mixing, self.images).argmax(1)  # n x H x W in 0..used-1
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> Sample:
+        return Sample(image=self.images[index], label=self.labels[index], name=self.names[index],
+                      orig_size=tuple(self.labels.shape[1:]), index=index, taxonomy=self.taxonomy.name)
+
+    def read_label(self, index: int) -> np.ndarray:
+        return self.labels[index].numpy().astype(np.uint8)
+
+
+def tiny_config(out: str | Path, **sections) -> dict:
+    """A validated config for TinyParser on MemoryFaces; ``sections`` are merged over the defaults."""
+    base = {
+        "model": {"name": "tiny", "kwargs": {"width": 8}},
+        "data": {"dataset": "memory", "root": "unused", "resolution": 16, "num_workers": 0, "val_split": None},
+        "optim": {"lr": 1e-2, "epochs": 2, "milestones": [1], "gamma": 0.5},
+        "batch": {"global": 8},
+        "device": "cpu",
+        "deterministic": False,
+        "log_every": 1,
+        "out": str(out),
+    }
+    config = merge_dicts(merge_dicts(DEFAULTS, base), sections)
+    validate_config(config)
+    return config
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun_command(nproc: int, *args: str) -> list[str]:
+    """This file run as a script by ``nproc`` torchrun workers rendezvousing on 127.0.0.1."""
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--nnodes=1",
+            "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(HERE / "engine_testdata.py"), *args]
+
+
+class TinyWithUnused(TinyParser):
+    """TinyParser plus a layer that never runs (like torchvision Swin's final norm in SegFace):
+    DDP must tolerate parameters without gradients."""
+
+    def __init__(self, num_classes: int = 19, width: int = 8):
+        super().__init__(num_classes, width)
+        self.unused = torch.nn.Linear(2, 2)
+
+
+def register_test_models() -> None:
+    from lt_faceparse.models import register_model
+
+    register_model("tiny_unused_test", TinyWithUnused, overwrite=True)
+
+
+def eval_model(seed: int = 0) -> TinyParser:
+    torch.manual_seed(seed)
+    return TinyParser(num_classes=19, width=8).eval()
+
+
+def _main(argv: list[str]) -> None:
+    torch.set_num_threads(1)
+    mode = argv[0]
+    if mode == "script":  # scripts/train.py with this file's test models registered
+        import runpy
+
+        register_test_models()
+        sys.argv = argv[1:]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        return
+    spec = json.loads(argv[1])
+    if mode == "train":
+        from lt_faceparse.engine.train import train
+
+        train(spec["config"], train_dataset=MemoryFaces(**spec["dataset"]))
+    elif mode == "eval":
+        from lt_faceparse.engine.distributed import barrier, init_distributed, shutdown_distributed
+        from lt_faceparse.engine.evaluate import evaluate_model
+        from lt_faceparse.records import save_record
+
+        info = init_distributed("cpu")
+        record = evaluate_model(eval_model(), MemoryFaces(**spec["dataset"]), batch_size=spec["batch_size"],
+                                protocol=spec["protocol"])
+        if info.is_main:
+            save_record(record, spec["out"])
+        barrier()
+        shutdown_distributed()
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

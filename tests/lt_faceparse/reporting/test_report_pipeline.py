@@ -1,0 +1,112 @@
+"""Sweep -> records -> report on a tiny model and a few generated images (the whole report path)."""
+
+import json
+
+import pytest
+
+from lt_faceparse.engine.config import load_config
+from lt_faceparse.errors import DataError
+from lt_faceparse.reporting.sweep import (
+    SweepSetting,
+    find_sweep_rows,
+    load_sweep_row,
+    plan_sweep,
+    run_sweep,
+)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """Two settings (32 and 64 px) of the tiny parser, one epoch on 40 SynthFace-LT images."""
+    import torch
+
+    torch.set_num_threads(1)
+    base = tmp_path_factory.mktemp("sweep")
+    cfg = load_config("synth_tiny", [f"data.root={base / 'data'}", "optim.epochs=1", "optim.milestones=[1]",
+                                     "data.synthetic={num_images: 40, size: 64, seed: 0}"])
+    rows = run_sweep(cfg, base / "results", resolutions=[32, 64], speed_runs=2, n_resamples=50,
+                     runs_dir=base / "runs")
+    return base, cfg, rows
+
+
+def test_plan_sweep_axes():
+    cfg = load_config("synth_segface_mobilenet")
+    plan = plan_sweep(cfg, resolutions=[64, 96])
+    assert [(s.axis, s.resolution, s.backbone) for s, _ in plan] == [("resolution", 64, "mobilenet"),
+                                                                     ("resolution", 96, "mobilenet")]
+    assert [c["data"]["resolution"] for _, c in plan] == [64, 96]
+    assert cfg["data"]["resolution"] == 128  # the given config is not modified
+    plan = plan_sweep(cfg, backbones=["mobilenet", "timm/resnet10t"])
+    assert [s.name for s, _ in plan] == ["segface-mobilenet-r128", "segface-timm_resnet10t-r128"]
+    assert plan[1][1]["model"]["kwargs"]["backbone"] == "timm/resnet10t"
+    assert SweepSetting("grid", "segface", None, 64).name == "segface-default-r64"
+    with pytest.raises(ValueError):
+        plan_sweep(cfg)
+
+
+def test_sweep_rows_records_and_resume(swept):
+    base, cfg, rows = swept
+    assert [r["resolution"] for r in rows] == [32, 64]
+    for row in rows:
+        assert row["dataset"] == "synthface-lt" and row["split"] == "test" and row["axis"] == "resolution"
+        assert 0.0 <= row["mean_f1"] <= 1.0 and row["fps"] > 0 and row["params"] > 0
+        assert row["num_images"] == 4 and row["train_images"] == 32
+        folder = base / "results" / row["name"]
+        record = json.loads((folder / "test" / "record.json").read_text())
+        assert record["provenance"]["dataset"] == "synthface-lt"
+        assert record["ci"]["mean_f1"]["lower"] <= record["mean_f1"] <= record["ci"]["mean_f1"]["upper"]
+        assert (base / "runs" / row["name"] / "final.safetensors").is_file()  # weights kept out of results
+        assert not (folder / "run").exists()
+    assert find_sweep_rows(base / "results") == rows
+    before = (base / "results" / rows[0]["name"] / "sweep.json").stat().st_mtime_ns
+    again = run_sweep(cfg, base / "results", resolutions=[32], speed_runs=2, n_resamples=50, runs_dir=base / "runs")
+    assert again == rows[:1]
+    assert (base / "results" / rows[0]["name"] / "sweep.json").stat().st_mtime_ns == before  # skipped
+
+
+def test_load_sweep_row_names_the_file(tmp_path):
+    path = tmp_path / "sweep.json"
+    path.write_text('{"kind": "sweep", "name": "x"}')
+    with pytest.raises(DataError, match="sweep.json.*lacks"):
+        load_sweep_row(path)
+
+
+def test_report_from_sweep_results(swept, tmp_path):
+    from lt_faceparse.analysis.frequency import compute_class_frequencies, write_frequency_report
+    from lt_faceparse.data import build_dataset
+    from lt_faceparse.reporting.readme import write_readme
+    from lt_faceparse.reporting.report import run_report
+    from lt_faceparse.reporting.sweep import data_root
+
+    base, cfg, rows = swept
+    root = data_root(cfg)
+    table = compute_class_frequencies(build_dataset("celebamask-hq", root, "train", resolution=None))
+    write_frequency_report(table, tmp_path / "freq")
+    out = tmp_path / "report"
+    outputs = run_report(base / "results", out, freq=tmp_path / "freq", examples=2, n_resamples=50)
+    write_readme(out, outputs, {"command": "test"})
+
+    # one model at its most common (here: smallest tied) resolution goes into the per-model figures
+    for stem in ("fig1_presence_vs_f1", "f1_vs_log_presence", "fps_vs_resolution", "qualitative",
+                 "confusion_tiny_32"):
+        for ext in ("png", "pdf", "caption.txt"):
+            assert (out / "figures" / f"{stem}.{ext}").is_file(), f"{stem}.{ext}"
+    assert not (out / "figures" / "confusion_tiny_64.png").exists()
+    caption = (out / "figures" / "fig1_presence_vs_f1.caption.txt").read_text()
+    assert "synthface-lt" in caption and "test split" in caption and "'input'" in caption and "tiny" in caption
+    for stem in ("table2b_resolution", "speed", "leaderboard-synthface_lt-celebamask_hq-test-segface-input"):
+        for ext in ("md", "csv", "tex"):
+            assert (out / "tables" / f"{stem}.{ext}").is_file(), f"{stem}.{ext}"
+    # our records form one group; the published CelebAMask-HQ rows never join it
+    ours = [g for g in outputs.leaderboard.groups if g.protocol["dataset"] == "synthface-lt"]
+    assert len(ours) == 1 and len(ours[0].records) == 2
+    assert all(not r.provenance["reported"] for r in ours[0].records)
+    assert any(g.protocol["dataset"] == "celebamask-hq" for g in outputs.leaderboard.groups)
+    # the tiny parser has no class tokens: no token figures, and no error
+    assert not list((out / "figures").glob("token_*"))
+    readme = (out / "README.md").read_text()
+    assert "## Headline findings" in readme and "Mean F1" in readme
+    table2b = (out / "tables" / "table2b_resolution.md").read_text().splitlines()
+    ours = [line for line in table2b if line.startswith("| ours")]
+    assert [line.split(" | ")[3] for line in ours] == ["32", "64"]  # our tiny sweep, by resolution
+    assert sum(line.startswith("| paper (CelebAMask-HQ)") for line in table2b) == 8  # the paper's Table 2b
