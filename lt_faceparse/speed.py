@@ -2,8 +2,9 @@
 
 Conventions (stated in every record under ``"conventions"``):
 
-- **FLOPs** come from :class:`torch.utils.flop_counter.FlopCounterMode` over one forward pass of a
-  single image: a multiply-add counts as 2 FLOPs, and only the operators torch's counter knows
+- **FLOPs** come from :class:`torch.utils.flop_counter.FlopCounterMode` over one steady-state
+  inference pass of a single image (counted after one uncounted pass, so one-time caches such as
+  folded weights are excluded): a multiply-add counts as 2 FLOPs, and only the operators torch's counter knows
   (convolutions, matrix products, attention) are counted; element-wise work and interpolation are
   not. ``gflops`` is ``flops / 1e9`` per image.
 - **Latency** is wall-clock time of one forward pass of a whole batch, measured after ``warmup``
@@ -40,8 +41,8 @@ SPEED_SCHEMA_VERSION = 1
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 CONVENTIONS = {
-    "flops": "torch.utils.flop_counter.FlopCounterMode, one image, multiply-add = 2 FLOPs; "
-    "convolutions/matmuls/attention only",
+    "flops": "torch.utils.flop_counter.FlopCounterMode, one image, steady-state inference pass (after one "
+    "uncounted pass), multiply-add = 2 FLOPs; convolutions/matmuls/attention only",
     "latency": "wall clock per batch forward after warm-up, device synchronised; median and IQR",
     "images_per_s": "batch_size / median latency",
     "peak_memory": "torch.cuda.max_memory_allocated over the timed passes (None on CPU)",
@@ -67,7 +68,10 @@ def _example_input(resolution: int, batch_size: int, device: torch.device) -> to
 
 
 def count_flops(model: nn.Module, resolution: int, *, device: str | torch.device = "cpu") -> int:
-    """FLOPs of one forward pass on one ``resolution x resolution`` image (multiply-add = 2)."""
+    """FLOPs of one steady-state inference pass on one ``resolution x resolution`` image
+    (multiply-add = 2). The pass is counted after one uncounted pass, so one-time work that a model
+    caches for inference (e.g. SegFace's folded fusion weights, its positional encoding) is not
+    charged to every image."""
     from torch.utils.flop_counter import FlopCounterMode
 
     device = torch.device(device)
@@ -75,8 +79,10 @@ def count_flops(model: nn.Module, resolution: int, *, device: str | torch.device
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        with torch.inference_mode():
             model(images)
+            with FlopCounterMode(display=False) as counter:
+                model(images)
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())

@@ -77,12 +77,14 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
     kwargs = dict(meta["model_kwargs"])
     if "pretrained" in kwargs:
         kwargs["pretrained"] = False  # the file holds every weight
-    model = build_model(meta["model"], **kwargs)
-    state = load_file(str(path), device=str(map_location))
-    try:
-        result = model.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # shape mismatches
-        raise DataError(path, f"weights do not fit model {meta['model']!r} {kwargs}: {err}") from None
+    # Build outside any caller's inference_mode, so the parameters stay ordinary (trainable) tensors.
+    with torch.inference_mode(False):
+        model = build_model(meta["model"], **kwargs)
+        state = load_file(str(path), device=str(map_location))
+        try:
+            result = model.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # shape mismatches
+            raise DataError(path, f"weights do not fit model {meta['model']!r} {kwargs}: {err}") from None
     if result.missing_keys or result.unexpected_keys:
         raise DataError(
             path,

@@ -29,7 +29,6 @@ import functools
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -160,7 +159,8 @@ def convert_official(
     src = Path(src)
     backbone = BACKBONE_ALIASES.get(backbone.lower(), backbone)
     if backbone not in TORCHVISION_BACKBONES:
-        raise KeyError(f"unknown backbone {backbone!r}; known: {list(TORCHVISION_BACKBONES)} or {sorted(BACKBONE_ALIASES)}")
+        raise KeyError(f"unknown backbone {backbone!r}; known: {list(TORCHVISION_BACKBONES)} "
+                       f"or the release's names {sorted(BACKBONE_ALIASES)}")
     tax = get_taxonomy(taxonomy)
     state = read_official(src)
     names = release_token_names(state)

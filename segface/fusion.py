@@ -78,7 +78,7 @@ class MLPFusion(nn.Module):
     def folded_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per stage (A_i: D x C_i, c_i: D); cached while no gradient is recorded and weights are unchanged."""
         params = list(self.parameters())
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or torch.compiler.is_compiling():
             return self._fold()
         key = (*map(tensor_stamp, params), torch.is_inference_mode_enabled())
         if self._folded is None or self._folded[0] != key:

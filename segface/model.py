@@ -25,6 +25,14 @@ class SegFace(nn.Module):
     the token-to-face attention B x heads x K x (H/4 * W/4), the final token-to-face attention
     last})``; the maps are computed only when asked.
 
+    The default forward computes the paper's function through exact refactorings (equal up to
+    float rounding; tested against the literal formulation): the fusion's per-stage share of the
+    fuse conv folded into each stage's Linear and applied at the stage's own resolution
+    (:mod:`segface.fusion`); the positional encoding cached per grid size; one product for the
+    two projections of faces + PE in each two-way block (:mod:`segface.transformer`); and the
+    output head as sub-pixel matrix products on pixel rows with one batched product for all class
+    logits (:func:`segface.decoder.subpixel_head`).
+
     State-dict layout: ``backbone.*`` (torchvision names), ``pe_layer.*``, ``fusion.*``,
     ``face_decoder.*`` (Segment Anything names). ``literal = True`` switches to the paper's literal
     formulation (concatenation fusion, uncached positional encoding, transposed convolutions and

@@ -47,7 +47,8 @@ class FaceParser:
 
     def __init__(self, model: nn.Module, taxonomy: str | Taxonomy, resolution: int, *,
                  device: str | torch.device = "cpu", batch_size: int = 4, warp: str | None = None):
-        self.model = model.to(device).eval()
+        # channels-last memory: convolutions run in NHWC and SegFace's face tokens need no transpose
+        self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.taxonomy = get_taxonomy(taxonomy)
         self.resolution = int(resolution)
         self.device = torch.device(device)
@@ -58,7 +59,8 @@ class FaceParser:
         self._warped: nn.Module | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu", batch_size: int = 4) -> "FaceParser":
+    def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu",
+                        batch_size: int = 4) -> "FaceParser":
         """A parser for one of our weight files (taxonomy, resolution and warp from its metadata)."""
         from lt_faceparse.weights import load_model
 
@@ -81,8 +83,9 @@ class FaceParser:
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
             batch = torch.stack([normalize_image(resize_image(img, (self.resolution,) * 2)) for img in chunk])
+            batch = batch.to(self.device, memory_format=torch.channels_last)
             with torch.inference_mode():
-                logits = self.model(batch.to(self.device))
+                logits = self.model(batch)
                 results += [self._finish(lg[None], img.shape[:2], probs) for lg, img in zip(logits, chunk)]
         return results
 

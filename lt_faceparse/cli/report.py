@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--include-reported", action="store_true", help="add the published (reported) rows")
     p.add_argument("--reference", help="row label to compare every other row of its group against (Δ view)")
     p.add_argument("--speed", type=Path, help="folder of speed records (default: --results)")
+    p.add_argument("--mixed", action="store_true", help="one table per dataset and split even where merge preset "
+                   "or scoring protocol differ (shown in columns and noted), as the papers print them")
     p.add_argument("--out", type=Path, required=True, help="output folder for the tables")
     p.set_defaults(func=_leaderboard)
 
@@ -101,7 +103,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     if args.results is None and not args.include_reported:
         raise SystemExit("lt-faceparse leaderboard: error: give --results and/or --include-reported")
     run_leaderboard(args.results, args.out, dataset=args.dataset, include_reported=args.include_reported,
-                    reference=args.reference, split=args.split, speed_dir=args.speed)
+                    reference=args.reference, split=args.split, speed_dir=args.speed, mixed=args.mixed)
     return 0
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -287,7 +288,12 @@ class CelebAMaskHQ(FaceParsingDataset):
         label = self.cache.get(name, fp)
         if label is None:
             label = self.build_label(index)
-            self.cache.put(name, fp, label)
+            try:
+                self.cache.put(name, fp, label)
+            except OSError as err:  # cache folder not writable: keep working without it
+                warnings.warn(f"label cache {self.cache.directory} not writable ({err}); caching disabled",
+                              stacklevel=2)
+                self.cache = None
         return label
 
     # ---- cache ----------------------------------------------------------------------------------
@@ -308,4 +314,7 @@ class CelebAMaskHQ(FaceParsingDataset):
     def finish_pass(self) -> None:
         """Called after a full pass over every label: marks the cache complete."""
         if self.cache is not None:
-            self.cache.write_manifest(self.fingerprints())
+            try:
+                self.cache.write_manifest(self.fingerprints())
+            except OSError as err:
+                warnings.warn(f"label cache manifest not written ({err})", stacklevel=2)

@@ -114,6 +114,9 @@ class LaPa(FaceParsingDataset):
     def __init__(self, root: str | Path, split: str = "train", **kwargs):
         if split not in SPLITS:
             raise ValueError(f"unknown LaPa split {split!r}; use one of {SPLITS}")
+        if kwargs.get("flip") and kwargs.get("landmark_mirror") is None:
+            raise ValueError("flipping LaPa samples needs a mirror permutation of its 106-point layout "
+                             "(landmark_mirror=...); the released recipe does not flip")
         root = Path(root)
         self._image_paths = list_split(root, split)
         super().__init__(root, split, get_taxonomy("lapa"), sorted(self._image_paths), **kwargs)

@@ -68,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "channels_last": False,  # memory format on CUDA
     "grad_clip": None,  # max global grad norm, or None
     "sync_bn": False,  # convert BatchNorm to SyncBatchNorm under DDP
+    "precise_bn_batches": 0,  # >0: re-estimate BN running stats of the final weights over N train batches
     "find_unused_parameters": True,  # DDP: allow parameters without gradients (Swin's final norm)
     "seed": 0,
     "deterministic": False,  # torch.use_deterministic_algorithms + seeded everything
@@ -255,7 +256,7 @@ def validate_config(config: dict[str, Any], *, source: str | Path | None = None)
             fail(key, f"must be true or false, got {config[key]!r}")
     if not isinstance(config["resume"], bool):
         fail("resume", f"must be true or false, got {config['resume']!r}")
-    for key in ("log_every", "seed"):
+    for key in ("log_every", "seed", "precise_bn_batches"):
         if not isinstance(config[key], int) or config[key] < (1 if key == "log_every" else 0):
             fail(key, f"must be an integer, got {config[key]!r}")
     if config["out"] is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn as nn
 
@@ -16,6 +18,9 @@ class BatchRunner(nn.Module):
     face given by the landmarks (5 points, or LaPa's 106), the model runs in the warped frame and its
     logits are warped back, so loss and metrics see the input frame. The wrapped model stays
     reachable as ``.model`` (its state dict is what gets saved).
+
+    Models whose ``loss`` takes ``extras`` (BiSeNet's auxiliary heads) get ``(logits, extras)`` back
+    in training mode without a warp, so every head they train is trained; otherwise logits only.
     """
 
     def __init__(self, model: nn.Module, warp: str | None = None, warped_size: int = 512):
@@ -30,9 +35,19 @@ class BatchRunner(nn.Module):
         else:
             self.net = model
         self.__dict__["model"] = model  # plain reference; the weights are registered once, under .net
+        self.loss_takes_extras = "extras" in inspect.signature(model.loss).parameters
 
-    def forward(self, images: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor:
+    def compute_loss(self, output: torch.Tensor | tuple, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, logits) from what :meth:`forward` returned."""
+        if isinstance(output, tuple):
+            logits, extras = output
+            return self.model.loss(logits, target, extras), logits
+        return self.model.loss(output, target), output
+
+    def forward(self, images: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor | tuple:
         if self.warp is None:
+            if self.training and self.loss_takes_extras:
+                return self.net(images, return_extras=True)
             return self.net(images)
         if landmarks is None:
             raise ValueError("the tanh-warp needs landmarks, but the batch has none")

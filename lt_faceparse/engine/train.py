@@ -202,6 +202,7 @@ class _Trainer:
                 every = self.config["val"]["every_epochs"]
                 if self.val_set is not None and epoch < epochs and every and epoch % every == 0:
                     self._validate(epoch, save=False)
+        self._precise_bn(seeded)
         if self.val_set is not None:
             self._validate(epochs, save=True)
         if self.info.is_main:
@@ -258,8 +259,7 @@ class _Trainer:
             with sync:
                 with torch.autocast(self.info.device.type, dtype=self.amp_dtype or torch.float32,
                                     enabled=self.amp_dtype is not None):
-                    logits = self.net(images, batch.landmarks)
-                    loss = self.model.loss(logits, batch.labels)
+                    loss, _ = self.runner.compute_loss(self.net(images, batch.landmarks), batch.labels)
                 self.scaler.scale(loss / self.accumulation).backward()
             loss_sum += loss.detach().float()
         mean_loss = all_reduce_sum(loss_sum.to(self._collective_device())) / (self.accumulation * self.info.world_size)
@@ -333,6 +333,42 @@ class _Trainer:
         return state["epoch"], state["step_in_epoch"], state["global_step"], found
 
     # ---- validation and final weights ----------------------------------------------------------------
+    def _precise_bn(self, seeded: EpochSeededDataset) -> None:
+        """Re-estimate the BatchNorm running statistics of the final weights ("precise BN").
+
+        Over ``precise_bn_batches`` training batches per rank (a fresh permutation), each batch's
+        statistics count equally (``momentum=None``); the result is averaged over ranks. Weights
+        are untouched. Short from-scratch runs need it: torchvision's MobileNetV3 uses BN momentum
+        0.01, so after a few hundred steps its running statistics still lag the weights.
+        """
+        n = self.config["precise_bn_batches"]
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not n or not norms:
+            return
+        from lt_faceparse.data import make_loader
+
+        epochs, seed = self.config["optim"]["epochs"], self.config["seed"]
+        sampler = ResumableDistributedSampler(self.train_set, num_replicas=self.info.world_size,
+                                              rank=self.info.rank, shuffle=True, seed=seed)
+        sampler.set_epoch(epochs)
+        seeded.set_epoch(epochs)
+        loader = make_loader(seeded, self.per_gpu, shuffle=False, num_workers=self.config["data"]["num_workers"],
+                             sampler=sampler, drop_last=True, seed=worker_seed(seed, epochs, self.info.rank))
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches
+        self.runner.train()
+        with torch.no_grad():
+            for _, batch in zip(range(n), loader):
+                batch = batch.to(self.info.device)
+                self.runner(batch.images, batch.landmarks)
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+            for buffer in (m.running_mean, m.running_var):
+                buffer.copy_(all_reduce_sum(buffer.clone()) / self.info.world_size)
+        self.log.write("precise_bn", batches=min(n, len(loader)), layers=len(norms))
+
     def _validate(self, epoch: int, *, save: bool) -> None:
         from lt_faceparse.engine.evaluate import evaluate_model
 
@@ -375,6 +411,7 @@ class _Trainer:
             "epochs": self.config["optim"]["epochs"],
             "global_batch": self.global_batch,
             "checkpoint_rule": CHECKPOINT_RULE,
+            "precise_bn_batches": self.config["precise_bn_batches"],
             "pretraining": _pretraining(self.model_kwargs),
             "source": f"trained with lt-faceparse {__version__}",
         }

@@ -140,18 +140,17 @@ def f1_vs_presence_figure(presence: Mapping[int, float], series: Sequence[Series
             ax.errorbar(np.asarray(xs) * jitter, ys, yerr=[lo, hi], fmt=MARKERS[k % len(MARKERS)],
                         color=colors[k], ecolor=colors[k], elinewidth=0.9, capsize=2, markersize=4,
                         label=s.label)
-        if series:
-            first = series[0]
-            for i in ids:
-                if _finite(first.values.get(i)):
-                    ax.annotate(taxonomy[i].display, (presence[i], 100 * first.values[i]), fontsize=6.5,
-                                xytext=(3, 3), textcoords="offset points", color="0.25")
+        for i in ids:  # class names next to the highest point of each class
+            values = [s.values[i] for s in series if _finite(s.values.get(i))]
+            if values:
+                ax.annotate(taxonomy[i].display, (presence[i], 100 * max(values)), fontsize=6.5,
+                            xytext=(3, 3), textcoords="offset points", color="0.25")
         ax.set_xscale("log")
         ax.set_xlabel("presence probability (fraction of training images with the class, log scale)")
         ax.set_ylabel("F1 (%)")
         ax.set_ylim(-2, 102)
         ax.grid(linewidth=0.3, alpha=0.6, which="both")
-        ax.legend(loc="lower right", frameon=True, framealpha=0.9)
+        ax.legend(loc="best", frameon=True, framealpha=0.9)
         if title:
             ax.set_title(title)
         fig.tight_layout()

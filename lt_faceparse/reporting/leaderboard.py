@@ -29,6 +29,7 @@ from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 PROTOCOL_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol")
 BIN_NAMES = ("rare", "common", "frequent")
 UNKNOWN = "unknown"
+MIXED = "mixed"
 
 CONVENTION_NOTE = (
     "F1 per class from pixel counts pooled over the split; mean F1 over foreground classes; "
@@ -173,13 +174,22 @@ class Leaderboard:
         return len(self.groups)
 
 
-def group_records(records: Iterable[Any]) -> list[tuple[dict[str, str], list[Any]]]:
-    """Records grouped by :func:`protocol_of`, groups in first-seen order."""
+def group_records(records: Iterable[Any], *, mixed: bool = False) -> list[tuple[dict[str, str], list[Any]]]:
+    """Records grouped by :func:`protocol_of`, groups in first-seen order. ``mixed``: group by
+    dataset, taxonomy and split only; merge preset and protocol may then differ inside a group
+    (the group's value reads ``mixed``) and the table marks them (see :func:`build_leaderboard`)."""
+    keys = PROTOCOL_KEYS if not mixed else ("dataset", "taxonomy", "split")
     groups: dict[tuple, tuple[dict, list]] = {}
     for record in records:
         protocol = protocol_of(record)
-        key = tuple(protocol[k] for k in PROTOCOL_KEYS)
-        groups.setdefault(key, (protocol, []))[1].append(record)
+        key = tuple(protocol[k] for k in keys)
+        if key not in groups:
+            groups[key] = (dict(protocol), [])
+        group_protocol, members = groups[key]
+        for k in PROTOCOL_KEYS:
+            if group_protocol[k] != protocol[k]:
+                group_protocol[k] = MIXED
+        members.append(record)
     return list(groups.values())
 
 
@@ -233,6 +243,10 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
         Column("pretraining", "Pretrain", "str"),
         Column("checkpoint_rule", "Ckpt", "str"),
     ]
+    if protocol.get("merge") == MIXED:
+        columns.append(Column("merge", "Merge", "str"))
+    if protocol.get("protocol") == MIXED:
+        columns.append(Column("protocol", "Protocol", "str"))
     columns += [Column(f"f1_{i}", taxonomy[i].display, "pct", "max") for i in class_ids]
     columns += [
         Column("mean_f1", "Mean F1", "pct", "max"),
@@ -257,6 +271,8 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
             "resolution": str(prov.get("resolution") or "-"),
             "pretraining": str(prov.get("pretraining") or "-"),
             "checkpoint_rule": str(prov.get("checkpoint_rule") or "-"),
+            "merge": protocol_of(record)["merge"],
+            "protocol": protocol_of(record)["protocol"],
             "mean_f1": getattr(record, "mean_f1", None),
             "ci": mean_f1_ci(record),
             "miou_nobg": getattr(record, "mean_iou_without_bg", None),
@@ -359,18 +375,26 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
 
 def build_leaderboard(records: Iterable[Any], *, speed_records: Sequence[dict] = (),
                       reference: str | None = None, n_resamples: int = 1000, seed: int = 0,
-                      bins: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> Leaderboard:
+                      bins: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+                      mixed: bool = False) -> Leaderboard:
     """Group ``records`` by protocol and build one table per group (+ a Δ table when ``reference``
     names a row of that group). Reported rows come after ours, then rows by mean F1, best first.
     ``bins`` maps a dataset name to its presence bins (``{bin: [class names]}``) for F1@bin columns
-    of records that carry no bins of their own."""
+    of records that carry no bins of their own. ``mixed`` puts rows of one dataset and split in one
+    table even when their merge preset or protocol differ (as the papers print them); those columns
+    are then shown and the table notes every difference."""
     groups = []
-    for protocol, members in group_records(records):
+    for protocol, members in group_records(records, mixed=mixed):
         members = sorted(members, key=lambda r: (is_reported(r), -_sort_value(getattr(r, "mean_f1", None))))
         labels = _unique_labels(members)
         group_bins = (bins or {}).get(protocol["dataset"])
         table = leaderboard_table(members, protocol, speed_records=speed_records, labels=labels, bins=group_bins)
         notes = _mixed_notes(members, labels)
+        differing = [k for k in ("merge", "protocol") if protocol[k] == MIXED]
+        if differing:
+            values = {k: sorted({protocol_of(r)[k] for r in members}) for k in differing}
+            notes.append("Not strictly comparable: rows differ in " + "; ".join(
+                f"{k} ({', '.join(v)})" for k, v in values.items()) + " (see those columns).")
         if group_bins:
             notes.append("F1@rare/common/frequent: records without bins of their own use the presence bins of "
                          f"the {protocol['dataset']} class-frequency report: "
@@ -463,7 +487,7 @@ def print_leaderboard(leaderboard: Leaderboard, console: Any = None) -> None:
 
 def run_leaderboard(results: str | Path | None, out_dir: str | Path, *, dataset: str | None = None,
                     include_reported: bool = False, reference: str | None = None, split: str | None = None,
-                    speed_dir: str | Path | None = None, show: bool = True) -> Leaderboard:
+                    speed_dir: str | Path | None = None, mixed: bool = False, show: bool = True) -> Leaderboard:
     """Collect, group, write and (optionally) print: what ``lt-faceparse leaderboard`` runs."""
     from lt_faceparse.errors import DataError
     from lt_faceparse.speed import find_speed_records
@@ -474,7 +498,7 @@ def run_leaderboard(results: str | Path | None, out_dir: str | Path, *, dataset:
                         + (" and published rows" if include_reported else "") + ")")
     speed_root = speed_dir if speed_dir is not None else results
     speed_records = find_speed_records(speed_root) if speed_root is not None and Path(speed_root).exists() else []
-    leaderboard = build_leaderboard(records, speed_records=speed_records, reference=reference)
+    leaderboard = build_leaderboard(records, speed_records=speed_records, reference=reference, mixed=mixed)
     write_leaderboard(leaderboard, out_dir)
     if show:
         print_leaderboard(leaderboard)

@@ -72,6 +72,17 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
         return ["- No result records were found."]
     tax = get_taxonomy(main[0].taxonomy)
     lines = []
+    freq = outputs.frequency
+    if freq is not None and freq.taxonomy.name == tax.name:
+        presence = freq.presence()
+        s = freq.summary
+        lines.append(
+            f"- **The data is long-tailed**: in the {s.get('num_images')} training images the tail classes appear "
+            f"with presence probability " + ", ".join(f"{tax[i].display} {100 * presence[tax.names[i]]:.1f}%"
+                                                     for i in tax.accessory_ids)
+            + f" (head classes up to {100 * max(presence[tax.names[i]] for i in tax.foreground_ids):.0f}%); "
+            f"Gini coefficient of the foreground classes' presence {s.get('gini_image'):.3f}, of their pixel "
+            f"counts {s.get('gini_pixel'):.3f}.")
     ranked = sorted(main, key=lambda r: -(r.mean_f1 if r.mean_f1 == r.mean_f1 else -1))
     lines.append("- **Mean F1 (foreground classes, test split)**: " + "; ".join(
         f"{record_label(r)} {_pct(r.mean_f1)}"

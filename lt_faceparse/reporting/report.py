@@ -111,13 +111,12 @@ def series_of(records: Sequence[Any], taxonomy: Taxonomy) -> list[F.Series]:
 # ---- Table 2a / 2b -----------------------------------------------------------------------------------
 
 def _paper_frame(table: str):
-    try:
-        from lt_faceparse.reporting.published import published_frame
-    except ImportError:  # pragma: no cover - published data ships with the package
-        return None
+    """The paper's Table 2a/2b rows (percent, as printed), or None when the table is not shipped."""
+    from lt_faceparse.reporting.published import published_frame
+
     try:
         return published_frame(table)
-    except (KeyError, DataError):
+    except KeyError:
         return None
 
 
@@ -317,13 +316,15 @@ def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutput
     samples = [dataset[i] for i in indices]
     images = [denormalize(s.image) for s in samples]
     labels = [s.label.numpy().astype(np.uint8) for s in samples]
-    predictions = {record_label(r): [_predict(m, s.image, device) for s in samples] for r, m in loaded}
+    short = short_labels([r for r, _ in loaded])
+    predictions = {name: [_predict(m, s.image, device) for s in samples] for name, (r, m) in zip(short, loaded)}
     caption_base = data_caption(same_res) + " " + models_caption([r for r, _ in loaded])
     fig = F.qualitative_figure(images, labels, predictions, taxonomy, names=[s.name for s in samples])
     outputs.add("qualitative", F.save_figure(fig, out_dir, "qualitative", (
         "Qualitative comparison (SegFace Figure 3 style): input, ground truth, each model's prediction, and a "
         "zoomed crop around the rarest tail class present (ground truth, then each model). Images chosen as "
-        "the test images with the most tail classes. Colours: class palette (class_legend). " + caption_base)))
+        "the test images with the most tail classes. Colours: class palette (class_legend). Columns: "
+        + ", ".join(f"{name} = {record_label(r)}" for name, (r, _) in zip(short, loaded)) + ". " + caption_base)))
     outputs.add("class_legend", F.save_figure(F.legend_figure(taxonomy), out_dir, "class_legend",
                                               f"Class colours of taxonomy {taxonomy.name}."))
 
@@ -348,6 +349,25 @@ def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutput
                 f"tokens and scaled to each map's maximum, on test image {sample.name}. Share of the final-layer "
                 f"attention mass on the token's own ground-truth class: {share_text}. " + caption_base))
         break  # one SegFace model is enough for the token figures
+
+
+def short_labels(records: Sequence[Any]) -> list[str]:
+    """Panel titles: the model name, plus the backbone's last name part and the resolution only
+    where needed to tell records apart."""
+    def parts(r: Any, level: int) -> str:
+        prov = provenance_of(r)
+        name = str(prov.get("model") or record_label(r))
+        if level >= 1 and prov.get("backbone"):
+            name += f" ({str(prov['backbone']).split('/')[-1]})"
+        if level >= 2 and prov.get("resolution"):
+            name += f" @{prov['resolution']}"
+        return name
+
+    for level in range(3):
+        labels = [parts(r, level) for r in records]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [record_label(r) for r in records]
 
 
 def _slug(text: str) -> str:

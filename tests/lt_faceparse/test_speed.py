@@ -49,6 +49,26 @@ def test_count_flops_by_hand():
     assert count_flops(TwoLayer(), 16) == expected
 
 
+class CachesWork(nn.Module):
+    """Builds a 4x4 weight product on its first inference pass and reuses it afterwards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.randn(4, 4))
+        self.b = nn.Parameter(torch.randn(4, 3))
+        self.folded = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.folded is None:
+            self.folded = self.a @ self.b  # 2*4*4*3 = 96 FLOPs, once
+        return torch.einsum("oc,bchw->bohw", self.folded, x)
+
+
+def test_count_flops_excludes_one_time_caches():
+    # steady state: only the per-pixel 4x3 projection, 2*4*3 FLOPs per pixel of an 8x8 image
+    assert count_flops(CachesWork(), 8) == 2 * 4 * 3 * 64
+
+
 def test_measure_speed_keys_and_values():
     result = measure_speed(TwoLayer(), 16, 2, "cpu", warmup=1, runs=5, info={"model": "two", "backbone": None})
     assert result["kind"] == "speed"

@@ -69,3 +69,12 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("killed")
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_load_inside_inference_mode_gives_ordinary_parameters(tmp_path):
+    model = _Toy()
+    save_model(model, tmp_path, {"model": "_toy_for_weight_tests", "model_kwargs": model.build_kwargs,
+                                 "taxonomy": "x", "resolution": 8})
+    with torch.inference_mode():
+        loaded, _ = load_model(tmp_path)
+    assert not any(p.is_inference() for p in loaded.parameters())

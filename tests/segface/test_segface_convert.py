@@ -199,3 +199,16 @@ def test_every_release_key_maps_for_every_backbone(backbone):
     assert release["face_decoder.transformer.layers.0.cross_attn_token_to_image.q_proj.weight"].shape == (128, 256)
     assert "face_decoder.transformer.norm_final_attn.weight" in release
     assert {k.split(".")[2] for k in release if k.startswith("face_decoder.output_upscaling")} == {"0", "1", "3"}
+
+
+def test_convert_official_cli_writes_metadata(release_mobilenet, tmp_path):
+    from lt_faceparse.cli import main
+    from lt_faceparse.weights import read_metadata
+
+    _, path = release_mobilenet
+    assert main(["convert-official", "--src", str(path), "--backbone", "mobilenet",
+                 "--taxonomy", "celebamask-hq", "--out", str(tmp_path / "conv")]) == 0
+    meta = read_metadata(tmp_path / "conv")
+    assert meta["model"] == "segface" and meta["taxonomy"] == "celebamask-hq" and meta["resolution"] == 512
+    assert meta["model_kwargs"]["backbone"] == "mobilenet" and meta["model_kwargs"]["num_classes"] == 19
+    assert "mobilenet_celeba_512/model_299.pt" in meta["source"] and meta["warp"] is None

@@ -45,6 +45,22 @@ def test_fast_path_equals_literal_formulation(mobile):
     assert (fast - literal).abs().max() < 1e-5
 
 
+def test_fast_path_gradients_equal_literal_gradients(mobile):
+    x = torch.randn(1, 3, 64, 64)
+    target = torch.randint(0, 5, (1, 64, 64))
+    grads = []
+    for literal in (False, True):
+        mobile.zero_grad()
+        mobile.literal = literal
+        try:
+            mobile.loss(mobile(x), target).backward()
+        finally:
+            mobile.literal = False
+        grads.append({n: p.grad.clone() for n, p in mobile.named_parameters() if not n.startswith("backbone.")})
+    for name, g in grads[0].items():
+        assert torch.allclose(g, grads[1][name], atol=1e-5, rtol=1e-4), name
+
+
 def test_fusion_fast_path_matches_hand_written_concat():
     torch.manual_seed(1)
     channels = (8, 16, 24, 40)

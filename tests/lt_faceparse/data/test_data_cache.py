@@ -106,3 +106,13 @@ def test_cache_for_other_merge_or_root_is_refused(tree, tmp_path):
         LabelCache(ds.cache.directory, root=tree, dataset="celebamask-hq", merge_order=["skin", "hair"])
     with pytest.raises(DataError, match="root"):
         LabelCache(ds.cache.directory, root=tmp_path, dataset="celebamask-hq", merge_order=ds.merge_order)
+
+
+def test_unwritable_cache_folder_falls_back_to_no_cache(tree, tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should go")
+    ds = build_dataset("celebamask-hq", tree, "train", resolution=None, cache_dir=blocker)
+    with pytest.warns(UserWarning, match="caching disabled"):
+        label = ds.read_label(0)
+    np.testing.assert_array_equal(label, np.array(EXPECTED["segface"], dtype=np.uint8))
+    assert ds.cache is None and ds.cache_status() is None

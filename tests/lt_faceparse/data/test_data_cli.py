@@ -26,6 +26,8 @@ def test_synth_then_check(tmp_path, capsys):
     assert main(["check-dataset", "--dataset", "helen", "--root", str(out), "--json"]) == 1
     problems = json.loads(capsys.readouterr().out)
     assert sum(p["level"] == "error" for p in problems) == 6  # every image lacks its landmarks line
+    assert main(["check-dataset", "--dataset", "helen", "--root", str(out), "--quick"]) == 1  # no decoding
+    assert "6 error(s)" in capsys.readouterr().out
 
     # a non-empty output folder is refused with a clear error (exit code 2)
     assert main(["synth", "--out", str(out), "--num-images", "2"]) == 2

@@ -128,3 +128,37 @@ def test_resume_refuses_a_changed_config(tmp_path):
         train(tiny_config(run, resume=True, optim={"lr": 0.5}), train_dataset=MemoryFaces(32))
     # how the global batch is split, where data lives, how often to log may change
     train(tiny_config(run, resume=True, batch={"global": 8, "per_gpu": 4}, log_every=3), train_dataset=MemoryFaces(32))
+
+
+class _TinyBN(torch.nn.Module):
+    """conv -> BatchNorm -> 1x1 classifier: a model whose running statistics matter."""
+
+    def __init__(self, num_classes: int = 19):
+        super().__init__()
+        self.build_kwargs = {"num_classes": num_classes}
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.norm = torch.nn.BatchNorm2d(4, momentum=0.01)
+        self.classifier = torch.nn.Conv2d(4, num_classes, 1)
+
+    def forward(self, images):
+        return self.classifier(torch.relu(self.norm(self.conv(images))))
+
+    def loss(self, logits, target):
+        return torch.nn.functional.cross_entropy(logits, target, ignore_index=255)
+
+
+@pytest.mark.parametrize("precise_bn_batches", [0, 1])
+def test_precise_bn_sets_running_statistics_of_the_final_weights(tmp_path, precise_bn_batches):
+    register_model("tiny_bn_test", _TinyBN, overwrite=True)
+    data = MemoryFaces(16)
+    config = tiny_config(tmp_path / "run", model={"name": "tiny_bn_test", "kwargs": {}}, batch={"global": 16},
+                         optim={"epochs": 3}, precise_bn_batches=precise_bn_batches)
+    run = train(config, train_dataset=data)
+    model, meta = load_model(run / "final.safetensors")
+    assert meta["precise_bn_batches"] == precise_bn_batches
+    with torch.no_grad():
+        features = model.conv(data.images)  # BN input over the whole training set (one batch of 16)
+    mean, var = features.mean((0, 2, 3)), features.var((0, 2, 3), unbiased=True)
+    matches = torch.allclose(model.norm.running_mean, mean, atol=1e-5) and \
+        torch.allclose(model.norm.running_var, var, rtol=1e-4)
+    assert matches == bool(precise_bn_batches)  # momentum 0.01 over 3 steps stays far from the batch statistics

@@ -152,3 +152,18 @@ def test_bins_from_a_frequency_report_fill_f1_at_bin():
     assert "F1@rare" in [c.header for c in board.groups[0].table.columns]
     other = build_leaderboard([rec], bins={"celebamask-hq": bins})  # bins of another dataset: not used
     assert "F1@rare" not in [c.header for c in other.groups[0].table.columns]
+
+
+def test_mixed_mode_keeps_one_table_but_marks_the_differences():
+    a = make_record("a", [0, 0])
+    c = make_record("c", [0, 0], protocol="native")
+    other_split = make_record("d", [0, 0], split="val")
+    board = build_leaderboard([a, c, other_split], mixed=True)
+    assert [len(g.records) for g in board.groups] == [2, 1]  # splits still never mix
+    group = board.groups[0]
+    assert group.protocol["protocol"] == "mixed" and "mixed scoring" in group.table.title
+    headers = [col.header for col in group.table.columns]
+    assert "Protocol" in headers and "Merge" not in headers  # only what differs is shown
+    assert [r["protocol"] for r in group.table.rows] == ["input", "native"]
+    assert "Not strictly comparable: rows differ in protocol (input, native) (see those columns)." in group.notes
+    assert "Protocol" not in [col.header for col in build_leaderboard([a, c]).groups[0].table.columns]

@@ -106,7 +106,25 @@ def test_report_from_sweep_results(swept, tmp_path):
     assert not list((out / "figures").glob("token_*"))
     readme = (out / "README.md").read_text()
     assert "## Headline findings" in readme and "Mean F1" in readme
+    assert "The data is long-tailed" in readme and "Gini coefficient" in readme
+    assert "`figures/qualitative.{caption.txt,pdf,png}`" in readme
     table2b = (out / "tables" / "table2b_resolution.md").read_text().splitlines()
     ours = [line for line in table2b if line.startswith("| ours")]
     assert [line.split(" | ")[3] for line in ours] == ["32", "64"]  # our tiny sweep, by resolution
     assert sum(line.startswith("| paper (CelebAMask-HQ)") for line in table2b) == 8  # the paper's Table 2b
+
+
+def test_benchmark_plans_make_valid_training_configs(tmp_path):
+    from lt_faceparse.engine.config import validate_config
+    from lt_faceparse.reporting.benchmark import DEFAULT, QUICK, plan_config
+
+    for plan in (QUICK, DEFAULT):
+        assert sum(plan.splits) == pytest.approx(1.0)
+        for res in (plan.resolution, *plan.sweep_resolutions):
+            assert res % 32 == 0  # SegFace needs multiples of its deepest stride
+        for model, kwargs in plan.models:
+            cfg = plan_config(plan, tmp_path, model, kwargs, plan.resolution)
+            validate_config(cfg)
+            assert cfg["model"] == {"name": model, "kwargs": kwargs}
+            assert cfg["data"]["root"] == str(tmp_path) and cfg["data"]["synthetic"] is None
+            assert cfg["optim"]["epochs"] == plan.epochs and cfg["device"] == "cpu"
