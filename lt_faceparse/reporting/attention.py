@@ -90,16 +90,18 @@ def token_mask_figure(image: np.ndarray, maps: TokenMaps, taxonomy: Taxonomy, cl
         fig, axes = plt.subplots(1, n, figsize=(1.45 * n, 1.75), squeeze=False)
         panels = [("image", image, None)] + [(taxonomy[i].display, maps.masks[i], i) for i in classes]
         for ax, (heading, img, cls) in zip(axes[0], panels):
-            if cls is None:
-                ax.imshow(img)
-            else:
-                ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-                ax.set_title(f"{heading} token", fontsize=7, color=np.asarray(taxonomy.palette[cls]) / 255
-                             if taxonomy.palette[cls].sum() > 0 else "black")
             ax.set_xticks([])
             ax.set_yticks([])
             if cls is None:
+                ax.imshow(img)
                 ax.set_title(heading, fontsize=7)
+                continue
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"{heading} token", fontsize=7)
+            for spine in ax.spines.values():  # frame in the class colour (titles stay black for print)
+                spine.set_visible(True)
+                spine.set_edgecolor(np.asarray(taxonomy.palette[cls]) / 255)
+                spine.set_linewidth(3)
         if title:
             fig.suptitle(title, fontsize=8)
         fig.tight_layout()

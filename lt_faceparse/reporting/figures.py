@@ -308,8 +308,9 @@ def fps_resolution_figure(fps_curves: Sequence[ResolutionCurve], f1_curves: Sequ
     """Table 2b as a plot: FPS against input resolution (left) and, when given, mean F1 against
     resolution (right); our measurements and the paper's numbers as separate, labelled curves."""
     n_panels = 2 if f1_curves else 1
+    n_legend = max(len(fps_curves), len(f1_curves))
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, n_panels, figsize=(4.0 * n_panels, 3.2), squeeze=False)
+        fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.2 + 0.22 * n_legend), squeeze=False)
         colors = method_colors(len(fps_curves) + len(f1_curves))
         for ax, curves, ylabel, offset in ((axes[0, 0], fps_curves, fps_label, 0),
                                            *(((axes[0, 1], f1_curves, "mean F1 (%)", len(fps_curves)),)
@@ -321,10 +322,12 @@ def fps_resolution_figure(fps_curves: Sequence[ResolutionCurve], f1_curves: Sequ
             ticks = sorted({r for c in curves for r in c.resolutions})
             ax.set_xticks(ticks, [str(t) for t in ticks], rotation=60)
             ax.minorticks_off()
+            if ax is axes[0, 0]:
+                ax.set_yscale("log")  # CPU and GPU throughputs differ by orders of magnitude
             ax.set_xlabel("input resolution (px, square)")
             ax.set_ylabel(ylabel)
-            ax.grid(linewidth=0.3, alpha=0.6)
-            ax.legend(frameon=True, framealpha=0.9)
+            ax.grid(linewidth=0.3, alpha=0.6, which="both")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False)
         if title:
             fig.suptitle(title)
         fig.tight_layout()

@@ -194,10 +194,16 @@ def group_records(records: Iterable[Any], *, mixed: bool = False) -> list[tuple[
 
 
 def _taxonomy_for(protocol: dict[str, str], records: Sequence[Any]) -> Taxonomy | None:
+    """The group's taxonomy: a registered one, else one built from the records' class names."""
     try:
         return get_taxonomy(protocol["taxonomy"])
     except KeyError:
-        return None
+        names = getattr(records[0], "class_names", None) if records else None
+        if not names:
+            return None
+        from lt_faceparse.taxonomy import taxonomy_from_names
+
+        return taxonomy_from_names(protocol["taxonomy"], names)
 
 
 def _unique_labels(records: Sequence[Any]) -> list[str]:
@@ -213,7 +219,7 @@ def _unique_labels(records: Sequence[Any]) -> list[str]:
     return out
 
 
-def _mixed_notes(records: Sequence[Any], labels: Sequence[str]) -> list[str]:
+def _mixed_notes(records: Sequence[Any]) -> list[str]:
     notes = []
     for field_name, what in (("checkpoint_rule", "checkpoint-selection rule"), ("pretraining", "pretraining")):
         values = {str(provenance_of(r).get(field_name) or UNKNOWN) for r in records}
@@ -389,7 +395,7 @@ def build_leaderboard(records: Iterable[Any], *, speed_records: Sequence[dict] =
         labels = _unique_labels(members)
         group_bins = (bins or {}).get(protocol["dataset"])
         table = leaderboard_table(members, protocol, speed_records=speed_records, labels=labels, bins=group_bins)
-        notes = _mixed_notes(members, labels)
+        notes = _mixed_notes(members)
         differing = [k for k in ("merge", "protocol") if protocol[k] == MIXED]
         if differing:
             values = {k: sorted({protocol_of(r)[k] for r in members}) for k in differing}

@@ -65,9 +65,9 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
     """Headline findings as Markdown bullet lines, all numbers computed here."""
     from lt_faceparse.errors import IncomparableError
     from lt_faceparse.metrics.bootstrap import paired_bootstrap
-    from lt_faceparse.reporting.report import _main_records
+    from lt_faceparse.reporting.report import main_records, fps_of
 
-    main = _main_records(outputs.records)
+    main = main_records(outputs.records)
     if not main:
         return ["- No result records were found."]
     tax = get_taxonomy(main[0].taxonomy)
@@ -142,7 +142,8 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
     for bb, rows in by_bb.items():
         if len(rows) >= 2:
             lines.append(f"- **Resolution sweep** (SegFace {bb}): " + "; ".join(
-                f"{r['resolution']} px: mean F1 {_pct(r['mean_f1'])}, {r['fps']:.1f} FPS" for r in rows)
+                f"{r['resolution']} px: mean F1 {_pct(r['mean_f1'])}, {fps_of(r, outputs.speed_records):.1f} FPS"
+                for r in rows)
                 + " (FPS at batch 1 on this CPU).")
     speeds = []
     for r in main:
@@ -156,7 +157,38 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
                           f"{s['gflops']:.3f} GFLOPs, {s['fps']:.1f} FPS")
     if speeds:
         lines.append("- **Cost** (batch 1, fp32, this CPU): " + "; ".join(speeds) + ".")
+    lines.extend(_param_check(outputs.speed_records, tax))
     return lines
+
+
+def _param_check(speed_records: list[dict], taxonomy: Any) -> list[str]:
+    """Our SegFace parameter counts next to the paper's Table 2a, backbone by backbone."""
+    from lt_faceparse.reporting.report import _paper_frame
+
+    paper = _paper_frame("2a")
+    if paper is None:
+        return []
+    ours = {}
+    for s in speed_records:
+        if s.get("model") == "segface" and s.get("backbone"):
+            ours.setdefault(s["backbone"], s["params"])
+    pairs = []
+    for _, row in paper.iterrows():
+        if "fusion" in str(row["id"]) or row["backbone"] not in ours or row["params_m"] != row["params_m"]:
+            continue
+        pairs.append((row["backbone"], ours[row["backbone"]], row["params_m"]))
+    if not pairs:
+        return []
+    extra = (taxonomy.num_classes - 11) * 256  # one 256-d class token per class (SegFace dim 256)
+    parts = []
+    for backbone, n, printed in pairs:
+        eleven = n - extra
+        verdict = "matches" if round(eleven / 1e6, 3) == round(printed, 3) else "DOES NOT match"
+        parts.append(f"{backbone}: {n / 1e6:.3f} M here, {eleven / 1e6:.3f} M with 11 classes, {verdict} the "
+                     f"printed {printed:.3f} M")
+    return [f"- **Parameter counts vs the paper's Table 2a** (SegFace, counted by our harness): " + "; ".join(parts)
+            + f". The paper counts the 11-class model; each class adds one 256-d class token, so the "
+              f"{taxonomy.num_classes}-class model has {extra:,} more parameters."]
 
 
 def write_readme(out_dir: str | Path, outputs: Any, info: dict[str, Any]) -> Path:

@@ -122,17 +122,27 @@ def _paper_frame(table: str):
 
 def main_setting(rows: Sequence[dict]) -> tuple[str | None, str | None, int | None]:
     """(model, backbone, resolution) of the sweep tables: SegFace when it was swept (else the most
-    swept model), with its most represented backbone and resolution."""
+    swept model); the resolution shared by most rows (the model comparison's); the model's most
+    common backbone."""
     if not rows:
         return None, None, None
     models = [r.get("model") for r in rows]
     model = "segface" if "segface" in models else max(set(models), key=models.count)
-    counts: dict[tuple, int] = defaultdict(int)
-    for r in rows:
-        if r.get("model") == model:
-            counts[(r.get("backbone"), r["resolution"])] += 1
-    (backbone, resolution), _ = max(counts.items(), key=lambda kv: (kv[1], -kv[0][1]))
+    mine = [r for r in rows if r.get("model") == model]
+    resolutions = [r["resolution"] for r in rows]
+    resolution = max({r["resolution"] for r in mine}, key=lambda v: (resolutions.count(v), v))
+    backbones = [r.get("backbone") for r in mine]
+    backbone = max(set(backbones), key=lambda b: (backbones.count(b), str(b)))
     return model, backbone, resolution
+
+
+def fps_of(row: dict, speed_records: Sequence[dict]) -> float | None:
+    """FPS of a sweep row: the newest batch-1 speed record of its setting, else the row's own."""
+    from lt_faceparse.speed import select_speed
+
+    speed = select_speed(speed_records, model=row.get("model"), backbone=row.get("backbone"),
+                         resolution=row["resolution"])
+    return speed["fps"] if speed else row.get("fps")
 
 
 def _pct(value: Any) -> float | None:
@@ -156,7 +166,7 @@ def table_2a(sweep_rows: Sequence[dict], speed_records: Sequence[dict], *, resol
         rows.append({"source": f"ours ({r['dataset']})", "model": model, "backbone": r.get("backbone"),
                      "res": str(r["resolution"]),
                      "mean_f1": _pct(r.get("mean_f1")), "miou_bg": _pct(r.get("mean_iou_with_bg")),
-                     "miou_nobg": _pct(r.get("mean_iou_without_bg")), "fps": r.get("fps"),
+                     "miou_nobg": _pct(r.get("mean_iou_without_bg")), "fps": fps_of(r, speed_records),
                      "device": f"{r.get('device')} batch 1", "params": r.get("params"), "gflops": r.get("gflops")})
     for s in sorted((s for s in speed_records if s.get("model") == model and s.get("trained") is False
                      and s["resolution"] == resolution and s["batch_size"] == 1 and s.get("backbone") not in trained),
@@ -185,7 +195,8 @@ def table_2a(sweep_rows: Sequence[dict], speed_records: Sequence[dict], *, resol
                           "(different data, resolution and training budget); compare params and relative speed."))
 
 
-def table_2b(sweep_rows: Sequence[dict], *, backbone: str | None, model: str = "segface") -> Table:
+def table_2b(sweep_rows: Sequence[dict], *, backbone: str | None, model: str = "segface",
+             speed_records: Sequence[dict] = ()) -> Table:
     """Resolution sweep: our ``model`` rows of ``backbone`` next to the paper's SegFace Swin-B sweep."""
     columns = [
         Column("source", "Source", "str"), Column("model", "Model", "str"), Column("backbone", "Backbone", "str"),
@@ -198,7 +209,7 @@ def table_2b(sweep_rows: Sequence[dict], *, backbone: str | None, model: str = "
                     key=lambda r: r["resolution"]):
         ci = r.get("mean_f1_ci")
         rows.append({"source": f"ours ({r['dataset']}, {r.get('device')})", "model": model, "backbone": backbone,
-                     "res": r["resolution"], "fps": r.get("fps"), "mean_f1": _pct(r.get("mean_f1")),
+                     "res": r["resolution"], "fps": fps_of(r, speed_records), "mean_f1": _pct(r.get("mean_f1")),
                      "ci": tuple(ci) if ci and None not in ci else None,
                      "miou_bg": _pct(r.get("mean_iou_with_bg")), "miou_nobg": _pct(r.get("mean_iou_without_bg"))})
     paper = _paper_frame("2b")
@@ -419,7 +430,7 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
     # per protocol group of our records: Figure 1, F1 vs presence, confusion heatmaps
     for protocol, members in group_records(records):
         taxonomy = get_taxonomy(protocol["taxonomy"])
-        main = _main_records(members)
+        main = main_records(members)
         caption = data_caption(main) + " " + models_caption(main)
         if frequency is not None and frequency.taxonomy.name == taxonomy.name:
             presence = presence_by_id(frequency, taxonomy)
@@ -454,7 +465,8 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
     if outputs.sweep_rows:
         outputs.add("table2a", write_table(table_2a(outputs.sweep_rows, outputs.speed_records, resolution=resolution,
                                                     model=model), tables_dir, "table2a_backbones"))
-        outputs.add("table2b", write_table(table_2b(outputs.sweep_rows, backbone=backbone, model=model), tables_dir,
+        outputs.add("table2b", write_table(table_2b(outputs.sweep_rows, backbone=backbone, model=model,
+                                                    speed_records=outputs.speed_records), tables_dir,
                                            "table2b_resolution"))
     else:
         outputs.skipped.append("Tables 2a/2b: no sweep rows (sweep.json) under the results folder")
@@ -488,7 +500,7 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
     return outputs
 
 
-def _main_records(records: Sequence[Any]) -> list[Any]:
+def main_records(records: Sequence[Any]) -> list[Any]:
     """One record per (model, backbone): the one at the most common resolution, SegFace first."""
     resolutions = [provenance_of(r).get("resolution") for r in records]
     common = max(set(resolutions), key=lambda v: (resolutions.count(v), -(v or 0)))
@@ -503,7 +515,7 @@ def _main_records(records: Sequence[Any]) -> list[Any]:
 
 def headline_numbers(outputs: ReportOutputs) -> dict[str, Any]:
     """The numbers the README quotes, computed from the records (fractions)."""
-    main = _main_records(outputs.records)
+    main = main_records(outputs.records)
     out: dict[str, Any] = {"models": []}
     for r in main:
         taxonomy = get_taxonomy(r.taxonomy)

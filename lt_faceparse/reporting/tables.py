@@ -154,21 +154,31 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text).replace("Δ", r"$\Delta$")
 
 
+WIDE_COLUMNS = 12  # tables wider than this span both columns and are scaled to the text width
+
+
 def to_latex(table: Table, *, label: str | None = None) -> str:
-    """A ``table`` environment with a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``)."""
+    """A ``table`` environment with a booktabs ``tabular`` (needs ``\\usepackage{booktabs}``).
+
+    Tables of more than :data:`WIDE_COLUMNS` columns (a per-class leaderboard) become ``table*``
+    with the tabular scaled to ``\\textwidth`` (needs ``\\usepackage{graphicx}`` too)."""
     spec = "".join("l" if c.fmt == "str" else "r" for c in table.columns)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small"]
+    wide = len(table.columns) > WIDE_COLUMNS
+    env = "table*" if wide else "table"
+    lines = [r"\begin{" + env + "}[t]", r"\centering", r"\small"]
     if table.caption or table.title:
         lines.append(r"\caption{" + latex_escape(table.caption or table.title) + "}")
     if label:
         lines.append(r"\label{" + label + "}")
+    if wide:
+        lines.append(r"\resizebox{\textwidth}{!}{%")
     lines += [r"\begin{tabular}{" + spec + "}", r"\toprule"]
     lines.append(" & ".join(latex_escape(c.header) for c in table.columns) + r" \\")
     lines.append(r"\midrule")
     for row in _cells(table):
         cells = [r"\textbf{" + latex_escape(t) + "}" if b else latex_escape(t) for t, b in row]
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}" + ("}" if wide else ""), r"\end{" + env + "}"]
     return "\n".join(lines) + "\n"
 
 

@@ -167,3 +167,16 @@ def test_mixed_mode_keeps_one_table_but_marks_the_differences():
     assert [r["protocol"] for r in group.table.rows] == ["input", "native"]
     assert "Not strictly comparable: rows differ in protocol (input, native) (see those columns)." in group.notes
     assert "Protocol" not in [col.header for col in build_leaderboard([a, c]).groups[0].table.columns]
+
+
+def test_unregistered_taxonomy_gets_its_class_columns_from_the_record():
+    from lt_faceparse.taxonomy import taxonomy_from_names
+
+    tax = taxonomy_from_names("three-part", ["background", "skin", "hair"])
+    record = build_record(np.diag([5, 3, 2]).astype(np.int64), tax,
+                          {"model": "m", "dataset": "own", "split": "test", "merge": None, "protocol": "input"},
+                          num_images=1)
+    table = build_leaderboard([record]).groups[0].table
+    headers = [c.header for c in table.columns]
+    assert "Face" in headers and "Hair" in headers and "Background" not in headers  # CelebAMask-HQ display names
+    assert table.rows[0]["mean_f1"] == pytest.approx(1.0)

@@ -128,3 +128,13 @@ def test_benchmark_plans_make_valid_training_configs(tmp_path):
             assert cfg["model"] == {"name": model, "kwargs": kwargs}
             assert cfg["data"]["root"] == str(tmp_path) and cfg["data"]["synthetic"] is None
             assert cfg["optim"]["epochs"] == plan.epochs and cfg["device"] == "cpu"
+
+
+def test_main_setting_prefers_the_shared_resolution():
+    from lt_faceparse.reporting.report import main_setting
+
+    rows = [{"model": "segface", "backbone": "m", "resolution": r} for r in (32, 64, 96)]
+    rows.append({"model": "fcn", "backbone": "m", "resolution": 64})
+    assert main_setting(rows) == ("segface", "m", 64)
+    assert main_setting(rows[3:]) == ("fcn", "m", 64)
+    assert main_setting([]) == (None, None, None)

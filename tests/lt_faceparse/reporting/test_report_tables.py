@@ -113,3 +113,13 @@ def test_write_table_writes_three_formats(tmp_path):
     assert set(paths) == {"md", "csv", "tex"}
     assert paths["md"].read_text() == to_markdown(small_table())
     assert paths["tex"].read_text().count("\\label{tab:demo}") == 1
+
+
+def test_wide_latex_tables_are_scaled_to_the_text_width():
+    columns = [Column(f"c{i}", f"C{i}", "pct", "max") for i in range(13)]
+    text = to_latex(Table(columns, [{f"c{i}": 0.5 for i in range(13)}]))
+    lines = text.splitlines()
+    assert lines[0] == "\\begin{table*}[t]" and lines[-1] == "\\end{table*}"
+    assert "\\resizebox{\\textwidth}{!}{%" in lines
+    assert lines[-2] == "\\end{tabular}}"
+    assert text.count("{") == text.count("}")
