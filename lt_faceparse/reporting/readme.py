@@ -123,7 +123,7 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
     gaps = [(record_label(r), head_tail_means(r, tax)) for r in main]
     gaps = [(name, h - t) for name, (h, t) in gaps if h == h and t == t]
     if gaps:
-        lines.append("- Every model loses most on the tail: head − tail gap " + ", ".join(
+        lines.append("- Every model scores lower on the tail than on the head classes: head − tail gap " + ", ".join(
             f"{name} {100 * g:.2f}" for name, g in gaps) + " points." if all(g > 0 for _, g in gaps) else
             "- Head − tail gap: " + ", ".join(f"{name} {100 * g:+.2f}" for name, g in gaps) + " points.")
     by_label = {record_label(r): r for r in main}
