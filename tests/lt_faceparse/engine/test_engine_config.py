@@ -116,3 +116,15 @@ def test_defaults_are_the_papers():
     assert DEFAULTS["optim"]["lr"] == 1e-4 and DEFAULTS["optim"]["weight_decay"] == 1e-5
     assert DEFAULTS["optim"]["milestones"] == [80, 200] and DEFAULTS["optim"]["epochs"] == 300
     assert DEFAULTS["batch"]["global"] == 32 and DEFAULTS["precision"] == "fp32"
+
+
+def test_baseline_configs_share_segface_data_and_schedule():
+    segface = load_config("celeba_segface_swinb_512")
+    expected = {"celeba_bisenet_512": ("bisenet", None), "celeba_fcn_swinb_512": ("fcn", "swin_base"),
+                "celeba_segformer_swinb_512": ("segformer", "swin_base")}
+    for name, (model, backbone) in expected.items():
+        c = load_config(name)
+        assert c["model"]["name"] == model and c["model"]["kwargs"].get("backbone") == backbone
+        assert c["model"]["kwargs"]["pretrained"] is True
+        for key in ("data", "optim", "batch", "precision"):
+            assert c[key] == segface[key], (name, key)
