@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (LTFaceParseError, FileNotFoundError, KeyError) as err:
+    except (LTFaceParseError, FileNotFoundError, KeyError, ValueError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"lt-faceparse {args.command}: error: {msg}", file=sys.stderr)
         return 2

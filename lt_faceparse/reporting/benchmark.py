@@ -68,8 +68,8 @@ QUICK = BenchmarkPlan(
 )
 
 DEFAULT = BenchmarkPlan(
-    name="default", num_images=240, image_size=96, splits=(0.6, 0.1, 0.3), resolution=64, epochs=10,
-    milestones=(8,), batch=8, lr=2e-3, models=_MODELS, sweep_resolutions=(32, 96),
+    name="default", num_images=240, image_size=96, splits=(0.6, 0.1, 0.3), resolution=64, epochs=16,
+    milestones=(13,), batch=8, lr=2e-3, models=_MODELS, sweep_resolutions=(32, 96),
     speed_resolutions=(64, 128, 256, 512), speed_backbones=("mobilenet", "resnet101", "efficientnet", "swin_base"),
     speed_runs=10, n_resamples=1000, examples=4,
     notes=("small CPU budget: every model trained from scratch (no ImageNet weights) with the same schedule; "

@@ -1,0 +1,26 @@
+import pytest
+
+from lt_faceparse.cli import build_parser, main
+
+COMMANDS = {"synth", "check-dataset", "freq", "score", "convert-official", "parse", "export-onnx", "convert-zll",
+            "train", "eval", "leaderboard", "report", "speed", "sweep", "benchmark"}
+
+
+def test_every_subcommand_is_registered():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert COMMANDS <= set(sub.choices)
+
+
+def test_user_errors_exit_2_with_a_message_naming_the_input(tmp_path, capsys):
+    rc = main(["freq", "--dataset", "celebamask-hq", "--root", str(tmp_path / "nowhere"), "--split", "test",
+               "--out", str(tmp_path / "out")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lt-faceparse freq: error: ") and "nowhere" in err
+
+
+def test_unknown_subcommand_is_an_argparse_error():
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-command"])
+    assert exc.value.code == 2
