@@ -7,13 +7,16 @@ Each setting lives in its own folder ``OUT/<model>-<backbone>-r<res>/``::
     speed/          the speed record (batch 1, the run's resolution and device)
     sweep.json      one summary row (written last, atomically: its presence means "finished")
 
-A rerun skips settings whose ``sweep.json`` exists and resumes interrupted training from its newest
-checkpoint, so a sweep can be stopped and restarted at any point.
+A rerun skips settings whose ``sweep.json`` exists *for the same training config* and resumes
+interrupted training from its newest checkpoint, so a sweep can be stopped and restarted at any point.
+Runs are keyed by a fingerprint of the config (``run-<fingerprint>``): after a config change (more
+epochs, another learning rate, other data) the setting is trained again, never silently reused.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import sys
 import time
@@ -26,6 +29,16 @@ from lt_faceparse.errors import DataError
 
 SWEEP_FILE = "sweep.json"
 SYNTHETIC_DATASET = "synthface-lt"
+
+
+# keys that may differ between runs of the same setting without changing what is trained
+_VOLATILE_KEYS = ("out", "resume", "device")
+
+
+def config_fingerprint(config: dict[str, Any]) -> str:
+    """Short hash of a training config, ignoring where the run lives and on which device it runs."""
+    stable = {k: v for k, v in config.items() if k not in _VOLATILE_KEYS}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -146,13 +159,18 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
 
     folder = Path(out_dir) / setting.name
     row_path = folder / SWEEP_FILE
+    fingerprint = config_fingerprint(config)
     if row_path.is_file():
         row = load_sweep_row(row_path)
+        if row.get("config_fingerprint") == fingerprint:
+            if log:
+                log(f"{setting.name}: finished earlier with the same config, skipped")
+            return row
         if log:
-            log(f"{setting.name}: finished earlier, skipped")
-        return row
+            log(f"{setting.name}: the config changed since the last run, training again")
     cfg = copy.deepcopy(config)
-    run_dir = Path(runs_dir) / setting.name if runs_dir is not None else folder / "run"
+    run_name = f"run-{fingerprint}"
+    run_dir = Path(runs_dir) / setting.name / run_name if runs_dir is not None else folder / run_name
     cfg["out"] = str(run_dir)
     cfg["resume"] = True  # continue an interrupted run; a fresh folder simply starts at epoch 0
     device = resolve_device(cfg["device"])
@@ -180,6 +198,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "split": split,
         "protocol": cfg["val"]["protocol"],
         "epochs": cfg["optim"]["epochs"],
+        "config_fingerprint": fingerprint,
         "train_images": None,
         "num_images": record.num_images,
         "mean_f1": record.mean_f1,

@@ -55,13 +55,31 @@ def test_sweep_rows_records_and_resume(swept):
         record = json.loads((folder / "test" / "record.json").read_text())
         assert record["provenance"]["dataset"] == "synthface-lt"
         assert record["ci"]["mean_f1"]["lower"] <= record["mean_f1"] <= record["ci"]["mean_f1"]["upper"]
-        assert (base / "runs" / row["name"] / "final.safetensors").is_file()  # weights kept out of results
-        assert not (folder / "run").exists()
+        run = base / "runs" / row["name"] / f"run-{row['config_fingerprint']}"
+        assert (run / "final.safetensors").is_file()  # weights kept out of results
+        assert not list(folder.glob("run*"))
     assert find_sweep_rows(base / "results") == rows
     before = (base / "results" / rows[0]["name"] / "sweep.json").stat().st_mtime_ns
     again = run_sweep(cfg, base / "results", resolutions=[32], speed_runs=2, n_resamples=50, runs_dir=base / "runs")
     assert again == rows[:1]
     assert (base / "results" / rows[0]["name"] / "sweep.json").stat().st_mtime_ns == before  # skipped
+    longer = load_config("synth_tiny", [f"data.root={base / 'data'}", "optim.epochs=2", "optim.milestones=[2]",
+                                        "data.synthetic={num_images: 40, size: 64, seed: 0}"])
+    retrained = run_sweep(longer, base / "results2", resolutions=[32], speed_runs=2, n_resamples=50,
+                          runs_dir=base / "runs")
+    assert retrained[0]["epochs"] == 2  # a changed config never reuses the 1-epoch weights
+    assert retrained[0]["config_fingerprint"] != rows[0]["config_fingerprint"]
+    assert len(list((base / "runs" / rows[0]["name"]).glob("run-*"))) == 2
+
+
+def test_config_fingerprint_ignores_location_but_not_training_settings():
+    from lt_faceparse.reporting.sweep import config_fingerprint
+
+    cfg = load_config("synth_tiny")
+    moved = {**cfg, "out": "/elsewhere", "resume": True, "device": "cuda"}
+    assert config_fingerprint(moved) == config_fingerprint(cfg)
+    longer = load_config("synth_tiny", ["optim.epochs=99"])
+    assert config_fingerprint(longer) != config_fingerprint(cfg)
 
 
 def test_load_sweep_row_names_the_file(tmp_path):
