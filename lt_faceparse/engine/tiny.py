@@ -13,20 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lt_faceparse.taxonomy import IGNORE_INDEX
-
-
-class LayerNorm2d(nn.Module):
-    """LayerNorm over the channels of each pixel of an NCHW map."""
-
-    def __init__(self, channels: int, eps: float = 1e-6):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.weight.shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
+from segface.decoder import LayerNorm2d  # a model module: imported only when "tiny" is built
 
 
 class TinyParser(nn.Module):

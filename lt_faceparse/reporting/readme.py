@@ -186,7 +186,7 @@ def _param_check(speed_records: list[dict], taxonomy: Any) -> list[str]:
         verdict = "matches" if round(eleven / 1e6, 3) == round(printed, 3) else "DOES NOT match"
         parts.append(f"{backbone}: {n / 1e6:.3f} M here, {eleven / 1e6:.3f} M with 11 classes, {verdict} the "
                      f"printed {printed:.3f} M")
-    return [f"- **Parameter counts vs the paper's Table 2a** (SegFace, counted by our harness): " + "; ".join(parts)
+    return ["- **Parameter counts vs the paper's Table 2a** (SegFace, counted by our harness): " + "; ".join(parts)
             + f". The paper counts the 11-class model; each class adds one 256-d class token, so the "
               f"{taxonomy.num_classes}-class model has {extra:,} more parameters."]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lt_faceparse.metrics.per_image import PerImageStats
-from lt_faceparse.records import build_record, reported_record, save_record
+from lt_faceparse.records import ResultRecord, build_record, reported_record, save_record
 from lt_faceparse.reporting.leaderboard import (
     build_leaderboard,
     collect_records,
@@ -32,7 +32,7 @@ def image_confusion(necklace_to_neck: int) -> np.ndarray:
     return cm
 
 
-def make_record(model: str, necklace_to_neck: list[int], **prov) -> "ResultRecord":
+def make_record(model: str, necklace_to_neck: list[int], **prov) -> ResultRecord:
     cms = [image_confusion(m) for m in necklace_to_neck]
     stats = PerImageStats(
         gt=np.stack([c.sum(1) for c in cms]), pred=np.stack([c.sum(0) for c in cms]),
