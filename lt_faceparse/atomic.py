@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary file in the target folder, fsync, then rename.
+"""File I/O: atomic writes (temporary file in the target folder, fsync, rename) and JSON reads whose
+errors name the file.
 
 A reader (or a resumed run) never sees a half-written result or checkpoint.
 """
@@ -44,6 +45,30 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any, *, indent: int = 2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, allow_nan=True) + "\n")
+
+
+def read_json(path: str | Path, what: str, *, kind: str | None = None,
+              required: tuple[str, ...] = ()) -> Any:
+    """Parse the JSON file ``path`` (a ``what``, e.g. "result record"); every error names the file.
+
+    With ``kind``, the document must be an object whose ``"kind"`` is ``kind``; ``required`` lists
+    keys it must hold.
+    """
+    from lt_faceparse.errors import DataError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, f"{what} not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(path, f"not a readable {what} ({err})") from None
+    if kind is not None and (not isinstance(data, dict) or data.get("kind") != kind):
+        raise DataError(path, f'not a {what} (missing "kind": "{kind}")')
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise DataError(path, f"{what} lacks {missing}")
+    return data
 
 
 def atomic_save_npz(path: str | Path, **arrays: Any) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
-import json
 import math
 import subprocess
 from dataclasses import dataclass, field, replace
@@ -26,7 +25,7 @@ import numpy as np
 
 from lt_faceparse import __version__
 from lt_faceparse.analysis.bins import f1_by_bin
-from lt_faceparse.atomic import atomic_save_npz, atomic_write_json
+from lt_faceparse.atomic import atomic_save_npz, atomic_write_json, read_json
 from lt_faceparse.errors import DataError, IncomparableError
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.metrics.scores import CONVENTIONS, counts_from_confusion, scores_from_counts
@@ -440,12 +439,7 @@ def load_record(path: str | Path) -> ResultRecord:
     """Read and validate a record (a ``.json`` file or a folder holding ``record.json``). Per-image
     stats are read lazily on first access of ``record.per_image``."""
     json_path, _ = _paths(path)
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(json_path, "result record not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(json_path, f"cannot read result record: {err}") from err
+    data = read_json(json_path, "result record")
     validate_record_dict(data, json_path)
     data = _none_to_nan(data)
     npz_name = data.get("per_image_file")

@@ -23,7 +23,6 @@ resolution.
 from __future__ import annotations
 
 import contextlib
-import json
 import platform
 import statistics
 import time
@@ -34,8 +33,7 @@ from typing import Any, Iterable
 import torch
 import torch.nn as nn
 
-from lt_faceparse.atomic import atomic_write_json
-from lt_faceparse.errors import DataError
+from lt_faceparse.atomic import atomic_write_json, read_json
 
 SPEED_SCHEMA_VERSION = 1
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -228,18 +226,8 @@ def save_speed(result: dict[str, Any], out: str | Path) -> Path:
 
 def load_speed(path: str | Path) -> dict[str, Any]:
     """Read and validate one speed record; errors name the file."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(path, f"not a readable speed record ({err})") from None
-    if not isinstance(data, dict) or data.get("kind") != "speed":
-        raise DataError(path, "not a speed record (missing \"kind\": \"speed\")")
-    missing = [k for k in ("resolution", "batch_size", "device", "dtype", "latency_ms_median", "fps", "params")
-               if k not in data]
-    if missing:
-        raise DataError(path, f"speed record lacks {missing}")
-    return data
+    return read_json(path, "speed record", kind="speed",
+                     required=("resolution", "batch_size", "device", "dtype", "latency_ms_median", "fps", "params"))
 
 
 def find_speed_records(root: str | Path) -> list[dict[str, Any]]:

@@ -16,12 +16,12 @@ must be listed under ``consistency.violations`` in the file.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from lt_faceparse.atomic import read_json
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -60,12 +60,7 @@ def read_published(path: str | Path | None = None) -> dict[str, Any]:
 @lru_cache(maxsize=4)
 def _read_cached(path: str, _mtime: int) -> dict[str, Any]:
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(p, "published-results file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(p, f"cannot read published results: {err}") from None
+    doc = read_json(p, "published-results file")
     validate_published(doc, p)
     return doc
 

@@ -96,7 +96,7 @@ def test_load_validates_and_names_the_file(tmp_path):
     with pytest.raises(DataError, match="per_image.npz.*checksum"):
         load_record(path)
     path.write_text("{ not json")
-    with pytest.raises(DataError, match="cannot read result record"):
+    with pytest.raises(DataError, match="not a readable result record"):
         load_record(path)
 
 

@@ -78,3 +78,19 @@ def test_load_inside_inference_mode_gives_ordinary_parameters(tmp_path):
     with torch.inference_mode():
         loaded, _ = load_model(tmp_path)
     assert not any(p.is_inference() for p in loaded.parameters())
+
+
+def test_read_json_names_the_file_and_the_problem(tmp_path):
+    from lt_faceparse.atomic import read_json
+
+    good = atomic_write_json(tmp_path / "row.json", {"kind": "sweep", "name": "x"})
+    assert read_json(good, "sweep row", kind="sweep", required=("name",)) == {"kind": "sweep", "name": "x"}
+    with pytest.raises(DataError, match=r"row.json: sweep row lacks \['fps'\]"):
+        read_json(good, "sweep row", kind="sweep", required=("name", "fps"))
+    with pytest.raises(DataError, match='row.json: not a speed record \\(missing "kind": "speed"\\)'):
+        read_json(good, "speed record", kind="speed")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(DataError, match="broken.json: not a readable result record"):
+        read_json(tmp_path / "broken.json", "result record")
+    with pytest.raises(DataError, match="absent.json: result record not found"):
+        read_json(tmp_path / "absent.json", "result record")
