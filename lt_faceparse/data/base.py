@@ -9,6 +9,8 @@ with left/right swap, ImageNet normalisation.
 
 from __future__ import annotations
 
+import json
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
@@ -171,10 +173,23 @@ class FaceParsingDataset(Dataset):
         """Human-readable location of one example (used in error messages)."""
         return f"{self.root} [{self.split}] {self.names[index]}"
 
+    @cached_property
+    def source_dataset(self) -> str:
+        """What the data is, for grouping results: ``synthface-lt`` for a tree written by the
+        SynthFace-LT generator (its ``presence.json`` says so), else the format's name. Generated
+        data thus never shares a leaderboard table with the real dataset of the same format."""
+        marker = Path(self.root) / "presence.json"
+        try:
+            generator = json.loads(marker.read_text()).get("generator") if marker.is_file() else None
+        except (OSError, ValueError, AttributeError):
+            generator = None
+        return "synthface-lt" if generator == "SynthFace-LT" else self.dataset_name
+
     def describe(self) -> dict:
         """JSON-ready summary (goes into result provenance)."""
         return {
-            "dataset": self.dataset_name,
+            "dataset": self.source_dataset,
+            "format": self.dataset_name,
             "root": str(self.root),
             "split": self.split,
             "merge": self.merge,

@@ -80,7 +80,7 @@ def evaluate_model(model: nn.Module, dataset, *, protocol: str = "input", batch_
         raise RuntimeError(f"per-image statistics hold {per_image.num_images} images, the split has {len(dataset)}")
     names = getattr(dataset, "names", None)
     info = {
-        "dataset": getattr(dataset, "dataset_name", None),
+        "dataset": getattr(dataset, "source_dataset", getattr(dataset, "dataset_name", None)),
         "split": getattr(dataset, "split", None),
         "merge": getattr(dataset, "merge", None),
         "resolution": getattr(dataset, "resolution", None),

@@ -407,7 +407,7 @@ class _Trainer:
             "resolution": data["resolution"],
             "merge": getattr(self.train_set, "merge", data["merge"]),
             "warp": data["warp"],
-            "dataset": getattr(self.train_set, "dataset_name", data["dataset"]),
+            "dataset": getattr(self.train_set, "source_dataset", data["dataset"]),
             "epochs": self.config["optim"]["epochs"],
             "global_batch": self.global_batch,
             "checkpoint_rule": CHECKPOINT_RULE,

@@ -138,7 +138,7 @@ def _run_benchmark(out_dir: str | Path, quick: bool, cache_dir: str | Path | Non
     from lt_faceparse.data import build_dataset
     from lt_faceparse.models import build_model
     from lt_faceparse.reporting.report import run_report
-    from lt_faceparse.reporting.sweep import SYNTHETIC_DATASET, SweepSetting, run_setting, speed_only_rows
+    from lt_faceparse.reporting.sweep import SweepSetting, run_setting, speed_only_rows
     from lt_faceparse.speed import measure_speed, save_speed
 
     plan = plan or (QUICK if quick else DEFAULT)
@@ -159,7 +159,6 @@ def _run_benchmark(out_dir: str | Path, quick: bool, cache_dir: str | Path | Non
     with stage("frequencies"):
         train_set = build_dataset("celebamask-hq", root, "train", resolution=None, merge="segface")
         table = compute_class_frequencies(train_set)
-        table.summary["dataset"] = SYNTHETIC_DATASET
         table.summary["data_format"] = "celebamask-hq"
         write_frequency_report(table, out_dir / "frequencies")
     rows = []
@@ -168,14 +167,14 @@ def _run_benchmark(out_dir: str | Path, quick: bool, cache_dir: str | Path | Non
             cfg = plan_config(plan, root, model, kwargs, plan.resolution)
             setting = SweepSetting("model", model, kwargs.get("backbone"), plan.resolution)
             rows.append(run_setting(setting, cfg, results, speed_runs=plan.speed_runs, n_resamples=plan.n_resamples,
-                                    runs_dir=runs_dir, dataset_name=SYNTHETIC_DATASET, log=log))
+                                    runs_dir=runs_dir, log=log))
     with stage("train+eval (resolution sweep)"):
         model, kwargs = plan.models[0]
         for res in plan.sweep_resolutions:
             cfg = plan_config(plan, root, model, kwargs, res)
             setting = SweepSetting("resolution", model, kwargs.get("backbone"), res)
             rows.append(run_setting(setting, cfg, results, speed_runs=plan.speed_runs, n_resamples=plan.n_resamples,
-                                    runs_dir=runs_dir, dataset_name=SYNTHETIC_DATASET, log=log))
+                                    runs_dir=runs_dir, log=log))
     with stage("speed"):
         speed_dir = results / "speed"
         num_classes = train_set.taxonomy.num_classes

@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from lt_faceparse.atomic import atomic_write_json
-from lt_faceparse.errors import DataError
+from lt_faceparse.atomic import atomic_write_json, read_json
 
 SWEEP_FILE = "sweep.json"
-SYNTHETIC_DATASET = "synthface-lt"
 
 
 # keys that may differ between runs of the same setting without changing what is trained
@@ -82,14 +80,6 @@ def plan_sweep(config: dict[str, Any], *, resolutions: Sequence[int] = (),
     return plan
 
 
-def dataset_label(config: dict[str, Any], name: str | None = None) -> str:
-    """Name under which results of this config are grouped: ``name`` when given, ``synthface-lt``
-    for generated data (SynthFace-LT is not the real dataset), else the config's dataset."""
-    if name:
-        return name
-    return SYNTHETIC_DATASET if config["data"].get("synthetic") else str(config["data"]["dataset"])
-
-
 def data_root(config: dict[str, Any]) -> Path:
     """The dataset root of a config, generating SynthFace-LT (cached) when the config asks for it."""
     from lt_faceparse.engine.config import expand_path
@@ -111,7 +101,7 @@ def resolve_device(device: str) -> str:
 
 
 def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split: str = "test",
-                 device: str = "cpu", n_resamples: int = 1000, dataset_name: str | None = None,
+                 device: str = "cpu", n_resamples: int = 1000,
                  extra: dict[str, Any] | None = None):
     """Score a finished run's ``final.safetensors`` on ``split`` with bootstrap CIs; save the record."""
     from lt_faceparse.data import build_dataset
@@ -131,7 +121,6 @@ def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split:
         "pretraining": meta.get("pretraining"),
         "source": meta.get("source"),
         "reported": False,
-        "dataset": dataset_label(config, dataset_name),
         "data_format": data["dataset"],
         "data_root": str(root),
         "epochs": meta.get("epochs"),
@@ -146,10 +135,8 @@ def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split:
 
 def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, *, split: str = "test",
                 speed_runs: int = 10, speed_warmup: int = 3, n_resamples: int = 1000,
-                runs_dir: str | Path | None = None, dataset_name: str | None = None,
-                log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                runs_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train (or resume), evaluate and time one setting; return its summary row (skips a finished one).
-    ``dataset_name`` overrides the dataset name recorded in the results (see :func:`dataset_label`).
 
     Results (record, speed, row) go to ``out_dir/<name>/``; the training run (weights, checkpoints)
     to ``runs_dir/<name>/`` when given (keeps heavy files out of a results folder), else
@@ -182,7 +169,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     train_seconds = time.perf_counter() - tic
     tic = time.perf_counter()
     record, model = evaluate_run(run_dir, cfg, folder / split, split=split, device=device,
-                                 n_resamples=n_resamples, dataset_name=dataset_name, extra={"run": setting.name})
+                                 n_resamples=n_resamples, extra={"run": setting.name})
     eval_seconds = time.perf_counter() - tic
     speed = measure_speed(model, setting.resolution, 1, device, warmup=speed_warmup, runs=speed_runs,
                           info={"model": setting.model, "backbone": setting.backbone})
@@ -194,7 +181,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "model": setting.model,
         "backbone": setting.backbone,
         "resolution": setting.resolution,
-        "dataset": dataset_label(cfg, dataset_name),
+        "dataset": record.provenance["dataset"],
         "split": split,
         "protocol": cfg["val"]["protocol"],
         "epochs": cfg["optim"]["epochs"],
@@ -233,7 +220,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
 
 def run_sweep(config: dict[str, Any], out_dir: str | Path, *, resolutions: Sequence[int] = (),
               backbones: Sequence[str] = (), split: str = "test", speed_runs: int = 10, n_resamples: int = 1000,
-              runs_dir: str | Path | None = None, dataset_name: str | None = None,
+              runs_dir: str | Path | None = None,
               log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run every setting of :func:`plan_sweep` (finished ones skipped); return the rows."""
     from rich.progress import Progress
@@ -245,24 +232,15 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, resolutions: Seque
         for setting, cfg in plan:
             progress.update(task, description=f"sweep {setting.name}")
             rows.append(run_setting(setting, cfg, out_dir, split=split, speed_runs=speed_runs,
-                                    n_resamples=n_resamples, runs_dir=runs_dir, dataset_name=dataset_name,
-                                    log=log))
+                                    n_resamples=n_resamples, runs_dir=runs_dir, log=log))
             progress.advance(task)
     return rows
 
 
 def load_sweep_row(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        row = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(path, f"not a readable sweep row ({err})") from None
-    if not isinstance(row, dict) or row.get("kind") != "sweep":
-        raise DataError(path, "not a sweep row (missing \"kind\": \"sweep\")")
-    missing = [k for k in ("name", "axis", "model", "resolution", "mean_f1", "fps", "params") if k not in row]
-    if missing:
-        raise DataError(path, f"sweep row lacks {missing}")
-    return row
+    """Read and validate one ``sweep.json``; errors name the file."""
+    return read_json(path, "sweep row", kind="sweep",
+                     required=("name", "axis", "model", "resolution", "mean_f1", "fps", "params"))
 
 
 def find_sweep_rows(root: str | Path) -> list[dict[str, Any]]:

@@ -120,7 +120,8 @@ def test_build_dataset_arguments(synth_sets):
         build_dataset("lapa", synth_sets["lapa"], "dev")
     ds = build_dataset("celebamask", synth_sets["celebamask-hq"], "train", resolution=48, resize_mode="pad")
     d = ds.describe()
-    assert d["dataset"] == "celebamask-hq" and d["merge"] == "segface" and d["num_images"] == 8
+    assert d["dataset"] == "synthface-lt" and d["format"] == "celebamask-hq"  # generated, in the real layout
+    assert d["merge"] == "segface" and d["num_images"] == 8
     assert d["taxonomy"] == "celebamask-hq" and d["resolution"] == 48
 
 
@@ -146,3 +147,14 @@ def test_iter_labels_parallel_equals_serial_and_loader_batches(synth_sets):
     assert order == [b.indices.tolist() for b in batches]  # same seed, same order
     workers = list(make_loader(ds, 4, shuffle=False, num_workers=2))
     torch.testing.assert_close(workers[0].labels, torch.stack([ds[i].label for i in range(4)]))
+
+
+def test_source_dataset_names_generated_data_and_keeps_real_trees(synth_sets, tmp_path):
+    import shutil
+
+    assert build_dataset("lapa", synth_sets["lapa"], "test").source_dataset == "synthface-lt"
+    real = tmp_path / "LaPa"
+    shutil.copytree(synth_sets["lapa"], real)
+    (real / "presence.json").unlink()  # a tree as distributed has no generator marker
+    ds = build_dataset("lapa", real, "test")
+    assert ds.source_dataset == "lapa" and ds.describe()["dataset"] == "lapa"

@@ -24,7 +24,7 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
     root = ensure_synthface(cache, **SYNTH)  # the set the run generated (reused, not regenerated)
     meta = read_metadata(run / "final.safetensors")
     assert (meta["dataset"], meta["merge"], meta["resolution"], meta["checkpoint_rule"]) == \
-        ("celebamask-hq", "segface", 32, "last epoch")
+        ("synthface-lt", "segface", 32, "last epoch")  # generated data is named as such
     val = load_record(run / "val")
     assert val.provenance["split"] == "val" and val.num_images == len(build_dataset("celebamask-hq", root, "val"))
 
