@@ -77,7 +77,7 @@ class SegFaceDecoder(nn.Module):
         tokens = self.class_tokens.weight.unsqueeze(0).repeat(b, 1, 1)  # B x K x D (a copy: no view of a parameter)
         face_seq = faces.flatten(2).transpose(1, 2)  # B x hw x D
         pe_seq = face_pe.flatten(1).transpose(0, 1).unsqueeze(0)  # 1 x hw x D
-        tokens, face_seq = self.transformer(face_seq, pe_seq, tokens, attn)
+        tokens, face_seq = self.transformer(face_seq, pe_seq, tokens, attn, literal)
         weights = self.output_hypernetwork_mlps(tokens)  # B x K x D/8
         if not literal:
             return subpixel_head(face_seq, (h, w), self.output_upscaling, weights)
@@ -85,34 +85,48 @@ class SegFaceDecoder(nn.Module):
         return torch.einsum("bkc,bchw->bkhw", weights, upscaled)
 
 
-def subpixel_linear(x: torch.Tensor, up: nn.ConvTranspose2d) -> torch.Tensor:
-    """A stride-2, 2x2 transposed convolution on pixel rows ``x`` (... x C_in) as one matrix product.
+def subpixel_rows(up: nn.ConvTranspose2d) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A stride-2, 2x2 transposed convolution as two per-pixel Linear maps, one per output row offset.
 
-    Each input pixel produces its 2 x 2 output pixels independently, so the result is
-    ... x (2 * 2 * C_out) in (di, dj, channel) order: sub-pixel (di, dj) of every pixel, not yet
-    interleaved into the larger grid.
+    Each input pixel produces its 2 x 2 output pixels independently; for row offset ``di`` the map
+    C_in -> (dj, C_out) gives the pixel's two outputs on that row, side by side. Returns
+    ``[(weight (2 C_out) x C_in, bias 2 C_out) for di in (0, 1)]``.
     """
-    c_in, c_out = up.weight.shape[:2]
-    weight = up.weight.permute(2, 3, 1, 0).reshape(4 * c_out, c_in)
-    return F.linear(x, weight, up.bias.repeat(4))
+    c_in = up.weight.shape[0]
+    return [(up.weight[:, :, di].permute(2, 1, 0).reshape(-1, c_in), up.bias.repeat(2)) for di in range(2)]
+
+
+HEAD_CHUNK_PIXELS = 1024  # face tokens per step of the head: its temporaries stay in the CPU cache
 
 
 def subpixel_head(
     face_seq: torch.Tensor, size: tuple[int, int], upscaling: nn.Sequential, weights: torch.Tensor
 ) -> torch.Tensor:
-    """``einsum(weights, upscaling(faces))`` without transposed convolutions.
+    """``einsum(weights, upscaling(faces))`` without transposed convolutions or permutations.
 
-    Both transposed convolutions act on each pixel separately, and LayerNorm2d and GELU are
-    per-pixel too, so every step runs on pixel rows in sub-pixel order (i, j, di1, dj1, di2, dj2);
-    one permutation then puts output pixel (4i + 2 di1 + di2, 4j + 2 dj1 + dj2) in place (on the
-    D/8-channel rows, whose channels stay contiguous), and one batched product gives all logits.
+    Both transposed convolutions, LayerNorm2d and GELU act on each pixel separately, so the head runs
+    on pixel rows, a band of face-token rows at a time. Output row ``4i + 2 di1 + di2`` comes from
+    face row ``i`` through the first convolution's row ``di1`` map and the second's row ``di2`` map
+    (:func:`subpixel_rows`); those maps put each row's output pixels in image order
+    ``(j, dj1, dj2)``, so one batched product with the class weights gives a whole logit row, written
+    straight into place.
     face_seq: B x hw x D (row-major pixels), weights: B x K x D/8 -> logits B x K x 4h x 4w.
     """
     up1, norm, act1, up2, act2 = upscaling
     b, (h, w) = face_seq.shape[0], size
-    y = subpixel_linear(face_seq, up1).reshape(b, h * w * 4, -1)  # B x (i j di1 dj1) x D/4
-    y = act1(F.layer_norm(y, norm.weight.shape, norm.weight, norm.bias, norm.eps))
-    y = act2(subpixel_linear(y, up2))  # B x (i j di1 dj1) x (di2 dj2 D/8)
-    c = y.shape[-1] // 4
-    y = y.view(b, h, w, 2, 2, 2, 2, c).permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(b, 16 * h * w, c)  # image order
-    return torch.bmm(weights, y.transpose(1, 2)).view(b, -1, 4 * h, 4 * w)
+    first, second = subpixel_rows(up1), subpixel_rows(up2)
+    channels = up2.weight.shape[1]
+    logits = face_seq.new_empty(b, weights.shape[1], h, 4, 4 * w)  # B x K x i x (2 di1 + di2) x 4w
+    faces = face_seq.view(b, h, w, -1)
+    band = max(1, HEAD_CHUNK_PIXELS // w)
+    for top in range(0, h, band):
+        x = faces[:, top:top + band]  # B x r x w x D
+        rows = x.shape[1]
+        for di1, (w1, b1) in enumerate(first):
+            y = F.linear(x, w1, b1).view(b, rows, 2 * w, -1)  # B x r x (j dj1) x D/4
+            y = act1(F.layer_norm(y, norm.weight.shape, norm.weight, norm.bias, norm.eps))
+            for di2, (w2, b2) in enumerate(second):
+                z = act2(F.linear(y, w2, b2)).view(b, rows * 4 * w, channels)  # B x (r j dj1 dj2) x D/8
+                row = torch.bmm(weights, z.transpose(1, 2))  # B x K x (r 4w)
+                logits[:, :, top:top + rows, 2 * di1 + di2] = row.view(b, -1, rows, 4 * w)
+    return logits.view(b, -1, 4 * h, 4 * w)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from segface.cache import tensor_stamp
+from segface.cache import DerivedCache
 
 
 class Projection(nn.Module):
@@ -58,7 +58,7 @@ class MLPFusion(nn.Module):
         self.dim = dim
         self.linear_c = nn.ModuleList(Projection(c, dim) for c in in_channels)
         self.linear_fuse = nn.Conv2d(dim * len(in_channels), dim, kernel_size=1, bias=False)
-        self._folded: tuple[tuple, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+        self._folded = DerivedCache(max_entries=1)
 
     def forward(self, stages: list[torch.Tensor]) -> torch.Tensor:
         """Fast path: folded per-stage projections at each stage's own resolution, upsampled, summed."""
@@ -77,13 +77,7 @@ class MLPFusion(nn.Module):
 
     def folded_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per stage (A_i: D x C_i, c_i: D); cached while no gradient is recorded and weights are unchanged."""
-        params = list(self.parameters())
-        if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) or torch.compiler.is_compiling():
-            return self._fold()
-        key = (*map(tensor_stamp, params), torch.is_inference_mode_enabled())
-        if self._folded is None or self._folded[0] != key:
-            self._folded = (key, self._fold())
-        return self._folded[1]
+        return self._folded.get("folded", list(self.parameters()), self._fold)
 
     def _fold(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.linear_c)

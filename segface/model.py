@@ -28,15 +28,18 @@ class SegFace(nn.Module):
     The default forward computes the paper's function through exact refactorings (equal up to
     float rounding; tested against the literal formulation): the fusion's per-stage share of the
     fuse conv folded into each stage's Linear and applied at the stage's own resolution
-    (:mod:`segface.fusion`); the positional encoding cached per grid size; one product for the
-    two projections of faces + PE in each two-way block (:mod:`segface.transformer`); and the
-    output head as sub-pixel matrix products on pixel rows with one batched product for all class
-    logits (:func:`segface.decoder.subpixel_head`).
+    (:mod:`segface.fusion`); the positional encoding cached per grid size; in each two-way block
+    one product for the three projections of the face tokens, with the PE's share a cached
+    constant of the grid (:func:`segface.transformer.project_faces`); face-to-token attention in
+    key-major layout (:class:`segface.attention.Attention`); and the output head as sub-pixel
+    matrix products on bands of face rows, writing each logit row in place
+    (:func:`segface.decoder.subpixel_head`). Caches hold a few tensors per grid size (about 80 MB
+    at 512 px) and are bypassed while gradients flow.
 
     State-dict layout: ``backbone.*`` (torchvision names), ``pe_layer.*``, ``fusion.*``,
     ``face_decoder.*`` (Segment Anything names). ``literal = True`` switches to the paper's literal
-    formulation (concatenation fusion, uncached positional encoding, transposed convolutions and
-    the per-pixel class products as written) for checks and benchmarks.
+    formulation (concatenation fusion, uncached positional encoding, each face projection of faces + PE
+    as written, transposed convolutions and the per-pixel class products) for checks and benchmarks.
     """
 
     def __init__(
@@ -75,7 +78,7 @@ class SegFace(nn.Module):
             face_pe = self.pe_layer.encode(*faces.shape[-2:])
         else:
             faces = self.fusion(stages)
-            face_pe = self.pe_layer(*faces.shape[-2:])
+            face_pe = self.pe_layer(*faces.shape[-2:], dtype=faces.dtype)
         attn: list[torch.Tensor] | None = [] if return_extras else None
         logits = self.face_decoder(faces, face_pe.to(faces.dtype), attn, literal=self.literal)
         if return_extras:

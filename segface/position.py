@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn as nn
 
-from segface.cache import tensor_stamp
+from segface.cache import DerivedCache
 
 
 class RandomFourierEncoding(nn.Module):
@@ -24,7 +24,7 @@ class RandomFourierEncoding(nn.Module):
     def __init__(self, dim: int = 256):
         super().__init__()
         self.register_buffer("positional_encoding_gaussian_matrix", torch.randn(2, dim // 2))
-        self._cache: dict[tuple, torch.Tensor] = {}
+        self._cache = DerivedCache()
 
     def encode(self, height: int, width: int) -> torch.Tensor:
         """D x height x width encoding, computed from scratch."""
@@ -35,17 +35,7 @@ class RandomFourierEncoding(nn.Module):
         proj = (2 * coords - 1) @ g * (2 * math.pi)  # H x W x D/2
         return torch.cat([proj.sin(), proj.cos()], dim=-1).permute(2, 0, 1)
 
-    def forward(self, height: int, width: int) -> torch.Tensor:
-        """D x height x width encoding (cached)."""
-        g = self.positional_encoding_gaussian_matrix
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
-            return self.encode(height, width)
-        key = (height, width, tensor_stamp(g), torch.is_inference_mode_enabled())
-        pe = self._cache.get(key)
-        if pe is None:
-            with torch.no_grad():
-                pe = self.encode(height, width)
-            if len(self._cache) >= 8:
-                self._cache.clear()
-            self._cache[key] = pe
-        return pe
+    def forward(self, height: int, width: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """D x height x width encoding in ``dtype`` (default: the buffer's), cached."""
+        return self._cache.get((height, width, dtype), [self.positional_encoding_gaussian_matrix],
+                               lambda: self.encode(height, width).to(dtype))

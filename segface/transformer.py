@@ -7,6 +7,42 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from segface.attention import Attention
+from segface.cache import DerivedCache, caching_allowed
+
+
+def stack(layers: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weights (sum of outputs x D) and biases of ``layers``, stacked."""
+    return torch.cat([lin.weight for lin in layers]), torch.cat([lin.bias for lin in layers])
+
+
+def project_faces(
+    faces: torch.Tensor, face_pe: torch.Tensor, with_pe: list[nn.Linear], without_pe: list[nn.Linear],
+    cache: DerivedCache | None,
+) -> list[torch.Tensor]:
+    """``[lin(faces + face_pe) for lin in with_pe] + [lin(faces) for lin in without_pe]``, B x HW x out each.
+
+    In inference the weights are stacked into one product on the faces, and the PE's share (its
+    products with the ``with_pe`` weights, and every bias) is a constant of the grid, cached in
+    ``cache``: ``faces W^T + [face_pe W_pe^T + b_pe, b_rest]``. With gradients the two groups are
+    computed as written (the PE's product would cost as much as the faces'), and so they are
+    without a ``cache`` (the literal formulation).
+    faces: B x HW x D, face_pe: 1 x HW x D.
+    """
+    sizes = [lin.out_features for lin in with_pe + without_pe]
+    (w_pe, b_pe), (w_rest, b_rest) = stack(with_pe), stack(without_pe)
+    sources = [t for lin in with_pe + without_pe for t in (lin.weight, lin.bias)]
+    if cache is None or not caching_allowed(sources):
+        n = len(with_pe)
+        keys = F.linear(faces + face_pe, w_pe, b_pe).split(sizes[:n], dim=-1)
+        return [*keys, *F.linear(faces, w_rest, b_rest).split(sizes[n:], dim=-1)]
+
+    def stacked() -> tuple[torch.Tensor, torch.Tensor]:
+        pe_part = F.linear(face_pe, w_pe, b_pe)  # 1 x HW x out_pe
+        rest = b_rest.expand(*pe_part.shape[:-1], -1)
+        return torch.cat([w_pe, w_rest]).t(), torch.cat([pe_part, rest], dim=-1)
+
+    weight_t, pe_term = cache.get("stacked", [*sources, face_pe], stacked)  # D x out, 1 x HW x out
+    return list((faces @ weight_t).add_(pe_term).split(sizes, dim=-1))
 
 
 class MLPBlock(nn.Module):
@@ -41,12 +77,15 @@ class TwoWayAttentionBlock(nn.Module):
         self.norm4 = nn.LayerNorm(dim)
         self.cross_attn_image_to_token = Attention(dim, num_heads, downsample_rate)
         self.skip_first_layer_pe = skip_first_layer_pe
+        self._face_projections = DerivedCache(max_entries=4)  # per grid: HW x 3D/2 floats
 
     def forward(
         self, tokens: torch.Tensor, faces: torch.Tensor, token_pe: torch.Tensor, face_pe: torch.Tensor,
-        attn: list[torch.Tensor] | None = None,
+        attn: list[torch.Tensor] | None = None, literal: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens: B x K x D, faces: B x HW x D; appends the token-to-face attention to ``attn`` if given."""
+        """tokens: B x K x D, faces: B x HW x D; appends the token-to-face attention to ``attn`` if given.
+
+        ``literal``: project faces + PE as written, without the cached PE share."""
         if self.skip_first_layer_pe:
             tokens = self.self_attn(tokens, tokens, tokens)
         else:
@@ -55,13 +94,9 @@ class TwoWayAttentionBlock(nn.Module):
         tokens = self.norm1(tokens)
 
         t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
-        q = tokens + token_pe
-        k = faces + face_pe
-        # the token-to-face keys and the face-to-token queries both project faces + PE: one product
-        merged = F.linear(k, torch.cat([t2i.k_proj.weight, i2t.q_proj.weight]),
-                          torch.cat([t2i.k_proj.bias, i2t.q_proj.bias]))
-        face_keys, face_queries = merged.split([t2i.internal_dim, i2t.internal_dim], dim=-1)
-        out = t2i.attend(t2i.q_proj(q), face_keys, t2i.v_proj(faces), return_attn=attn is not None)
+        face_keys, face_queries, face_values = project_faces(
+            faces, face_pe, [t2i.k_proj, i2t.q_proj], [t2i.v_proj], None if literal else self._face_projections)
+        out = t2i.attend(t2i.q_proj(tokens + token_pe), face_keys, face_values, return_attn=attn is not None)
         if attn is not None:
             out, weights = out
             attn.append(weights)
@@ -85,10 +120,11 @@ class TwoWayTransformer(nn.Module):
         )
         self.final_attn_token_to_image = Attention(dim, num_heads, downsample_rate)
         self.norm_final_attn = nn.LayerNorm(dim)
+        self._face_projections = DerivedCache(max_entries=4)  # per grid: HW x 3D/2 floats
 
     def forward(
         self, faces: torch.Tensor, face_pe: torch.Tensor, tokens: torch.Tensor,
-        attn: list[torch.Tensor] | None = None,
+        attn: list[torch.Tensor] | None = None, literal: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """faces: B x HW x D face tokens, face_pe: 1 x HW x D, tokens: B x K x D (their own query PE).
 
@@ -97,13 +133,13 @@ class TwoWayTransformer(nn.Module):
         """
         token_pe = tokens
         for layer in self.layers:
-            tokens, faces = layer(tokens, faces, token_pe, face_pe, attn)
-        q = tokens + token_pe
-        k = faces + face_pe
-        if attn is None:
-            tokens = tokens + self.final_attn_token_to_image(q, k, faces)
-        else:
-            out, weights = self.final_attn_token_to_image(q, k, faces, return_attn=True)
-            tokens = tokens + out
+            tokens, faces = layer(tokens, faces, token_pe, face_pe, attn, literal)
+        final = self.final_attn_token_to_image
+        cache = None if literal else self._face_projections
+        keys, values = project_faces(faces, face_pe, [final.k_proj], [final.v_proj], cache)
+        out = final.attend(final.q_proj(tokens + token_pe), keys, values, return_attn=attn is not None)
+        if attn is not None:
+            out, weights = out
             attn.append(weights)
+        tokens = tokens + out
         return self.norm_final_attn(tokens), faces

@@ -11,6 +11,7 @@ import contextlib
 import numpy as np
 import pytest
 import torch
+from segface_testutil import literal_formulation
 
 from segface import FaceParser, SegFace
 
@@ -40,13 +41,10 @@ def model_pair():
 def test_cuda_fp32_matches_cpu(model_pair, literal):
     cpu, gpu = model_pair
     x = torch.randn(2, 3, 128, 96)
-    cpu.literal = gpu.literal = literal
-    try:
-        with torch.inference_mode(), no_tf32():
-            expected = cpu(x)
-            got = gpu(x.cuda()).cpu()
-    finally:
-        cpu.literal = gpu.literal = False
+    models = (cpu, gpu) if literal else ()
+    with torch.inference_mode(), no_tf32(), literal_formulation(*models):
+        expected = cpu(x)
+        got = gpu(x.cuda()).cpu()
     assert got.shape == (2, 19, 128, 96)
     assert (got - expected).abs().max() < 1e-3 * max(1.0, expected.abs().max().item())
 
@@ -56,11 +54,8 @@ def test_cuda_fast_path_equals_literal_channels_last(model_pair):
     x = torch.randn(2, 3, 160, 160, device="cuda").contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), no_tf32():
         fast = gpu(x)
-        gpu.literal = True
-        try:
+        with literal_formulation(gpu):
             literal = gpu(x)
-        finally:
-            gpu.literal = False
     assert (fast - literal).abs().max() < 1e-4
 
 

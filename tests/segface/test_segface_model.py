@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from segface_testutil import literal_formulation
 
 from segface.attention import Attention
 from segface.backbones import build_backbone
@@ -37,11 +38,8 @@ def test_fast_path_equals_literal_formulation(mobile):
     x = torch.randn(2, 3, 96, 64)
     with torch.inference_mode():
         fast = mobile(x)
-        mobile.literal = True
-        try:
+        with literal_formulation(mobile):
             literal = mobile(x)
-        finally:
-            mobile.literal = False
     assert (fast - literal).abs().max() < 1e-5
 
 
@@ -190,3 +188,45 @@ def test_pretrained_from_local_file(tmp_path):
     torch.save(reference.state_dict(), path)
     backbone = build_backbone("mobilenet", pretrained=str(path))
     assert torch.equal(backbone.features[16][0].weight, reference.features[16][0].weight)
+
+
+def test_stacked_face_projections_equal_the_separate_linears():
+    from segface.cache import DerivedCache
+    from segface.transformer import project_faces
+
+    torch.manual_seed(4)
+    a, b, c = torch.nn.Linear(16, 8), torch.nn.Linear(16, 4), torch.nn.Linear(16, 8)
+    faces, pe = torch.randn(2, 30, 16), torch.randn(1, 30, 16)
+    expected = [a(faces + pe), b(faces + pe), c(faces)]
+    cache = DerivedCache()
+    with torch.inference_mode():
+        cached = project_faces(faces, pe, [a, b], [c], cache)  # one product + the cached PE share
+        again = project_faces(faces, pe, [a, b], [c], cache)
+    direct = project_faces(faces, pe, [a, b], [c], cache)  # with gradients: as written
+    for want, got, got2, got3 in zip(expected, cached, again, direct):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got2, want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got3, want, rtol=1e-5, atol=1e-5)
+    assert direct[0].requires_grad
+    with torch.no_grad():
+        a.weight.mul_(2)  # new weights: the cached PE share must follow
+    with torch.inference_mode():
+        torch.testing.assert_close(project_faces(faces, pe, [a, b], [c], cache)[0], a(faces + pe),
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_pixels", [1, 24, 10_000])  # one row per band, ragged bands, one band
+def test_banded_subpixel_head_equals_transposed_convolutions(monkeypatch, chunk_pixels):
+    import segface.decoder as decoder
+
+    torch.manual_seed(5)
+    head = decoder.SegFaceDecoder(num_classes=3, dim=32)
+    h, w = 7, 8  # 24 pixels per band -> bands of 3, 3, 1 face rows
+    faces = torch.randn(2, 32, h, w)
+    weights = torch.randn(2, 3, 4)
+    monkeypatch.setattr(decoder, "HEAD_CHUNK_PIXELS", chunk_pixels)
+    with torch.no_grad():
+        expected = torch.einsum("bkc,bchw->bkhw", weights, head.output_upscaling(faces))
+        got = decoder.subpixel_head(faces.flatten(2).transpose(1, 2), (h, w), head.output_upscaling, weights)
+    assert got.shape == (2, 3, 4 * h, 4 * w)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
