@@ -29,14 +29,15 @@ def project_faces(
     faces: B x HW x D, face_pe: 1 x HW x D.
     """
     sizes = [lin.out_features for lin in with_pe + without_pe]
-    (w_pe, b_pe), (w_rest, b_rest) = stack(with_pe), stack(without_pe)
     sources = [t for lin in with_pe + without_pe for t in (lin.weight, lin.bias)]
     if cache is None or not caching_allowed(sources):
+        (w_pe, b_pe), (w_rest, b_rest) = stack(with_pe), stack(without_pe)
         n = len(with_pe)
         keys = F.linear(faces + face_pe, w_pe, b_pe).split(sizes[:n], dim=-1)
         return [*keys, *F.linear(faces, w_rest, b_rest).split(sizes[n:], dim=-1)]
 
-    def stacked() -> tuple[torch.Tensor, torch.Tensor]:
+    def stacked() -> tuple[torch.Tensor, torch.Tensor]:  # built only when the weights or the grid change
+        (w_pe, b_pe), (w_rest, b_rest) = stack(with_pe), stack(without_pe)
         pe_part = F.linear(face_pe, w_pe, b_pe)  # 1 x HW x out_pe
         rest = b_rest.expand(*pe_part.shape[:-1], -1)
         return torch.cat([w_pe, w_rest]).t(), torch.cat([pe_part, rest], dim=-1)
