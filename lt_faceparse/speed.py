@@ -12,6 +12,9 @@ Conventions (stated in every record under ``"conventions"``):
   We report the median and the inter-quartile range (p75 - p25) over ``runs`` passes.
 - **Throughput** ``images_per_s = batch_size / median latency``; ``fps`` is the same number (the
   papers' FPS is images per second at batch 1).
+- **CPU memory**: each CPU record states ``thp_mem_alloc_enable`` (PyTorch's huge-page setting for
+  large CPU tensors, which the ``lt-faceparse`` command turns on) and ``kernel_thp`` (the kernel's
+  transparent-huge-page mode); see :mod:`lt_faceparse.runtime` for what they change.
 - **Peak memory** is ``torch.cuda.max_memory_allocated`` during the timed passes on CUDA; on CPU
   torch keeps no allocator statistics, so it is ``None``.
 
@@ -34,6 +37,7 @@ import torch
 import torch.nn as nn
 
 from lt_faceparse.atomic import atomic_write_json, read_json
+from lt_faceparse.runtime import huge_pages_setting
 
 SPEED_SCHEMA_VERSION = 1
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -195,6 +199,7 @@ def measure_speed(
         "gflops": None if num_flops is None else num_flops / 1e9,
         "peak_memory_mb": peak,
         "num_threads": torch.get_num_threads(),
+        **(huge_pages_setting() if device.type == "cpu" else {}),
         "torch_version": torch.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "conventions": CONVENTIONS,

@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 
 from lt_faceparse.atomic import atomic_write_text
-from segface.bench import bench_segface, format_rows
+from lt_faceparse.runtime import prefer_huge_pages
+from segface.bench import bench_segface, format_rows, time_sections
+from segface.model import SegFace
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,14 +31,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-literal", action="store_true", help="skip the literal formulation")
     p.add_argument("--no-bisenet", action="store_true", help="skip the BiSeNet-ResNet18 reference")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--sections", action="store_true",
+                   help="also time SegFace's parts (backbone, fusion, blocks, head) on the CPU")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.add_argument("--no-huge-pages", action="store_true",
+                   help="leave THP_MEM_ALLOC_ENABLE unset (see lt_faceparse.runtime)")
     args = p.parse_args(argv)
+    if not args.no_huge_pages:
+        prefer_huge_pages()  # before the first tensor is allocated
     torch.set_num_threads(args.threads)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     rows = bench_segface(args.backbones, args.resolutions, devices=devices, literal=not args.no_literal,
                          bisenet=not args.no_bisenet, channels_last=args.channels_last,
                          rounds=args.rounds, runs=args.runs)
     print(format_rows(rows))
+    if args.sections:
+        for backbone in args.backbones:
+            for resolution in args.resolutions:
+                parts = time_sections(SegFace(backbone), resolution, runs=args.rounds * args.runs,
+                                      channels_last=args.channels_last)
+                print(f"\nSegFace-{backbone} at {resolution} px, CPU, {args.threads} thread(s), fast path: "
+                      "median ms per part over " + f"{args.rounds * args.runs} passes (forward hooks)")
+                print(" | ".join(f"{k} {v:.1f}" for k, v in parts.items()))
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(rows, indent=2) + "\n")
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+import time
 from typing import Any, Callable, Sequence
 
 import torch
@@ -92,6 +93,56 @@ def bench_segface(
     return rows
 
 
+def time_sections(model: SegFace, resolution: int, *, runs: int = 7, warmup: int = 2,
+                  channels_last: bool = False) -> dict[str, float]:
+    """Median milliseconds per part of a batch-1 SegFace pass on the CPU: ``backbone``, ``fusion``,
+    ``block i`` (each two-way block), ``final attention`` (the transformer's rest: its last
+    token-to-face attention), ``head`` (the decoder's rest: hypernetwork MLP and output head),
+    ``other`` (the model's rest: positional encoding, checks) and ``total``.
+
+    Each part is timed by forward hooks on its module, in the same passes, so the parts add up to
+    ``total`` (each median is taken separately, so the medians need not add up exactly).
+    """
+    model = model.eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    transformer = model.face_decoder.transformer
+    timed = {"backbone": model.backbone, "fusion": model.fusion, "decoder": model.face_decoder,
+             "transformer": transformer, **{f"block {i}": b for i, b in enumerate(transformer.layers)}}
+    starts: dict[str, float] = {}
+    spans: dict[str, float] = {}
+    handles = []
+    for name, module in timed.items():
+        handles.append(module.register_forward_pre_hook(lambda *_, n=name: starts.__setitem__(n, time.perf_counter())))
+        handles.append(module.register_forward_hook(
+            lambda *_, n=name: spans.__setitem__(n, time.perf_counter() - starts[n])))
+    images = torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    if channels_last:
+        images = images.to(memory_format=torch.channels_last)
+    samples: dict[str, list[float]] = {}
+    try:
+        with torch.inference_mode():
+            for i in range(warmup + runs):
+                start = time.perf_counter()
+                model(images)
+                spans["total"] = time.perf_counter() - start
+                if i < warmup:
+                    continue
+                blocks = sum(v for k, v in spans.items() if k.startswith("block "))
+                parts = {k: v for k, v in spans.items() if k in ("backbone", "fusion", "total") or k.startswith("block ")}
+                parts["final attention"] = spans["transformer"] - blocks
+                parts["head"] = spans["decoder"] - spans["transformer"]
+                parts["other"] = spans["total"] - spans["backbone"] - spans["fusion"] - spans["decoder"]
+                for k, v in parts.items():
+                    samples.setdefault(k, []).append(v * 1e3)
+    finally:
+        for h in handles:
+            h.remove()
+    order = ["backbone", "fusion", *(f"block {i}" for i in range(len(transformer.layers))),
+             "final attention", "head", "other", "total"]
+    return {k: statistics.median(samples[k]) for k in order}
+
+
 def format_rows(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of :func:`bench_segface` rows, with how each number was obtained."""
     lines = [
@@ -105,7 +156,11 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             f"{r['num_threads']} | {r['params']:,} | {r['gflops']:.2f} | {r['latency_ms_median']:.1f} | {rounds} |"
         )
     lines.append("")
+    cpu = next((r for r in rows if r["device"] == "cpu"), None)
+    memory = "" if cpu is None else (
+        f" CPU huge pages for large tensors: THP_MEM_ALLOC_ENABLE={cpu.get('thp_mem_alloc_enable')}, "
+        f"kernel THP mode {cpu.get('kernel_thp')}.")
     lines.append("Latency: batch 1, fp32, torch.inference_mode; per round the median of "
                  f"{rows[0]['runs'] if rows else '?'} timed passes, reported: median over rounds. "
-                 "GFLOPs: torch FlopCounterMode, one image, multiply-add = 2.")
+                 f"GFLOPs: torch FlopCounterMode, one image, multiply-add = 2.{memory}")
     return "\n".join(lines)

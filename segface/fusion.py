@@ -18,8 +18,8 @@ conv on the stride-4 grid.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from segface.cache import DerivedCache
 
@@ -66,7 +66,7 @@ class MLPFusion(nn.Module):
         fused = None
         for x, (weight, bias) in zip(stages, self.folded_weights()):
             y = upsample(pointwise(x, weight, bias), size)
-            fused = y if fused is None else fused + y
+            fused = y if fused is None else fused.add_(y)  # y is a fresh tensor: accumulate in place
         return fused
 
     def forward_concat(self, stages: list[torch.Tensor]) -> torch.Tensor:

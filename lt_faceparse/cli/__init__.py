@@ -13,6 +13,7 @@ from typing import Sequence
 
 from lt_faceparse import __version__
 from lt_faceparse.errors import LTFaceParseError
+from lt_faceparse.runtime import prefer_huge_pages
 
 _GROUPS = ("data", "analysis", "model", "baselines", "engine", "report")
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    prefer_huge_pages()  # before the first tensor: PyTorch reads the setting once (see lt_faceparse.runtime)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

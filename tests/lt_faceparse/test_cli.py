@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from lt_faceparse.cli import build_parser, main
@@ -24,3 +26,10 @@ def test_unknown_subcommand_is_an_argparse_error():
     with pytest.raises(SystemExit) as exc:
         main(["no-such-command"])
     assert exc.value.code == 2
+
+
+def test_command_asks_for_huge_pages_before_anything_runs(monkeypatch):
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
