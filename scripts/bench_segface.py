@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                 parts = time_sections(SegFace(backbone), resolution, runs=args.rounds * args.runs,
                                       channels_last=args.channels_last)
                 print(f"\nSegFace-{backbone} at {resolution} px, CPU, {args.threads} thread(s), fast path: "
-                      "median ms per part over " + f"{args.rounds * args.runs} passes (forward hooks)")
+                      f"median ms per part over {args.rounds * args.runs} passes (forward hooks)")
                 print(" | ".join(f"{k} {v:.1f}" for k, v in parts.items()))
     if args.json:
         atomic_write_text(Path(args.json), json.dumps(rows, indent=2) + "\n")
