@@ -135,7 +135,8 @@ class BiSeNet(nn.Module):
             (the reference sums all three heads with weight 1). A loop that calls ``model(images)``
             and ``loss(logits, target)`` trains the main head only; the auxiliary heads then get no
             gradient (DistributedDataParallel needs ``find_unused_parameters=True`` in that case).
-        pretrained: initialise the ResNet-18 from torchvision's ImageNet weights.
+        pretrained: initialise the ResNet-18 from torchvision's ImageNet weights (True; downloaded into
+            the torch hub cache once, see :mod:`lt_faceparse.pretrained`), or from a weight name or file.
     """
 
     def __init__(
@@ -145,7 +146,7 @@ class BiSeNet(nn.Module):
         taxonomy: str = "celebamask-hq",
         loss: str = "ohem",
         aux_weight: float = 1.0,
-        pretrained: bool = False,
+        pretrained: bool | str = False,
     ) -> None:
         super().__init__()
         if loss not in ("ohem", "ce"):
@@ -171,7 +172,7 @@ class BiSeNet(nn.Module):
         self.criterion = OhemCrossEntropy() if loss == "ohem" else nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
         self.aux_weight = aux_weight
         if pretrained:
-            self.cp.resnet.load_imagenet()
+            self.cp.resnet.load_imagenet(pretrained)
 
     def _to_input(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         # The reference upsamples its outputs bilinearly with align_corners=True.

@@ -87,7 +87,7 @@ def zll_metadata(model: BiSeNet, src: str | Path | None = None) -> dict[str, Any
     meta: dict[str, Any] = {
         "model": "bisenet",
         "model_kwargs": dict(model.build_kwargs),
-        "taxonomy": TAXONOMY,
+        "taxonomy": get_taxonomy(TAXONOMY).to_dict(),
         "resolution": RESOLUTION,
         **ZLL_PROVENANCE,
     }

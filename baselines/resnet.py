@@ -65,10 +65,11 @@ class ResNet18(nn.Module):
         feat32 = self.layer4(feat16)  # 512 x H/32
         return feat8, feat16, feat32
 
-    def load_imagenet(self) -> None:
-        """Initialise from torchvision's ImageNet-1K ResNet-18 weights (downloaded by torchvision)."""
-        from torchvision.models import ResNet18_Weights
+    def load_imagenet(self, pretrained: bool | str = True) -> None:
+        """Initialise from torchvision's ImageNet-1K ResNet-18 weights (``IMAGENET1K_V1``, or a weight
+        name or local file), cached and downloaded as :mod:`lt_faceparse.pretrained` describes."""
+        from lt_faceparse.pretrained import torchvision_state
 
-        state = ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        state = torchvision_state("resnet18", "IMAGENET1K_V1" if pretrained is True else pretrained)
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         self.load_state_dict(state, strict=True)

@@ -20,3 +20,9 @@ class DataError(LTFaceParseError, ValueError):
 
 class IncomparableError(LTFaceParseError, ValueError):
     """Two results were asked to be compared although their protocols differ."""
+
+
+class SplitNotFound(DataError):
+    """The dataset tree has no such split at all (e.g. a LaPa tree without ``test/``). Only this
+    documented absence may be tolerated by a caller; a split that exists but cannot be read raises
+    :class:`DataError`."""

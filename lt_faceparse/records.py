@@ -29,7 +29,7 @@ from lt_faceparse.atomic import atomic_save_npz, atomic_write_json, read_json
 from lt_faceparse.errors import DataError, IncomparableError
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.metrics.scores import CONVENTIONS, counts_from_confusion, scores_from_counts
-from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
+from lt_faceparse.taxonomy import Taxonomy, adopt_taxonomy, get_taxonomy
 
 SCHEMA_VERSION = 1
 
@@ -38,6 +38,8 @@ PROVENANCE_KEYS = (
     "warp", "checkpoint_rule", "pretraining", "num_params", "reported", "source", "library_version",
     "git_commit", "created",
 )
+# optional provenance keys: "data_format" (dataset format read, e.g. folder) and "data_root"
+# (absolute dataset root; `report` reads its example images from there)
 COMPARABILITY_KEYS = ("taxonomy", "split", "merge", "protocol")
 
 _SCORE_KEYS = ("f1", "iou", "precision", "recall")
@@ -55,7 +57,9 @@ class ResultRecord:
     pred_pixels, intersection}``; ``groups``: ``{name: {members, f1, iou, precision, recall, ...}}``;
     ``bins``: ``{bin: [class names]}`` with ``bins_source`` saying which split's frequencies made them;
     ``f1_by_bin``: ``{bin: mean foreground F1}``; ``ci``: bootstrap intervals (``BootstrapCI.to_dict``);
-    ``confusion``: K x K counts (rows = ground truth) or None for reported records.
+    ``confusion``: K x K counts (rows = ground truth) or None for reported records;
+    ``taxonomy_definition``: the whole taxonomy (``Taxonomy.to_dict``), so reports print its display
+    names and colours in any process (None in records written before records held it).
     """
 
     taxonomy: str
@@ -73,6 +77,7 @@ class ResultRecord:
     f1_by_bin: dict[str, float | None] | None = None
     confusion: list[list[int]] | None = None
     ci: dict[str, Any] | None = None
+    taxonomy_definition: dict[str, Any] | None = None
     conventions: dict[str, str] = field(default_factory=lambda: dict(CONVENTIONS))
     schema_version: int = SCHEMA_VERSION
     per_image_file: str | None = None
@@ -139,7 +144,8 @@ class ResultRecord:
             **{k: getattr(self, k) for k in _MEAN_KEYS},
             "per_class": self.per_class, "groups": self.groups, "undefined_classes": self.undefined_classes,
             "bins": self.bins, "bins_source": self.bins_source, "f1_by_bin": self.f1_by_bin,
-            "ci": self.ci, "conventions": self.conventions, "provenance": self.provenance,
+            "ci": self.ci, "taxonomy_definition": self.taxonomy_definition,
+            "conventions": self.conventions, "provenance": self.provenance,
             "per_image_file": self.per_image_file, "confusion": self.confusion,
         }
         return _nan_to_none(out)
@@ -147,7 +153,7 @@ class ResultRecord:
     def with_bins(self, bins: Any) -> "ResultRecord":
         """Copy with ``bins`` (``{bin: [names or ids]}`` or a ``FrequencyTable``, e.g. of the training
         split) and the F1@bin means recomputed from this record's per-class F1."""
-        taxonomy = _taxonomy_of(self)
+        taxonomy = record_taxonomy(self)
         bin_map, source = _bins_arg(bins, taxonomy)
         fg = [taxonomy.names[i] for i in taxonomy.foreground_ids]
         return replace(self, bins=bin_map, bins_source=source, _per_image=self._per_image,
@@ -160,7 +166,7 @@ class ResultRecord:
         stats = self.per_image
         if stats is None:
             raise ValueError(f"record {self.label!r} has no per-image stats to bootstrap")
-        ci = bootstrap_ci(stats, _taxonomy_of(self), n_resamples=n_resamples, confidence=confidence, seed=seed)
+        ci = bootstrap_ci(stats, record_taxonomy(self), n_resamples=n_resamples, confidence=confidence, seed=seed)
         return replace(self, ci=ci.to_dict(), _per_image=stats)
 
 
@@ -251,7 +257,7 @@ def build_record(confusion: Any, taxonomy: Taxonomy | str, provenance: Mapping[s
         provenance=make_provenance(provenance, taxonomy.name), groups=scores["groups"],
         undefined_classes=scores["undefined_classes"], bins=bin_map, bins_source=bins_source,
         f1_by_bin=None if bin_map is None else f1_by_bin(f1s, bin_map, fg), confusion=cm.tolist(),
-        ci=ci, conventions=scores["conventions"], _per_image=per_image,
+        ci=ci, taxonomy_definition=taxonomy.to_dict(), conventions=scores["conventions"], _per_image=per_image,
     )
     validate_record_dict(record.to_dict(), "<built record>")
     return record
@@ -294,6 +300,7 @@ def reported_record(method: str, per_class_f1: Mapping[str, float | None], mean_
         pixel_accuracy=nan, num_images=num_images,
         provenance=make_provenance(prov, taxonomy.name, reported=True), bins=bin_map, bins_source=bins_source,
         f1_by_bin=None if bin_map is None else f1_by_bin({n: f1[i] for i, n in enumerate(taxonomy.names)}, bin_map, fg),
+        taxonomy_definition=taxonomy.to_dict(),
         conventions={**CONVENTIONS, "source": "published numbers as printed by the cited source"},
     )
     record.provenance["reported"] = True
@@ -399,6 +406,13 @@ def validate_record_dict(data: Any, path: str | Path) -> None:
         if not isinstance(g, dict) or not _is_fraction(g.get("f1")) or not _is_fraction(g.get("iou")):
             fail(f"group {gname!r} lacks fractions f1/iou")
     names = [r["name"] for r in per_class]
+    definition = data.get("taxonomy_definition")
+    if definition is not None:
+        if not isinstance(definition, dict) or definition.get("name") != data["taxonomy"]:
+            fail(f"taxonomy_definition must be the definition of taxonomy {data['taxonomy']!r}")
+        stored = [c.get("name") if isinstance(c, dict) else None for c in definition.get("classes") or []]
+        if stored != names:
+            fail(f"taxonomy_definition lists classes {stored}, per_class {names}")
     if not set(data["undefined_classes"]) <= set(names):
         fail(f"undefined_classes {data['undefined_classes']} name unknown classes")
     if data["bins"] is not None:
@@ -451,12 +465,20 @@ def load_record(path: str | Path) -> ResultRecord:
             raise DataError(json_path.parent / npz_name, f"does not match the checksum recorded in {json_path}")
     fields = {k: data.get(k) for k in ("taxonomy", "per_class", *_MEAN_KEYS, "num_images", "provenance", "groups",
                                        "undefined_classes", "bins", "bins_source", "f1_by_bin", "confusion",
-                                       "ci", "schema_version", "per_image_file")}
+                                       "ci", "taxonomy_definition", "schema_version", "per_image_file")}
     fields["conventions"] = data.get("conventions") or dict(CONVENTIONS)
+    if fields["taxonomy_definition"] is not None:
+        adopt_taxonomy(fields["taxonomy_definition"], json_path)  # registered: get_taxonomy(name) works from here
     return ResultRecord(**fields, path=json_path)
 
 
-def _taxonomy_of(record: ResultRecord) -> Taxonomy:
+def record_taxonomy(record: ResultRecord) -> Taxonomy:
+    """The taxonomy of a record: the definition it stores (checked against the built-in or registered
+    one of that name), else the registered taxonomy of its name, else (records written
+    before records held their taxonomy) one built from its class names, whose display names are then
+    the class names themselves."""
+    if record.taxonomy_definition is not None:
+        return adopt_taxonomy(record.taxonomy_definition, record.path, register=False)
     try:
         tax = get_taxonomy(record.taxonomy)
     except KeyError:

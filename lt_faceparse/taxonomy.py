@@ -11,7 +11,7 @@ LaPa/Helen, i.e. the *subject's* left as annotated by the dataset authors (FaRL'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -20,6 +20,8 @@ IGNORE_INDEX = 255
 BACKGROUND = "background"
 HEAD = "head"
 ACCESSORY = "accessory"
+KINDS = (BACKGROUND, HEAD, ACCESSORY)
+DICT_FORMAT = 1  # version of Taxonomy.to_dict's layout
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,67 @@ class Taxonomy:
             "names": self.names,
         }
 
+    # ---- storage -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The whole taxonomy as JSON-ready data (weight files, records and frequency reports store
+        it): ``name``, ``classes`` (``id, name, display, color, kind`` each), ``paper_order``,
+        ``flip_pairs``, ``groups``, ``numberings`` and ``ignore_index``.
+        :meth:`from_dict` rebuilds an equal taxonomy."""
+        return {
+            "format": DICT_FORMAT,
+            "name": self.name,
+            "classes": [{"id": c.id, "name": c.name, "display": c.display, "color": list(c.color), "kind": c.kind}
+                        for c in self.classes],
+            "paper_order": list(self.paper_order),
+            "flip_pairs": [list(p) for p in self.flip_pairs],
+            "groups": {g: list(members) for g, members in self.groups.items()},
+            "numberings": {n: list(order) for n, order in self.numberings.items()},
+            "ignore_index": self.ignore_index,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Taxonomy":
+        """Rebuild a taxonomy from :meth:`to_dict`'s output; ``ValueError`` says what is wrong."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a taxonomy must be a JSON object, got {type(data).__name__}")
+        if data.get("format", DICT_FORMAT) != DICT_FORMAT:
+            raise ValueError(f"taxonomy format {data.get('format')!r}; this library reads format {DICT_FORMAT}")
+        missing = [k for k in ("name", "classes") if k not in data]
+        if missing:
+            raise ValueError(f"taxonomy lacks {missing}")
+        name = data["name"]
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"taxonomy name must be a non-empty string, got {name!r}")
+        rows = data["classes"]
+        if not isinstance(rows, list) or not rows:
+            raise ValueError(f"taxonomy {name!r}: classes must be a non-empty list")
+        classes = []
+        for i, row in enumerate(rows):
+            try:
+                color = tuple(int(v) for v in row["color"])
+                info = ClassInfo(int(row["id"]), str(row["name"]), str(row["display"]), color, str(row["kind"]))
+            except (KeyError, TypeError, ValueError) as err:
+                raise ValueError(f"taxonomy {name!r}: classes[{i}] must hold id, name, display, color "
+                                 f"[r, g, b] and kind ({err.__class__.__name__}: {err})") from None
+            if len(color) != 3 or not all(0 <= v <= 255 for v in color):
+                raise ValueError(f"taxonomy {name!r}: classes[{i}] colour {list(color)} is not 3 values in 0..255")
+            if info.kind not in KINDS:
+                raise ValueError(f"taxonomy {name!r}: classes[{i}] kind {info.kind!r} is not one of {list(KINDS)}")
+            classes.append(info)
+        try:
+            return cls(
+                name=name,
+                classes=tuple(classes),
+                paper_order=tuple(int(i) for i in data.get("paper_order", ())),
+                flip_pairs=tuple((int(a), int(b)) for a, b in data.get("flip_pairs", ())),
+                groups={str(g): tuple(int(m) for m in members) for g, members in data.get("groups", {}).items()},
+                numberings={str(n): tuple(order) for n, order in data.get("numberings", {}).items()},
+                ignore_index=int(data.get("ignore_index", IGNORE_INDEX)),
+            )
+        except (TypeError, AttributeError) as err:
+            raise ValueError(f"taxonomy {name!r}: malformed paper_order, flip_pairs, groups or numberings "
+                             f"({err})") from None
+
 
 # ------------------------------------------------------------------------------------------------
 # Built-in taxonomies
@@ -270,9 +333,14 @@ HELEN = Taxonomy(
 )
 
 _REGISTRY: dict[str, Taxonomy] = {}
+BUILTIN_TAXONOMIES: tuple[str, ...] = (CELEBAMASK_HQ.name, LAPA.name, HELEN.name)
 
 
 def register_taxonomy(taxonomy: Taxonomy, *, overwrite: bool = False) -> Taxonomy:
+    """Make ``taxonomy`` known to :func:`get_taxonomy` in this process. A different taxonomy of the
+    same name is refused unless ``overwrite`` (the built-in ones can never be replaced)."""
+    if taxonomy.name in BUILTIN_TAXONOMIES and taxonomy.name in _REGISTRY and _REGISTRY[taxonomy.name] != taxonomy:
+        raise ValueError(f"{taxonomy.name!r} is a built-in taxonomy and cannot be redefined")
     if taxonomy.name in _REGISTRY and not overwrite and _REGISTRY[taxonomy.name] != taxonomy:
         raise ValueError(f"a different taxonomy named {taxonomy.name!r} is already registered")
     _REGISTRY[taxonomy.name] = taxonomy
@@ -290,6 +358,8 @@ def get_taxonomy(name: str | Taxonomy) -> Taxonomy:
     if isinstance(name, Taxonomy):
         return name
     key = _ALIASES.get(name.lower(), name.lower())
+    if key not in _REGISTRY:
+        key = name  # registered user taxonomies keep their case (e.g. folder:MyFaces)
     try:
         return _REGISTRY[key]
     except KeyError:
@@ -298,6 +368,64 @@ def get_taxonomy(name: str | Taxonomy) -> Taxonomy:
 
 def list_taxonomies() -> list[str]:
     return sorted(_REGISTRY)
+
+
+# fields that change only how classes look in tables and figures, not what a class id means
+COSMETIC_FIELDS = ("display names", "colours", "paper order")
+
+
+def taxonomy_differences(a: Taxonomy, b: Taxonomy) -> dict[str, str]:
+    """What differs between two taxonomies: field -> "<a's value> vs <b's value>" (empty when equal)."""
+    out = {}
+    views = {
+        "class names": lambda t: t.names,
+        "display names": lambda t: t.display_names,
+        "colours": lambda t: [list(c.color) for c in t.classes],
+        "kinds": lambda t: [c.kind for c in t.classes],
+        "paper order": lambda t: list(t.paper_order),
+        "flip pairs": lambda t: [list(p) for p in t.flip_pairs],
+        "groups": lambda t: {g: list(m) for g, m in t.groups.items()},
+        "numberings": lambda t: {n: list(o) for n, o in t.numberings.items()},
+        "ignore index": lambda t: t.ignore_index,
+    }
+    for what, view in views.items():
+        if view(a) != view(b):
+            out[what] = f"{view(a)} vs {view(b)}"
+    return out
+
+
+def adopt_taxonomy(stored: Mapping[str, Any], source: Any = None, *, register: bool = True) -> Taxonomy:
+    """The taxonomy a file stores in full (:meth:`Taxonomy.to_dict`), ready for :func:`get_taxonomy`.
+
+    A built-in name must come with exactly the built-in definition; any other taxonomy is rebuilt
+    from the data and (``register``) registered in this process. A different taxonomy already
+    registered under the same name is an error, unless it differs only in display names, colours or
+    column order (:data:`COSMETIC_FIELDS`, e.g. a ``classes.txt`` edited after some files were
+    written): then the one in use is kept and a warning names the file. Every error is a
+    :class:`~lt_faceparse.errors.DataError` naming ``source`` (the file that holds the data)."""
+    from lt_faceparse.errors import DataError
+
+    try:
+        taxonomy = Taxonomy.from_dict(stored)
+    except ValueError as err:
+        raise DataError(source, f"stored taxonomy is invalid: {err}") from None
+    known = _REGISTRY.get(taxonomy.name)
+    if known is None:
+        return register_taxonomy(taxonomy) if register else taxonomy
+    differences = taxonomy_differences(taxonomy, known)
+    if not differences:
+        return known
+    text = "; ".join(f"{field} {values}" for field, values in differences.items())
+    if taxonomy.name in BUILTIN_TAXONOMIES:
+        raise DataError(source, f"stores a taxonomy named {taxonomy.name!r} that differs from the built-in one: {text}")
+    if set(differences) <= set(COSMETIC_FIELDS):
+        import warnings
+
+        warnings.warn(f"{source}: taxonomy {taxonomy.name!r} differs from the one already in use in this process "
+                      f"only in how classes are shown ({text}); the one in use is kept", stacklevel=2)
+        return known
+    raise DataError(source, f"defines taxonomy {taxonomy.name!r} differently from the one already in use in this "
+                            f"process (file vs in use): {text}")
 
 
 def _auto_color(i: int) -> tuple[int, int, int]:
@@ -311,37 +439,45 @@ def _auto_color(i: int) -> tuple[int, int, int]:
     return (int(r * 255), int(g * 255), int(b * 255))
 
 
-def _display_from_name(name: str) -> str:
-    if name.startswith(("l_", "r_")):
-        return f"{name[0].upper()}-{name[2:].capitalize()}"
-    return name.replace("_", " ").title()
-
-
 def taxonomy_from_names(
     name: str,
     class_names: Iterable[str],
     *,
+    display_names: Sequence[str | None] | None = None,
+    kinds: Sequence[str | None] | None = None,
     background: str | None = "background",
     accessories: Iterable[str] = (),
     register: bool = False,
 ) -> Taxonomy:
-    """Build a user-defined taxonomy from a class list (line i = name of id i).
+    """Build a user-defined taxonomy from a class list (item i = name of id i).
 
-    Flip pairs are inferred from ``l_X``/``r_X`` (or ``left_X``/``right_X``) name pairs; the
-    class named ``background`` (if any) is tagged as background; ``accessories`` are tagged as such.
-    Known names borrow the CelebAMask-HQ display names and colours.
+    ``display_names[i]`` (when given and not None) is what tables and figures print for class i;
+    otherwise the name itself is printed. ``kinds[i]`` (``background``, ``head`` or ``accessory``),
+    when given, sets the kind; otherwise the class named ``background`` is background, the names in
+    ``accessories`` and CelebAMask-HQ's accessory names (``eye_g``, ``hat``, ``ear_r``,
+    ``neck_l``) are accessories, and the rest are head classes. Colours are generated, distinct
+    hues (black for class 0): nothing is borrowed from another taxonomy by similar name. Flip pairs
+    are inferred from ``l_X``/``r_X`` (or ``left_X``/``right_X``) name pairs.
     """
     names = [n.strip() for n in class_names]
     if not names or any(not n for n in names):
         raise ValueError(f"taxonomy {name!r}: empty class name in {names}")
+    for what, values in (("display_names", display_names), ("kinds", kinds)):
+        if values is not None and len(values) != len(names):
+            raise ValueError(f"taxonomy {name!r}: {len(values)} {what} for {len(names)} classes")
     acc = set(accessories)
     known = {c.name: c for c in CELEBAMASK_HQ.classes}
     classes = []
     for i, n in enumerate(names):
         ref = known.get(n)
-        kind = BACKGROUND if n == background else (ACCESSORY if n in acc or (ref and ref.kind == ACCESSORY) else HEAD)
-        classes.append(ClassInfo(i, n, ref.display if ref else _display_from_name(n),
-                                 ref.color if ref else _auto_color(i), kind))
+        kind = kinds[i] if kinds is not None and kinds[i] else None
+        if kind is None:
+            kind = BACKGROUND if n == background else (
+                ACCESSORY if n in acc or (ref and ref.kind == ACCESSORY) else HEAD)
+        if kind not in KINDS:
+            raise ValueError(f"taxonomy {name!r}: class {n!r} has kind {kind!r}, not one of {list(KINDS)}")
+        display = display_names[i] if display_names is not None and display_names[i] else n
+        classes.append(ClassInfo(i, n, display, _auto_color(i), kind))
     pairs = []
     for i, n in enumerate(names):
         for lp, rp in (("l_", "r_"), ("left_", "right_")):

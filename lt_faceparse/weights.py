@@ -2,7 +2,10 @@
 
 Loading never unpickles anything: safetensors holds raw tensors only. The metadata says how to
 rebuild the model through the registry (``model`` + ``model_kwargs``) and how it was made
-(taxonomy, input resolution, source, merge preset, ...).
+(taxonomy, input resolution, source, merge preset, ...). ``taxonomy`` holds the whole taxonomy
+(:meth:`Taxonomy.to_dict`: names, display names, colours, kinds, flip pairs, groups, ...), so a
+weight file is all that ``parse``, ``eval``, ``export-onnx`` and ``report`` need;
+:func:`taxonomy_of` reads it (and the bare name that files written before this held).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch.nn as nn
 
 from lt_faceparse.atomic import atomic_path
 from lt_faceparse.errors import DataError
+from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, adopt_taxonomy, get_taxonomy
 
 METADATA_KEY = "lt_faceparse"
 FORMAT_VERSION = 1
@@ -26,13 +30,15 @@ def save_model(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> 
     """Write ``model``'s state dict and ``metadata`` atomically to ``path`` (a ``.safetensors`` file).
 
     ``metadata`` needs ``model`` (registry name), ``model_kwargs`` (constructor arguments),
-    ``taxonomy`` and ``resolution``; anything JSON-serialisable may follow.
+    ``taxonomy`` and ``resolution``; anything JSON-serialisable may follow. ``taxonomy`` (a
+    :class:`Taxonomy`, its ``to_dict()`` or the name of a registered one) is stored in full.
     """
     from safetensors.torch import save_file
 
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
         raise ValueError(f"save_model: metadata lacks {missing}")
+    metadata = {**metadata, "taxonomy": stored_taxonomy(metadata["taxonomy"])}
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path / "model.safetensors"
@@ -41,6 +47,63 @@ def save_model(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> 
     header = {METADATA_KEY: json.dumps({"format_version": FORMAT_VERSION, **metadata})}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=header)
+    return path
+
+
+def stored_taxonomy(taxonomy: Taxonomy | dict[str, Any] | str) -> dict[str, Any]:
+    """The full taxonomy dict to store for ``taxonomy`` (a Taxonomy, its dict, or a registered name)."""
+    if isinstance(taxonomy, dict):
+        return Taxonomy.from_dict(taxonomy).to_dict()  # validated and normalised
+    try:
+        return get_taxonomy(taxonomy).to_dict()
+    except KeyError:
+        raise ValueError(f"save_model: taxonomy {taxonomy!r} is not registered in this process; pass the "
+                         "Taxonomy itself (or its to_dict()) so that the file can hold it") from None
+
+
+def taxonomy_of(meta: dict[str, Any], path: str | Path | None = None) -> Taxonomy:
+    """The taxonomy a weight file's metadata holds (``path`` names the file in errors).
+
+    A stored dict of a built-in taxonomy must equal the built-in one; any other is rebuilt and
+    registered in this process, so ``get_taxonomy(name)`` works downstream. A bare name (files
+    written before weight files held their taxonomy) is accepted for built-in or already
+    registered taxonomies only."""
+    value = meta.get("taxonomy")
+    if isinstance(value, dict):
+        return adopt_taxonomy(value, path)
+    if not isinstance(value, str):
+        raise DataError(path, f"metadata 'taxonomy' must be the taxonomy (an object) or its name, got {value!r}")
+    try:
+        return get_taxonomy(value)
+    except KeyError:
+        raise DataError(path, f"names taxonomy {value!r}, which is not built in ({', '.join(BUILTIN_TAXONOMIES)}), "
+                              "and the file does not hold its classes: it predates self-contained taxonomies in "
+                              "weight files. Upgrade it once with lt_faceparse.weights.embed_taxonomy(file, "
+                              "taxonomy), e.g. the taxonomy of the training folder "
+                              "(lt_faceparse.data.folder.taxonomy_for_folder(ROOT))") from None
+
+
+def embed_taxonomy(path: str | Path, taxonomy: Taxonomy | str) -> Path:
+    """Rewrite an older weight file (atomically, in place) so that it holds ``taxonomy`` in full.
+
+    The taxonomy must have the name the file states and, when the metadata records it, the model's
+    number of classes."""
+    from safetensors.torch import load_file, save_file
+
+    path = _resolve(path)
+    meta = read_metadata(path)
+    taxonomy = get_taxonomy(taxonomy)
+    named = meta["taxonomy"]["name"] if isinstance(meta["taxonomy"], dict) else meta["taxonomy"]
+    if named != taxonomy.name:
+        raise DataError(path, f"names taxonomy {named!r}, not {taxonomy.name!r}")
+    classes = meta["model_kwargs"].get("num_classes")
+    if classes is not None and classes != taxonomy.num_classes:
+        raise DataError(path, f"the model predicts {classes} classes; taxonomy {taxonomy.name!r} has "
+                              f"{taxonomy.num_classes}")
+    state = load_file(str(path))
+    meta = {**meta, "taxonomy": taxonomy.to_dict()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
     return path
 
 

@@ -12,14 +12,12 @@ at each of the strides 4/8/16/32.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from lt_faceparse.errors import DataError
+from lt_faceparse.pretrained import timm_pretrained_file, torchvision_state
 
 
 @dataclass(frozen=True)
@@ -141,10 +139,11 @@ class TimmBackbone(nn.Module):
 def build_backbone(name: str, pretrained: bool | str = False) -> nn.Module:
     """Build backbone ``name``; ``forward(images)`` returns 4 NCHW maps, ``.channels`` their widths.
 
-    ``pretrained``: False (random init), True (the default ImageNet weights, read from the local
-    torch-hub / Hugging Face cache), a torchvision weight name such as ``"IMAGENET1K_V1"``, or the
-    path of a local weight file. Nothing is ever downloaded: missing weights raise a
-    ``FileNotFoundError`` that says where to put them.
+    ``pretrained``: False (random init), True (the default ImageNet weights), a torchvision weight
+    name such as ``"IMAGENET1K_V1"``, or the path of a local weight file. Weights missing from the
+    torch hub / Hugging Face cache are downloaded into it once, as torchvision and timm do, unless
+    an offline switch is set (see :mod:`lt_faceparse.pretrained`); offline, a missing file raises a
+    ``FileNotFoundError`` that says where to put it.
     """
     if name.startswith(TIMM_PREFIX):
         return _build_timm(name[len(TIMM_PREFIX):], pretrained)
@@ -156,41 +155,8 @@ def build_backbone(name: str, pretrained: bool | str = False) -> nn.Module:
 
     model = tvm.get_model(spec.builder, weights=None)
     if pretrained:
-        state = _torchvision_state(spec.builder, pretrained)
-        model.load_state_dict(state)
+        model.load_state_dict(torchvision_state(spec.builder, pretrained))
     return TorchvisionBackbone(spec, model)
-
-
-def _torchvision_state(builder: str, pretrained: bool | str) -> dict[str, torch.Tensor]:
-    from torchvision.models import get_model_weights
-
-    if isinstance(pretrained, str) and Path(pretrained).is_file():
-        return _load_state_file(Path(pretrained))
-    enum = get_model_weights(builder)
-    weights = enum.DEFAULT if pretrained is True else enum[pretrained]
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-    if not cached.is_file():
-        raise FileNotFoundError(
-            f"ImageNet weights {weights} for torchvision {builder!r} are not in the local cache "
-            f"({cached}); nothing is downloaded here: fetch {weights.url} on a connected machine and "
-            f"place it at {cached}, or pass pretrained='/path/to/file.pth'"
-        )
-    return _load_state_file(cached)
-
-
-def _load_state_file(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise DataError(path, f"not a loadable weight file ({err})") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    return state
 
 
 def _build_timm(name: str, pretrained: bool | str) -> TimmBackbone:
@@ -198,43 +164,10 @@ def _build_timm(name: str, pretrained: bool | str) -> TimmBackbone:
 
     kwargs: dict = {}
     if pretrained:
-        if isinstance(pretrained, str) and Path(pretrained).is_file():
-            file = Path(pretrained)
-        else:
-            file = _timm_cached_file(name)
+        file = timm_pretrained_file(name, pretrained)
         kwargs = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(file)}}
     model = timm.create_model(name, features_only=True, **kwargs)
     return TimmBackbone(f"{TIMM_PREFIX}{name}", model)
-
-
-def _timm_cached_file(name: str) -> Path:
-    """The locally cached pretrained file of timm model ``name`` (HF hub or torch hub), or an error."""
-    import timm
-
-    cfg = timm.models.get_pretrained_cfg(name)
-    if cfg is None:
-        raise KeyError(f"timm has no pretrained config for {name!r}")
-    cfg = cfg.to_dict()
-    candidates: list[Path] = []
-    if cfg.get("hf_hub_id"):
-        from huggingface_hub import try_to_load_from_cache
-
-        for filename in (cfg.get("hf_hub_filename"), "model.safetensors", "pytorch_model.bin"):
-            if filename:
-                hit = try_to_load_from_cache(cfg["hf_hub_id"], filename)
-                if isinstance(hit, str):
-                    return Path(hit)
-    if cfg.get("url"):
-        candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(cfg["url"]))
-    for path in candidates:
-        if path.is_file():
-            return path
-    where = f"the Hugging Face cache for {cfg['hf_hub_id']}" if cfg.get("hf_hub_id") else str(candidates)
-    raise FileNotFoundError(
-        f"pretrained weights of timm model {name!r} are not cached locally (looked in {where}); "
-        f"nothing is downloaded here: fetch them on a connected machine or pass "
-        f"pretrained='/path/to/weights.safetensors'"
-    )
 
 
 def release_backbone_prefix(name: str) -> dict[str, str]:

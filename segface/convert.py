@@ -180,7 +180,7 @@ def convert_official(
     model.metadata = {
         "model": "segface",
         "model_kwargs": model.build_kwargs,
-        "taxonomy": tax.name,
+        "taxonomy": tax.to_dict(),
         "resolution": resolution or _resolution_from_path(src),
         "source": f"official SegFace release checkpoint {src.parent.name}/{src.name} (Kartik-3004/SegFace)",
         "pretraining": "ImageNet-1K (torchvision), then the authors' training",

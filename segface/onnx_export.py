@@ -32,8 +32,32 @@ def export_onnx(model: nn.Module, path: str | Path, resolution: int, *, opset: i
 
 def export_checkpoint_onnx(checkpoint: str | Path, out: str | Path, resolution: int | None = None,
                            *, opset: int = 17) -> Path:
-    """Export one of our weight files; ``resolution`` defaults to the one it was trained at."""
-    from lt_faceparse.weights import load_model
+    """Export one of our weight files; ``resolution`` defaults to the one it was trained at.
+
+    The ONNX file's ``metadata_props`` hold ``lt_faceparse``: JSON with the whole taxonomy (class
+    names, display names, colours, ...), the input resolution and normalisation, and the source, so
+    the exported model is as self-contained as the weight file."""
+    import json
+
+    import onnx
+
+    from lt_faceparse.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from lt_faceparse.weights import load_model, taxonomy_of
 
     model, meta = load_model(checkpoint)
-    return export_onnx(model, out, resolution or int(meta["resolution"]), opset=opset)
+    taxonomy = taxonomy_of(meta, checkpoint)
+    resolution = resolution or int(meta["resolution"])
+    path = export_onnx(model, out, resolution, opset=opset)
+    graph = onnx.load(str(path))
+    info = {
+        "taxonomy": taxonomy.to_dict(), "resolution": resolution, "model": meta["model"],
+        "input": f"images: N x 3 x {resolution} x {resolution} float32 RGB in [0, 1], then (x - mean) / std",
+        "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        "output": f"logits: N x {taxonomy.num_classes} x {resolution} x {resolution}; argmax over axis 1 = class id",
+        "warp": meta.get("warp"), "source": meta.get("source"),
+    }
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = "lt_faceparse", json.dumps(info)
+    with atomic_path(path) as tmp:
+        onnx.save(graph, str(tmp))
+    return path

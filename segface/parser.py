@@ -61,11 +61,12 @@ class FaceParser:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu",
                         batch_size: int = 4) -> "FaceParser":
-        """A parser for one of our weight files (taxonomy, resolution and warp from its metadata)."""
-        from lt_faceparse.weights import load_model
+        """A parser for one of our weight files (taxonomy, resolution and warp from its metadata; no
+        dataset needed: the file holds the whole taxonomy)."""
+        from lt_faceparse.weights import load_model, taxonomy_of
 
         model, meta = load_model(path, map_location=device)
-        return cls(model, meta["taxonomy"], meta["resolution"], device=device, batch_size=batch_size,
+        return cls(model, taxonomy_of(meta, path), meta["resolution"], device=device, batch_size=batch_size,
                    warp=meta.get("warp"))
 
     # ---- arrays in, arrays out -------------------------------------------------------------------

@@ -25,7 +25,7 @@ from lt_faceparse.analysis.bins import BIN_NAMES, assign_bins, check_thresholds
 from lt_faceparse.analysis.gini import gini
 from lt_faceparse.atomic import atomic_write_json, atomic_write_text
 from lt_faceparse.errors import DataError
-from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
+from lt_faceparse.taxonomy import Taxonomy, adopt_taxonomy, get_taxonomy
 
 FREQUENCY_COLUMNS = ("class_id", "class_name", "images_with_class", "presence_prob", "pixel_count",
                      "pixel_share", "mean_area_when_present", "bin")
@@ -64,17 +64,25 @@ class FrequencyTable:
             summary = json.loads(js.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise DataError(js, f"not valid JSON: {err}") from err
-        try:
-            taxonomy = get_taxonomy(summary["taxonomy"])
-        except KeyError:  # a user-defined taxonomy that is not registered in this process
-            from lt_faceparse.taxonomy import taxonomy_from_names
-
-            bg = frame.loc[frame["kind"] == "background", "class_name"] if "kind" in frame else []
-            taxonomy = taxonomy_from_names(summary["taxonomy"], frame["class_name"].tolist(),
-                                           background=bg.iloc[0] if len(bg) else None)
+        if summary.get("taxonomy_definition") is not None:
+            taxonomy = adopt_taxonomy(summary["taxonomy_definition"], js)
+        else:  # reports written before summaries held their taxonomy
+            taxonomy = _taxonomy_from_frame(summary["taxonomy"], frame)
         if taxonomy.names != frame["class_name"].tolist():
             raise DataError(csv, f"class names differ from taxonomy {taxonomy.name!r}: {taxonomy.names}")
         return cls(frame, summary, taxonomy)
+
+
+def _taxonomy_from_frame(name: str, frame: pd.DataFrame) -> Taxonomy:
+    """The registered taxonomy ``name``, else one rebuilt from the table's names, display names and kinds."""
+    try:
+        return get_taxonomy(name)
+    except KeyError:  # a user-defined taxonomy that is not registered in this process
+        from lt_faceparse.taxonomy import taxonomy_from_names
+
+        columns = {c: frame[c].tolist() for c in ("display_name", "kind") if c in frame}
+        return taxonomy_from_names(name, frame["class_name"].tolist(), display_names=columns.get("display_name"),
+                                   kinds=columns.get("kind"))
 
 
 def _datasets(dataset: Any) -> list[Any]:
@@ -142,8 +150,10 @@ def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
         "split": splits[0] if len(splits) == 1 else "all",
         "splits": splits,
         "dataset": getattr(datasets[0], "source_dataset", datasets[0].dataset_name),
+        "data_format": datasets[0].dataset_name,
         "root": str(datasets[0].root),
         "taxonomy": taxonomy.name,
+        "taxonomy_definition": taxonomy.to_dict(),
         "thresholds": thresholds,
         "num_pixels": int(pixels.sum()),
         "gini_over": "foreground classes (background excluded); gini_image over presence probabilities, "

@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="95%% percentile-bootstrap intervals over images from N resamples (default 1000; 0 = none)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
     p.add_argument("--out", required=True, help="folder for record.json + per_image.npz")
     p.set_defaults(func=_eval)
 
@@ -62,13 +65,20 @@ def _eval(args: argparse.Namespace) -> int:
 
     record = evaluate_checkpoint(args.checkpoint, args.dataset, args.root, args.split, args.protocol, args.out,
                                  merge=args.merge, resolution=args.resolution, batch_size=args.batch_size,
-                                 device=args.device, num_workers=args.num_workers)
+                                 device=args.device, num_workers=args.num_workers, n_resamples=args.bootstrap,
+                                 seed=args.bootstrap_seed)
     if _is_rank0():
+        from lt_faceparse.reporting.leaderboard import merge_text
+
         prov = record.provenance
-        print(f"{args.dataset} {args.split} ({record.num_images} images, merge {prov.get('merge')}, resolution "
+        ci = record.ci
+        ci_text = ("" if not ci or ci["mean_f1"]["lower"] is None else
+                   f" [95% CI {100 * ci['mean_f1']['lower']:.2f}, {100 * ci['mean_f1']['upper']:.2f}: percentile "
+                   f"bootstrap over images, {ci['n_resamples']} resamples, seed {ci['seed']}]")
+        print(f"{args.dataset} {args.split} ({record.num_images} images, merge {merge_text(prov)}, resolution "
               f"{prov.get('resolution')}, protocol {args.protocol}, one confusion matrix over the split): "
-              f"mean F1 {100 * record.mean_f1:.2f} (foreground classes), mean IoU {100 * record.mean_iou_with_bg:.2f} "
-              f"(all classes incl. background) -> {args.out}")
+              f"mean F1 {100 * record.mean_f1:.2f}{ci_text} (foreground classes), mean IoU "
+              f"{100 * record.mean_iou_with_bg:.2f} (all classes incl. background) -> {args.out}")
     return 0
 
 

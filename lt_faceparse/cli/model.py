@@ -41,7 +41,7 @@ def _convert(args: argparse.Namespace) -> int:
     from segface.convert import convert_official
 
     model = convert_official(args.src, args.backbone, args.taxonomy, resolution=args.resolution, out=args.out)
-    print(f"wrote {args.out} (SegFace {model.build_kwargs['backbone']}, taxonomy {model.metadata['taxonomy']}, "
+    print(f"wrote {args.out} (SegFace {model.build_kwargs['backbone']}, taxonomy {model.metadata['taxonomy']['name']}, "
           f"resolution {model.metadata['resolution']})")
     return 0
 

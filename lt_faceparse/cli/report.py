@@ -1,4 +1,4 @@
-"""`lt-faceparse` subcommands of the report layer: leaderboard, report, speed, sweep, benchmark."""
+"""`lt-faceparse` subcommands of the report layer: leaderboard, compare, report, speed, sweep, benchmark."""
 
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "or scoring protocol differ (shown in columns and noted), as the papers print them")
     p.add_argument("--out", type=Path, required=True, help="output folder for the tables")
     p.set_defaults(func=_leaderboard)
+
+    p = sub.add_parser("compare", help="paired per-class bootstrap test of two result records on the same images",
+                       description="Test record B against record A: per foreground class F1 of both, Δ F1 = B − A "
+                       "with its paired-bootstrap interval, p-value and Holm-adjusted p-value, and the same for the "
+                       "mean F1. Both records must score the same images of the same dataset, taxonomy, split, "
+                       "merge preset and protocol. Prints the table; --out writes compare.md/.csv/.tex/.json.")
+    p.add_argument("record_a", type=Path, metavar="RECORD_A", help="record.json (or its folder): the reference")
+    p.add_argument("record_b", type=Path, metavar="RECORD_B", help="record.json (or its folder): compared with A")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--out", type=Path, help="output folder for the tables (printed only when omitted)")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser("report", help="paper-style tables and figures from a results folder",
                        description="Leaderboard, Figure 1 (presence vs F1), F1 vs log presence with CIs, confusion "
@@ -107,6 +120,16 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from lt_faceparse.reporting.compare import run_compare
+
+    run_compare(args.record_a, args.record_b, args.out, n_resamples=args.bootstrap, confidence=args.confidence,
+                seed=args.seed)
+    if args.out is not None:
+        print(f"wrote {args.out}/compare.{{md,csv,tex,json}}")
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from lt_faceparse.reporting.readme import write_readme
     from lt_faceparse.reporting.report import run_report
@@ -114,7 +137,10 @@ def _report(args: argparse.Namespace) -> int:
     outputs = run_report(args.results, args.out, freq=args.freq, speed=args.speed, split=args.split,
                          include_reported=not args.no_reported, reference=args.reference,
                          data_root=args.data_root, examples=args.examples, device=args.device)
-    write_readme(args.out, outputs, {"command": f"lt-faceparse report --results {args.results} --out {args.out}"})
+    command = " ".join(["lt-faceparse report", f"--results {args.results}",
+                        *([f"--freq {args.freq}"] if args.freq else []),
+                        *([f"--data-root {args.data_root}"] if args.data_root else []), f"--out {args.out}"])
+    write_readme(args.out, outputs, {"command": command})
     for note in outputs.skipped:
         print(f"not produced: {note}")
     print(f"report written to {args.out}")

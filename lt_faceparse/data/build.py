@@ -34,6 +34,15 @@ def dataset_class(name: str) -> type[FaceParsingDataset]:
     return getattr(importlib.import_module(module), attr)
 
 
+def merge_order_applies(name: str | None) -> bool | None:
+    """Whether the labels of data format ``name`` come from a merge order (True: CelebAMask-HQ), are
+    stored merged (False: LaPa, Helen, folder), or it cannot be told (None: not a format name)."""
+    key = _ALIASES.get(str(name).lower(), str(name).lower())
+    if key not in DATASETS:
+        return None
+    return dataset_class(key).has_merge_order
+
+
 def build_dataset(
     name: str,
     root: str | Path,

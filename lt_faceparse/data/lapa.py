@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from lt_faceparse.data.base import FaceParsingDataset, check_label_ids, read_id_png, read_rgb
-from lt_faceparse.errors import DataError
+from lt_faceparse.errors import DataError, SplitNotFound
 from lt_faceparse.taxonomy import get_taxonomy
 
 SPLITS = ("train", "val", "test")
@@ -101,6 +101,8 @@ def random_affine(image: np.ndarray, label: np.ndarray | None, landmarks: np.nda
 def list_split(root: str | Path, split: str) -> dict[str, Path]:
     """name -> image path of one split, sorted by name."""
     folder = Path(root) / split / "images"
+    if Path(root).is_dir() and not (Path(root) / split).exists():
+        raise SplitNotFound(Path(root) / split, f"this LaPa tree has no {split} split")
     if not folder.is_dir():
         raise DataError(folder, f"LaPa {split} image folder not found")
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}

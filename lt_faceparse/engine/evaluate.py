@@ -40,9 +40,10 @@ def evaluate_model(model: nn.Module, dataset, *, protocol: str = "input", batch_
     label. ``warp="tanh"`` runs the model inside the RoI tanh-warp to a ``warped_size`` square (a
     :class:`BatchRunner` is used as given). Under ``torch.distributed`` every rank must call this;
     each scores its own shard.
-    ``provenance`` entries override the ones filled in here (dataset, split, merge, resolution,
-    protocol, warp, num_params); :func:`lt_faceparse.records.build_record` adds the taxonomy, library
-    version, git commit and time.
+    ``provenance`` entries override the ones filled in here (dataset, data_format, data_root
+    (absolute; ``report`` reads the example images from it), split, merge, resolution, protocol,
+    warp, num_params); :func:`lt_faceparse.records.build_record` adds the taxonomy, library version,
+    git commit and time.
     """
     from lt_faceparse.data import make_loader
     from lt_faceparse.metrics import ConfusionMatrix
@@ -79,8 +80,11 @@ def evaluate_model(model: nn.Module, dataset, *, protocol: str = "input", batch_
     if per_image.num_images != len(dataset):
         raise RuntimeError(f"per-image statistics hold {per_image.num_images} images, the split has {len(dataset)}")
     names = getattr(dataset, "names", None)
+    root = getattr(dataset, "root", None)
     info = {
         "dataset": getattr(dataset, "source_dataset", getattr(dataset, "dataset_name", None)),
+        "data_format": getattr(dataset, "dataset_name", None),
+        "data_root": None if root is None else str(Path(root).resolve()),
         "split": getattr(dataset, "split", None),
         "merge": getattr(dataset, "merge", None),
         "resolution": getattr(dataset, "resolution", None),
@@ -96,29 +100,38 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
                         protocol: str = "input", out_dir: str | Path | None = None, *,
                         merge: str | list[str] | None = None, resolution: int | None = None,
                         batch_size: int = 8, device: str = "auto", num_workers: int = 0,
-                        provenance: dict[str, Any] | None = None) -> ResultRecord:
+                        provenance: dict[str, Any] | None = None, n_resamples: int = 1000,
+                        seed: int = 0) -> ResultRecord:
     """Load a weight file (``final.safetensors`` of a run, or any file of :mod:`lt_faceparse.weights`),
     score it on ``split`` of a dataset and, when ``out_dir`` is given, write the record there (rank 0).
 
-    ``resolution``, ``merge`` and the warp default to what the weight file's metadata says. Works
-    under ``torchrun`` (each rank scores a shard).
+    ``resolution``, ``merge`` and the warp default to what the weight file's metadata says; the
+    taxonomy comes from the weight file alone (a folder dataset is read in the model's class ids; its
+    ``classes.txt``, when present, must list the same classes). ``n_resamples`` > 0 adds 95%
+    percentile-bootstrap intervals over images (``seed``) to the record; 0 skips them. Works under
+    ``torchrun`` (each rank scores a shard).
     """
-    from lt_faceparse.data import build_dataset
+    from lt_faceparse.data import build_dataset, dataset_class
     from lt_faceparse.records import save_record
-    from lt_faceparse.weights import load_model
+    from lt_faceparse.weights import load_model, taxonomy_of
 
     if split not in ("val", "test"):
         raise ConfigError(f"split must be 'val' or 'test', got {split!r}")
+    if n_resamples < 0:
+        raise ConfigError(f"the number of bootstrap resamples must be 0 (none) or positive, got {n_resamples}")
     joined = not (dist.is_available() and dist.is_initialized())
     info = init_distributed(device)
     try:
         model, meta = load_model(checkpoint, map_location=info.device)
+        taxonomy = taxonomy_of(meta, checkpoint)
         resolution = resolution if resolution is not None else meta["resolution"]
         merge = merge if merge is not None else meta.get("merge") or "segface"
-        dataset = build_dataset(dataset_name, root, split, resolution=resolution, merge=merge, train=False)
-        if dataset.taxonomy.name != meta["taxonomy"]:
-            raise DataError(checkpoint, f"model predicts taxonomy {meta['taxonomy']!r} but dataset "
-                                        f"{dataset_name!r} uses {dataset.taxonomy.name!r}")
+        folder = dataset_class(dataset_name).dataset_name == "folder"
+        dataset = build_dataset(dataset_name, root, split, resolution=resolution, merge=merge, train=False,
+                                taxonomy=taxonomy if folder else None)
+        if dataset.taxonomy.names != taxonomy.names:
+            raise DataError(checkpoint, f"model predicts taxonomy {taxonomy.name!r} {taxonomy.names} but dataset "
+                                        f"{dataset_name!r} uses {dataset.taxonomy.name!r} {dataset.taxonomy.names}")
         kwargs = meta["model_kwargs"]
         prov = {
             "model": meta["model"],
@@ -133,6 +146,8 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
         record = evaluate_model(model, dataset, protocol=protocol, batch_size=batch_size, device=info.device,
                                 provenance=prov, num_workers=num_workers, warp=meta.get("warp"),
                                 warped_size=meta["resolution"] or 512)
+        if n_resamples:
+            record = record.with_bootstrap_ci(n_resamples=n_resamples, seed=seed)
         if out_dir is not None and info.is_main:
             save_record(record, out_dir)
         barrier()

@@ -403,7 +403,7 @@ class _Trainer:
         metadata = {
             "model": self.config["model"]["name"],
             "model_kwargs": self.model_kwargs,
-            "taxonomy": self.taxonomy.name,
+            "taxonomy": self.taxonomy.to_dict(),
             "resolution": data["resolution"],
             "merge": getattr(self.train_set, "merge", data["merge"]),
             "warp": data["warp"],
@@ -436,13 +436,14 @@ def _changed_keys(saved: dict[str, Any], current: dict[str, Any], prefix: str = 
 
 def _check_not_test(val_dataset, build_dataset, name: str, root: Path, common: dict[str, Any]) -> None:
     """Refuse a validation split that holds test images (Helen's ``val`` falls back to ``test``
-    when the tree has no ``val.txt``)."""
-    from lt_faceparse.errors import DataError
+    when the tree has no ``val.txt``). A tree without a test split passes; a test split that exists
+    but cannot be opened is an error (the guard is never switched off silently)."""
+    from lt_faceparse.errors import DataError, SplitNotFound
 
     try:
         test = build_dataset(name, root, "test", train=False, **common)
-    except (FileNotFoundError, DataError, ValueError):
-        return  # no test split in this tree
+    except SplitNotFound:
+        return  # no test split in this tree: nothing to overlap with
     shared = set(val_dataset.names) & set(test.names)
     if shared:
         raise DataError(root, f"the {val_dataset.split!r} split shares {len(shared)} of {len(val_dataset)} images "

@@ -167,10 +167,15 @@ def _p_value(samples: np.ndarray, observed: np.ndarray) -> np.ndarray:
     return np.where((n > 0) & ~np.isnan(observed), (1.0 + extreme.sum(0)) / (n + 1.0), np.nan)
 
 
+def per_image_of(x: Any) -> PerImageStats | None:
+    """The per-image stats of a record (None for reported records), or ``x`` itself when it is stats."""
+    return x if isinstance(x, PerImageStats) else getattr(x, "per_image", None)
+
+
 def _aligned_stats(a: Any, b: Any) -> tuple[PerImageStats, PerImageStats, str | None]:
     """Per-image stats of two records (or stats) on the same images, rows in the same order."""
     def stats_of(x: Any, which: str) -> PerImageStats:
-        stats = x if isinstance(x, PerImageStats) else getattr(x, "per_image", None)
+        stats = per_image_of(x)
         if stats is None:
             raise IncomparableError(f"record {which} has no per-image statistics (a reported record, or "
                                     "its per_image.npz is missing); a paired test needs them")

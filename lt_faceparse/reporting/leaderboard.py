@@ -30,6 +30,7 @@ PROTOCOL_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol")
 BIN_NAMES = ("rare", "common", "frequent")
 UNKNOWN = "unknown"
 MIXED = "mixed"
+NOT_APPLICABLE = "n/a"  # merge preset of data whose labels are stored merged (LaPa, Helen, folder datasets)
 
 CONVENTION_NOTE = (
     "F1 per class from pixel counts pooled over the split; mean F1 over foreground classes; "
@@ -46,14 +47,32 @@ def provenance_of(record: Any) -> dict[str, Any]:
     return dict(getattr(record, "provenance", None) or {})
 
 
+def merge_text(provenance: dict[str, Any]) -> str:
+    """The merge preset as printed: the preset, ``n/a`` for data formats without a merge order
+    (LaPa, Helen, folder datasets: their labels are stored merged), else ``unknown``.
+    ``provenance`` is a record's provenance or a frequency summary (``merge``, ``data_format``,
+    ``dataset``)."""
+    from lt_faceparse.data.build import merge_order_applies
+
+    value = provenance.get("merge")
+    if value not in (None, ""):
+        return str(value)
+    fmt = provenance.get("data_format") or provenance.get("dataset")
+    return NOT_APPLICABLE if fmt and merge_order_applies(fmt) is False else UNKNOWN
+
+
 def protocol_of(record: Any) -> dict[str, str]:
-    """The fields that must agree for two records to share a table (``unknown`` when missing)."""
+    """The fields that must agree for two records to share a table (``unknown`` when missing;
+    merge ``n/a`` for data without a merge order)."""
     prov = provenance_of(record)
     key = {}
     for name in PROTOCOL_KEYS:
         value = prov.get(name)
         if value is None and name == "taxonomy":
             value = getattr(record, "taxonomy", None)
+        if name == "merge":
+            key[name] = merge_text(prov)
+            continue
         key[name] = UNKNOWN if value in (None, "") else str(value)
     return key
 
@@ -125,7 +144,7 @@ def bin_f1(record: Any, bins: Mapping[str, Sequence[str]] | None = None) -> dict
     if not raw and bins:
         from lt_faceparse.analysis.bins import f1_by_bin
 
-        taxonomy = get_taxonomy(getattr(record, "taxonomy"))
+        taxonomy = taxonomy_of_record(record)
         f1 = {taxonomy.names[i]: v for i, v in class_f1(record).items()}
         fg = [taxonomy.names[i] for i in taxonomy.foreground_ids]
         raw = f1_by_bin(f1, {b: [m for m in members if m in f1] for b, members in bins.items()}, fg)
@@ -193,17 +212,19 @@ def group_records(records: Iterable[Any], *, mixed: bool = False) -> list[tuple[
     return list(groups.values())
 
 
-def _taxonomy_for(protocol: dict[str, str], records: Sequence[Any]) -> Taxonomy | None:
-    """The group's taxonomy: a registered one, else one built from the records' class names."""
-    try:
-        return get_taxonomy(protocol["taxonomy"])
-    except KeyError:
-        names = getattr(records[0], "class_names", None) if records else None
-        if not names:
-            return None
-        from lt_faceparse.taxonomy import taxonomy_from_names
+def taxonomy_of_record(record: Any) -> Taxonomy:
+    """A record's taxonomy: the one it stores in full, else the registered one of its name, else one
+    built from its class names (records written before records held their taxonomy)."""
+    if hasattr(record, "taxonomy_definition"):
+        from lt_faceparse.records import record_taxonomy
 
-        return taxonomy_from_names(protocol["taxonomy"], names)
+        return record_taxonomy(record)
+    return get_taxonomy(getattr(record, "taxonomy"))
+
+
+def _taxonomy_for(protocol: dict[str, str], records: Sequence[Any]) -> Taxonomy | None:
+    """The group's taxonomy (that of its first record)."""
+    return taxonomy_of_record(records[0]) if records else None
 
 
 def _unique_labels(records: Sequence[Any]) -> list[str]:
@@ -295,6 +316,8 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
     # drop columns nobody has a value for (e.g. bins on reported-only tables, FPS without timings)
     optional = {"ci", "miou_bg", "miou_nobg", "tail", "params", "fps", *(f"bin_{b}" for b in BIN_NAMES)}
     columns = [c for c in columns if c.key not in optional or any(_present(r.get(c.key)) for r in rows)]
+    if taxonomy is not None and not taxonomy.accessory_ids:  # no tail: the head mean is the mean F1
+        columns = [c for c in columns if c.key not in ("head", "tail")]
     fps_note = ""
     timed = [s for s in (_speed_for(r, speed_records) for r in records) if s]
     if timed:
@@ -331,7 +354,7 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
     images). Rows without such stats show the plain difference.
     """
     from lt_faceparse.errors import IncomparableError
-    from lt_faceparse.metrics.bootstrap import paired_bootstrap
+    from lt_faceparse.metrics.bootstrap import paired_bootstrap, per_image_of
 
     taxonomy = _taxonomy_for(protocol, records)
     class_ids = taxonomy.display_order if taxonomy else []
@@ -346,11 +369,14 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
         if i == ref_index:
             continue
         f1 = class_f1(record)
-        test = None
-        try:
-            test = paired_bootstrap(ref, record, taxonomy, n_resamples=n_resamples, seed=seed)
-        except (IncomparableError, ValueError, AttributeError, TypeError):
-            test = None
+        test, no_test = None, None
+        if per_image_of(ref) is None or per_image_of(record) is None:
+            no_test = "none (no per-image stats)"
+        else:
+            try:
+                test = paired_bootstrap(ref, record, taxonomy, n_resamples=n_resamples, seed=seed)
+            except IncomparableError:  # the documented condition: not scored on the same images
+                no_test = "none (not scored on the same images)"
         row: dict[str, Any] = {"method": label}
         for k in class_ids:
             delta = f1.get(k, float("nan")) - ref_f1.get(k, float("nan"))
@@ -367,7 +393,7 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
             row["test"] = f"paired bootstrap ({test.num_images} images, {test.n_resamples} resamples)"
         else:
             row["d_mean"] = "-" if not (_present(mean_a) and _present(mean_b)) else f"{100 * (mean_b - mean_a):+.2f}"
-            row["test"] = "none (no per-image stats on the same images)"
+            row["test"] = no_test
         rows.append(row)
     return Table(
         columns=columns,

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lt_faceparse.atomic import atomic_write_text
-from lt_faceparse.reporting.leaderboard import class_f1, head_tail_means, mean_f1_ci, provenance_of, record_label
-from lt_faceparse.taxonomy import get_taxonomy
+from lt_faceparse.reporting.leaderboard import (class_f1, head_tail_means, mean_f1_ci, provenance_of, record_label,
+                                                taxonomy_of_record)
 
 FILE_NOTES = {
     "leaderboard": "Leaderboard (Table 1 style) per comparable protocol group: per-class F1 in the paper's column "
@@ -41,10 +41,8 @@ def _pct(v: Any) -> str:
 
 
 def _rel(path: Path, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)
+    path = Path(path)
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _file_groups(paths: list[str]) -> list[str]:
@@ -62,7 +60,8 @@ def _file_groups(paths: list[str]) -> list[str]:
 
 
 def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
-    """Headline findings as Markdown bullet lines, all numbers computed here."""
+    """Headline findings as Markdown bullet lines, all numbers computed here. A comparison that cannot
+    be made (records not scored on the same images) is listed in ``outputs.skipped``."""
     from lt_faceparse.errors import IncomparableError
     from lt_faceparse.metrics.bootstrap import paired_bootstrap
     from lt_faceparse.reporting.report import main_records, fps_of
@@ -70,17 +69,20 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
     main = main_records(outputs.records)
     if not main:
         return ["- No result records were found."]
-    tax = get_taxonomy(main[0].taxonomy)
+    tax = taxonomy_of_record(main[0])
     lines = []
     freq = outputs.frequency
     if freq is not None and freq.taxonomy.name == tax.name:
         presence = freq.presence()
         s = freq.summary
+        rare = tax.accessory_ids or sorted(tax.foreground_ids, key=lambda i: presence[tax.names[i]])[:3]
         lines.append(
-            f"- **The data is long-tailed**: in the {s.get('num_images')} training images the tail classes appear "
-            f"with presence probability " + ", ".join(f"{tax[i].display} {100 * presence[tax.names[i]]:.1f}%"
-                                                     for i in tax.accessory_ids)
-            + f" (head classes up to {100 * max(presence[tax.names[i]] for i in tax.foreground_ids):.0f}%); "
+            f"- **{'The data is long-tailed' if tax.accessory_ids else 'Class presence'}**: in the "
+            f"{s.get('num_images')} training images the "
+            + ("tail (accessory) classes appear" if tax.accessory_ids else "rarest classes appear")
+            + " with presence probability " + ", ".join(f"{tax[i].display} {100 * presence[tax.names[i]]:.1f}%"
+                                                        for i in rare)
+            + f" (foreground classes up to {100 * max(presence[tax.names[i]] for i in tax.foreground_ids):.0f}%); "
             f"Gini coefficient of the foreground classes' presence {s.get('gini_image'):.3f}, of their pixel "
             f"counts {s.get('gini_pixel'):.3f}.")
     ranked = sorted(main, key=lambda r: -(r.mean_f1 if r.mean_f1 == r.mean_f1 else -1))
@@ -101,7 +103,8 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
                 continue
             try:
                 test = paired_bootstrap(other, segface, tax, n_resamples=n_resamples)
-            except (IncomparableError, ValueError):
+            except IncomparableError as err:  # the documented condition: no per-image stats on the same images
+                outputs.skipped.append(f"finding 'SegFace − {record_label(other)}' (paired bootstrap): {err}")
                 continue
             verdict = ("distinguishable from noise" if test.mean_lower > 0 or test.mean_upper < 0
                        else "not distinguishable from noise")
@@ -111,8 +114,29 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
             lines.append(
                 f"- SegFace − {record_label(other)}: Δ mean F1 {100 * test.mean_delta:+.2f} points "
                 f"(paired bootstrap 95% CI [{100 * test.mean_lower:+.2f}, {100 * test.mean_upper:+.2f}], "
-                f"p = {test.mean_p_value:.3f}, {test.num_images} test images): {verdict}. "
-                f"Tail classes: {tail_deltas or 'undefined on this split'}.")
+                f"p = {test.mean_p_value:.3f}, {test.num_images} test images): {verdict}."
+                + (f" Tail classes: {tail_deltas or 'undefined on this split'}." if tail_ids else ""))
+    lines.extend(_head_tail_lines(outputs, tax, main))
+    seg_rows = sorted((r for r in outputs.sweep_rows if r.get("model") == "segface"), key=lambda r: r["resolution"])
+    by_bb: dict[Any, list] = {}
+    for r in seg_rows:
+        by_bb.setdefault(r.get("backbone"), []).append(r)
+    for bb, rows in by_bb.items():
+        if len(rows) >= 2:
+            lines.append(f"- **Resolution sweep** (SegFace {bb}): " + "; ".join(
+                f"{r['resolution']} px: mean F1 {_pct(r['mean_f1'])}, {fps_of(r, outputs.speed_records):.1f} FPS"
+                for r in rows)
+                + " (FPS at batch 1 on this CPU).")
+    lines.extend(_cost_lines(outputs, main))
+    lines.extend(_param_check(outputs.speed_records, tax))
+    return lines
+
+
+def _head_tail_lines(outputs: Any, tax: Any, main: list[Any]) -> list[str]:
+    """Head vs tail means, the gap, and where the tail pixels go (SegFace's confusion matrix)."""
+    if not tax.accessory_ids:
+        return [f"- Taxonomy {tax.name} has no accessory (tail) classes: no head/tail split is reported."]
+    lines = []
     heads = []
     for r in main:
         head, tail = head_tail_means(r, tax)
@@ -135,30 +159,21 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
         if parts:
             lines.append(f"- **Where tail pixels go** ({label}, share of each tail class's ground-truth pixels): "
                          + "; ".join(parts) + ".")
-    seg_rows = sorted((r for r in outputs.sweep_rows if r.get("model") == "segface"), key=lambda r: r["resolution"])
-    by_bb: dict[Any, list] = {}
-    for r in seg_rows:
-        by_bb.setdefault(r.get("backbone"), []).append(r)
-    for bb, rows in by_bb.items():
-        if len(rows) >= 2:
-            lines.append(f"- **Resolution sweep** (SegFace {bb}): " + "; ".join(
-                f"{r['resolution']} px: mean F1 {_pct(r['mean_f1'])}, {fps_of(r, outputs.speed_records):.1f} FPS"
-                for r in rows)
-                + " (FPS at batch 1 on this CPU).")
+    return lines
+
+
+def _cost_lines(outputs: Any, main: list[Any]) -> list[str]:
+    from lt_faceparse.speed import select_speed
+
     speeds = []
     for r in main:
         prov = provenance_of(r)
-        from lt_faceparse.speed import select_speed
-
         s = select_speed(outputs.speed_records, model=prov.get("model"), backbone=prov.get("backbone"),
                          resolution=prov.get("resolution"))
         if s:
             speeds.append(f"{record_label(r)}: {s['params'] / 1e6:.3f} M params, "
                           f"{s['gflops']:.3f} GFLOPs, {s['fps']:.1f} FPS")
-    if speeds:
-        lines.append("- **Cost** (batch 1, fp32, this CPU): " + "; ".join(speeds) + ".")
-    lines.extend(_param_check(outputs.speed_records, tax))
-    return lines
+    return ["- **Cost** (batch 1, fp32, this CPU): " + "; ".join(speeds) + "."] if speeds else []
 
 
 def _param_check(speed_records: list[dict], taxonomy: Any) -> list[str]:
@@ -197,20 +212,25 @@ def write_readme(out_dir: str | Path, outputs: Any, info: dict[str, Any]) -> Pat
 
     out_dir = Path(out_dir)
     plan = info.get("plan", {})
+    datasets = sorted({str(provenance_of(r).get("dataset")) for r in outputs.records}) or ["no records"]
+    synthetic = datasets == ["synthface-lt"]
     lines = [
-        "# SynthFace-LT benchmark report",
+        "# SynthFace-LT benchmark report" if plan else f"# Report: {', '.join(datasets)}",
         "",
         f"Generated by `{info.get('command', 'lt-faceparse report')}` on "
         f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; every number below is computed "
         "from the files in this folder (nothing is typed by hand). Rerun the command to regenerate it.",
         "",
-        "**Read this first.** SynthFace-LT is a generated stand-in for CelebAMask-HQ (same format, classes and "
-        "merge rules, long-tailed accessory classes); the models here are trained from scratch (no ImageNet "
-        "weights) for a few epochs at low resolution on a CPU. The numbers show the pipeline and the long-tail "
-        "effect at toy scale; they are not the paper's numbers and must not be compared with them in absolute "
-        "terms. The paper's rows appear next to ours only where the table says so, in separate rows.",
-        "",
     ]
+    if synthetic:
+        lines += [
+            "**Read this first.** SynthFace-LT is a generated stand-in for CelebAMask-HQ (same format, classes and "
+            "merge rules, long-tailed accessory classes); the models here are trained from scratch (no ImageNet "
+            "weights) for a few epochs at low resolution on a CPU. The numbers show the pipeline and the long-tail "
+            "effect at toy scale; they are not the paper's numbers and must not be compared with them in absolute "
+            "terms. The paper's rows appear next to ours only where the table says so, in separate rows.",
+            "",
+        ]
     if plan:
         lines += [
             "## What was run",
@@ -235,15 +255,16 @@ def write_readme(out_dir: str | Path, outputs: Any, info: dict[str, Any]) -> Pat
     for name, paths in outputs.files.items():
         lines.append(f"- **{name}**: {FILE_NOTES.get(name, '')}")
         lines += [f"  - `{p}`" for p in _file_groups([_rel(p, out_dir) for p in paths])]
-    lines += [
-        "- **frequencies/**: class frequencies of the training split (`class_frequencies.csv`, `summary.json`, plot).",
-        "- **results/**: one folder per trained setting: `test/record.json` + `per_image.npz` (the result record "
-        "with bootstrap CIs), `speed/` (speed record), `sweep.json` (summary row); `results/speed/` holds "
-        "timing-only measurements.",
-        "- **benchmark.json**: the plan, stage timings and machine of this run.",
-        "- Every figure comes as PNG + PDF + `.caption.txt` (data, split, protocol, models).",
-        "",
-    ]
+    if plan:
+        lines += [
+            "- **frequencies/**: class frequencies of the training split (`class_frequencies.csv`, `summary.json`, "
+            "plot).",
+            "- **results/**: one folder per trained setting: `test/record.json` + `per_image.npz` (the result record "
+            "with bootstrap CIs), `speed/` (speed record), `sweep.json` (summary row); `results/speed/` holds "
+            "timing-only measurements.",
+            "- **benchmark.json**: the plan, stage timings and machine of this run.",
+        ]
+    lines += ["- Every figure comes as PNG + PDF + `.caption.txt` (data, split, protocol, models).", ""]
     timings = info.get("timings_s")
     if timings:
         machine = info.get("machine", {})

@@ -29,12 +29,14 @@ from lt_faceparse.reporting.leaderboard import (
     head_tail_means,
     is_reported,
     mean_f1_ci,
+    merge_text,
     provenance_of,
     record_label,
+    taxonomy_of_record,
     write_leaderboard,
 )
 from lt_faceparse.reporting.tables import Column, Table, write_table
-from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
+from lt_faceparse.taxonomy import Taxonomy
 
 
 @dataclass
@@ -71,7 +73,7 @@ def data_caption(records: Sequence[Any]) -> str:
             + (f" ({fmt} format)" if fmt and fmt != prov.get("dataset") else "")
             + f", {prov.get('split')} split"
             + (f" ({images} images)" if images else "")
-            + f", taxonomy {records[0].taxonomy}, merge preset {prov.get('merge')}; "
+            + f", taxonomy {records[0].taxonomy}, merge preset {merge_text(prov)}; "
             f"scoring protocol '{prov.get('protocol')}' at the network input resolution ({res_text}).")
 
 
@@ -96,7 +98,7 @@ def presence_by_id(frequency: Any, taxonomy: Taxonomy) -> dict[int, float]:
 def frequency_caption(frequency: Any) -> str:
     s = frequency.summary
     return (f"Presence probability = share of the {s.get('num_images')} images of the {s.get('dataset')} "
-            f"{s.get('split')} split (merge {s.get('merge')}) containing the class.")
+            f"{s.get('split')} split (merge {merge_text(s)}) containing the class.")
 
 
 def series_of(records: Sequence[Any], taxonomy: Taxonomy) -> list[F.Series]:
@@ -267,16 +269,48 @@ def fps_curves(speed_records: Sequence[dict], batch_size: int = 1) -> list[F.Res
 
 # ---- examples: qualitative grid and token attention ---------------------------------------------------
 
+def example_tail(record: Any, taxonomy: Taxonomy) -> list[int]:
+    """The classes the examples should show, from common to rare: the accessory (tail) classes, or,
+    for a taxonomy without accessories, the rarest third of the foreground classes by presence in
+    the record's images."""
+    if taxonomy.accessory_ids:
+        return list(taxonomy.accessory_ids)
+    stats = record.per_image
+    fg = taxonomy.foreground_ids
+    if stats is None or not fg:
+        return []
+    presence = (stats.gt[:, fg] > 0).mean(0)
+    rarest = sorted(range(len(fg)), key=lambda i: (presence[i], fg[i]))[:max(1, len(fg) // 3)]
+    return [fg[i] for i in reversed(rarest)]
+
+
 def pick_examples(record: Any, taxonomy: Taxonomy, count: int) -> list[int]:
-    """Dataset indices of the ``count`` images with the most tail classes (then most tail pixels)."""
+    """Dataset indices of the ``count`` images with the most tail classes (then most tail pixels);
+    tail classes as in :func:`example_tail`."""
     stats = record.per_image
     if stats is None:
         return []
-    tail = taxonomy.accessory_ids
+    tail = example_tail(record, taxonomy)
     present = (stats.gt[:, tail] > 0).sum(1)
     pixels = stats.gt[:, tail].sum(1)
     order = sorted(range(stats.num_images), key=lambda i: (-present[i], -pixels[i], int(stats.image_ids[i])))
     return [int(stats.image_ids[i]) for i in order[:count]]
+
+
+def example_indices(record: Any, dataset: Any, taxonomy: Taxonomy, count: int) -> list[int]:
+    """Dataset indices of :func:`pick_examples`' images, found by name when the record has image names
+    (a :class:`DataError` when the dataset lacks one: not the data the record was scored on)."""
+    picked = pick_examples(record, taxonomy, count)
+    stats = record.per_image
+    if stats is None or stats.names is None:
+        return picked
+    name_of = dict(zip(stats.image_ids.tolist(), stats.names))
+    position = {name: i for i, name in enumerate(dataset.names)}
+    missing = [name_of[i] for i in picked if name_of[i] not in position]
+    if missing:
+        raise DataError(dataset.root, f"the {dataset.split} split here lacks images the record {record.path} was "
+                                      f"scored on (e.g. {missing[:3]}); pass --data-root with the right dataset")
+    return [position[name_of[i]] for i in picked]
 
 
 def _load_models(records: Sequence[Any], device: str) -> list[tuple[Any, Any]]:
@@ -299,10 +333,31 @@ def _predict(model: Any, image: Any, device: str) -> np.ndarray:
     return logits[0].argmax(0).cpu().numpy().astype(np.uint8)
 
 
+def example_dataset_root(record: Any, data_root: str | Path | None) -> tuple[Path | None, str | None]:
+    """(root, None) of the images a record was scored on: ``data_root`` (the ``--data-root`` flag)
+    when given, else the root stored in the record's provenance; or (None, why not) when there is
+    none or it does not exist (moved, or the record was made on another machine)."""
+    prov = provenance_of(record)
+    where = f" (record {record.path})" if getattr(record, "path", None) else ""
+    if data_root is not None:
+        if not Path(data_root).is_dir():
+            raise DataError(data_root, "--data-root: no such dataset folder")
+        return Path(data_root), None
+    root = prov.get("data_root")
+    if not root:
+        return None, (f"the record{where} does not say where its images are (written before records kept "
+                      "their dataset root); pass --data-root DIR")
+    if not Path(root).is_dir():
+        return None, (f"the dataset root {root} stored in the record{where} does not exist (moved, or made on "
+                      "another machine); pass --data-root DIR with the dataset's new location")
+    return Path(root), None
+
+
 def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutputs, *, data_root: str | None,
                     count: int, device: str) -> None:
-    """Qualitative grid (Figure 3 style) and token figures (Figure 4a + attention per layer)."""
-    from lt_faceparse.data import build_dataset
+    """Qualitative grid (Figure 3 style) and token figures (Figure 4a + attention per layer); the
+    images come from the dataset root stored in the records (or ``data_root``)."""
+    from lt_faceparse.data import build_dataset, dataset_class
     from lt_faceparse.data.transforms import denormalize
     from lt_faceparse.reporting import attention as A
 
@@ -310,31 +365,40 @@ def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutput
         return
     first = records[0]
     prov = provenance_of(first)
-    root = data_root or prov.get("data_root")
-    fmt = prov.get("data_format") or prov.get("dataset")
-    if not root or not Path(root).exists():
-        outputs.skipped.append(f"qualitative and token figures: dataset root {root!r} not available")
+    root, why_not = example_dataset_root(first, data_root)
+    if root is None:
+        outputs.skipped.append(f"qualitative and token figures: {why_not}")
         return
+    fmt = prov.get("data_format") or prov.get("dataset")
     resolution = prov.get("resolution")
     same_res = [r for r in records if provenance_of(r).get("resolution") == resolution]
     loaded = _load_models(same_res, device)
     if not loaded:
-        outputs.skipped.append("qualitative and token figures: no weight file named in the records exists")
+        outputs.skipped.append("qualitative and token figures: no weight file named in the records exists ("
+                               + ", ".join(str(provenance_of(r).get("weights")) for r in same_res) + ")")
         return
-    taxonomy = get_taxonomy(first.taxonomy)
-    dataset = build_dataset(fmt, root, prov.get("split"), resolution=resolution, merge=prov.get("merge") or "segface")
-    indices = pick_examples(first, taxonomy, count)
+    taxonomy = taxonomy_of_record(first)
+    folder = dataset_class(fmt).dataset_name == "folder"
+    dataset = build_dataset(fmt, root, prov.get("split"), resolution=resolution, merge=prov.get("merge") or "segface",
+                            taxonomy=taxonomy if folder else None)
+    indices = example_indices(first, dataset, taxonomy, count)
     samples = [dataset[i] for i in indices]
     images = [denormalize(s.image) for s in samples]
     labels = [s.label.numpy().astype(np.uint8) for s in samples]
     short = short_labels([r for r, _ in loaded])
     predictions = {name: [_predict(m, s.image, device) for s in samples] for name, (r, m) in zip(short, loaded)}
     caption_base = data_caption(same_res) + " " + models_caption([r for r, _ in loaded])
-    fig = F.qualitative_figure(images, labels, predictions, taxonomy, names=[s.name for s in samples])
+    tail = example_tail(first, taxonomy)
+    tail_text = ("tail (accessory) classes" if taxonomy.accessory_ids else
+                 "rarest classes (" + ", ".join(taxonomy[i].display for i in tail) + "; the taxonomy has no "
+                 "accessory classes)")
+    fig = F.qualitative_figure(images, labels, predictions, taxonomy, names=[s.name for s in samples],
+                               crop_classes=tail)
     outputs.add("qualitative", F.save_figure(fig, out_dir, "qualitative", (
-        "Qualitative comparison (SegFace Figure 3 style): input, ground truth, each model's prediction, and a "
-        "zoomed crop around the rarest tail class present (ground truth, then each model). Images chosen as "
-        "the test images with the most tail classes. Colours: class palette (class_legend). Columns: "
+        f"Qualitative comparison (SegFace Figure 3 style): input, ground truth, each model's prediction, and a "
+        f"zoomed crop around the rarest of the {tail_text} present (ground truth, then each model). Images "
+        f"chosen as the test images with the most of these classes. Colours: class palette (class_legend). "
+        "Columns: "
         + ", ".join(f"{name} = {record_label(r)}" for name, (r, _) in zip(short, loaded)) + ". " + caption_base)))
     outputs.add("class_legend", F.save_figure(F.legend_figure(taxonomy), out_dir, "class_legend",
                                               f"Class colours of taxonomy {taxonomy.name}."))
@@ -429,7 +493,7 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
 
     # per protocol group of our records: Figure 1, F1 vs presence, confusion heatmaps
     for protocol, members in group_records(records):
-        taxonomy = get_taxonomy(protocol["taxonomy"])
+        taxonomy = taxonomy_of_record(members[0])
         main = main_records(members)
         caption = data_caption(main) + " " + models_caption(main)
         if frequency is not None and frequency.taxonomy.name == taxonomy.name:
@@ -456,8 +520,10 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
             outputs.add("confusion", F.save_figure(
                 F.confusion_figure(cm, taxonomy), figures_dir, stem,
                 f"Row-normalised confusion matrix of {record_label(r)} (rows = ground truth, columns = prediction, "
-                f"% of the row's pixels; background last). Framed red rows = tail (accessory) classes, with "
-                f"every cell >= 1% printed: where tail pixels go. " + data_caption([r])))
+                f"% of the row's pixels; background last). "
+                + ("Framed red rows = tail (accessory) classes, with every cell >= 1% printed: where tail pixels "
+                   "go. " if taxonomy.accessory_ids else "")
+                + data_caption([r])))
         example_figures(main, figures_dir, outputs, data_root=data_root, count=examples, device=device)
 
     # Tables 2a / 2b and speed
@@ -518,7 +584,7 @@ def headline_numbers(outputs: ReportOutputs) -> dict[str, Any]:
     main = main_records(outputs.records)
     out: dict[str, Any] = {"models": []}
     for r in main:
-        taxonomy = get_taxonomy(r.taxonomy)
+        taxonomy = taxonomy_of_record(r)
         head, tail = head_tail_means(r, taxonomy)
         f1 = class_f1(r)
         out["models"].append({

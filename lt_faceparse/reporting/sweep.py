@@ -121,8 +121,6 @@ def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split:
         "pretraining": meta.get("pretraining"),
         "source": meta.get("source"),
         "reported": False,
-        "data_format": data["dataset"],
-        "data_root": str(root),
         "epochs": meta.get("epochs"),
         **(extra or {}),
     }

@@ -93,7 +93,7 @@ def test_weight_file_round_trip(name, fcn, segformer, tmp_path):
 
     model = {"fcn": fcn, "segformer": segformer}[name].eval()
     path = save_model(model, tmp_path, {"model": name, "model_kwargs": model.build_kwargs,
-                                        "taxonomy": "custom", "resolution": 64})
+                                        "taxonomy": "celebamask-hq", "resolution": 64})
     loaded, meta = load_model(path)
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():

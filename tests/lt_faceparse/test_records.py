@@ -165,4 +165,47 @@ def test_with_bins_from_frequency_table():
     f1 = rec.per_class_f1()
     fg_frequent = ["neck"]
     assert rec.f1_by_bin["frequent"] == pytest.approx(np.mean([f1[n] for n in fg_frequent]))
-    assert rec.per_image is not None
+    # the copy keeps the per-image stats: the same 6 images, adding up to the record's counts
+    assert rec.per_image.names == tuple(f"{i}.png" for i in range(6))
+    assert rec.per_image.gt.sum(0).tolist() == [c["gt_pixels"] for c in rec.per_class]
+
+
+def test_records_hold_their_whole_taxonomy(tmp_path):
+    from lt_faceparse.records import record_taxonomy
+    from lt_faceparse.taxonomy import taxonomy_from_names
+
+    tax = taxonomy_from_names("records-test-own", ["background", "skin", "mouth"],
+                              display_names=[None, "Skin", "Mouth (whole)"], kinds=[None, None, "accessory"])
+    rec = build_record(np.diag([4, 3, 2]).astype(np.int64), tax, {**PROV, "merge": None}, num_images=1)
+    assert rec.taxonomy_definition == tax.to_dict()
+    path = save_record(rec, tmp_path / "own")
+    with pytest.raises(KeyError):
+        get_taxonomy("records-test-own")  # building and saving register nothing
+    loaded = load_record(path)
+    assert get_taxonomy("records-test-own") == tax  # loading does: names resolve downstream in this process
+    assert record_taxonomy(loaded).display_names == ["background", "Skin", "Mouth (whole)"]
+    assert record_taxonomy(loaded).accessory_ids == [2]
+    # the definition must describe the record's classes
+    data = json.loads(path.read_text())
+    data["taxonomy_definition"]["classes"][2]["name"] = "lips"
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"bad.json: invalid result record: taxonomy_definition lists classes "
+                                        r"\['background', 'skin', 'lips'\]"):
+        load_record(tmp_path / "bad.json")
+    # a built-in name with another definition is refused, naming the file
+    celeba = json.loads(save_record(_record(), tmp_path / "celeba").read_text())
+    celeba["taxonomy_definition"]["classes"][2]["display"] = "Skin"
+    (tmp_path / "forged.json").write_text(json.dumps({**celeba, "per_image_file": None, "per_image_sha256": None}))
+    with pytest.raises(DataError, match="forged.json: stores a taxonomy named 'celebamask-hq' that differs"):
+        load_record(tmp_path / "forged.json")
+
+
+def test_records_without_a_definition_still_load(tmp_path):
+    path = save_record(_record(), tmp_path / "old")
+    data = json.loads(path.read_text())
+    del data["taxonomy_definition"]  # as written before records held their taxonomy
+    path.write_text(json.dumps(data))
+    from lt_faceparse.records import record_taxonomy
+
+    old = load_record(path)
+    assert old.taxonomy_definition is None and record_taxonomy(old) is get_taxonomy("celebamask-hq")

@@ -123,5 +123,5 @@ def test_load_speed_names_the_file(tmp_path):
 def test_measure_speed_cuda_bf16_reports_peak_memory():
     result = measure_speed(TwoLayer(), 64, 4, "cuda", dtype="bf16", warmup=2, runs=5)
     assert result["device"] == "cuda"
-    assert result["peak_memory_mb"] is not None and result["peak_memory_mb"] > 0
+    assert result["peak_memory_mb"] > 0
     assert result["fps"] > 0

@@ -7,8 +7,11 @@ from lt_faceparse.taxonomy import (
     CELEBAMASK_HQ,
     HELEN,
     LAPA,
+    Taxonomy,
     get_taxonomy,
     list_taxonomies,
+    register_taxonomy,
+    taxonomy_differences,
     taxonomy_from_names,
 )
 
@@ -88,10 +91,62 @@ def test_colorize_uses_palette():
 
 
 def test_user_taxonomy_infers_flip_pairs_and_kinds():
-    tax = taxonomy_from_names("mine", ["background", "skin", "left_eye", "right_eye", "hat", "beard"])
+    tax = taxonomy_from_names("mine", ["background", "skin", "left_eye", "right_eye", "hat", "beard", "mouth"])
     assert tax.flip_pairs == ((2, 3),)
     assert tax[0].kind == BACKGROUND and tax[4].kind == ACCESSORY and tax[5].kind == "head"
-    assert tax[2].display == "Left Eye"
-    assert len({c.color for c in tax.classes}) == 6
+    # display names are the names themselves: never borrowed by similar name (CelebAMask-HQ's
+    # "mouth" is the inner mouth, printed "I-Mouth"; a user's "mouth" may be the whole mouth)
+    assert tax.display_names == tax.names
+    assert len({c.color for c in tax.classes}) == 7 and tax[0].color == (0, 0, 0)  # distinct generated colours
+    given = taxonomy_from_names("mine2", ["background", "mouth", "glasses"], display_names=[None, "Mouth", ""],
+                                kinds=[None, None, ACCESSORY])
+    assert given.display_names == ["background", "Mouth", "glasses"] and given.accessory_ids == [2]
+    with pytest.raises(ValueError, match="2 display_names for 3 classes"):
+        taxonomy_from_names("bad", ["a", "b", "c"], display_names=["A", "B"])
+    with pytest.raises(ValueError, match="kind 'tail'"):
+        taxonomy_from_names("bad", ["a", "b"], kinds=[None, "tail"])
     with pytest.raises(ValueError, match="duplicate"):
         taxonomy_from_names("bad", ["a", "a"])
+
+
+@pytest.mark.parametrize("taxonomy", [CELEBAMASK_HQ, LAPA, HELEN,
+                                      taxonomy_from_names("rt", ["background", "skin", "l_eye", "r_eye", "hat"],
+                                                          display_names=[None, "Skin", "L eye", "R eye", None])])
+def test_to_dict_from_dict_round_trip(taxonomy):
+    import json
+
+    data = json.loads(json.dumps(taxonomy.to_dict()))  # through JSON, as weight files and records store it
+    back = Taxonomy.from_dict(data)
+    assert back == taxonomy and taxonomy_differences(back, taxonomy) == {}
+    assert back.display_names == taxonomy.display_names and back.flip_pairs == taxonomy.flip_pairs
+    assert back.palette.tolist() == taxonomy.palette.tolist() and back.groups == taxonomy.groups
+    assert [c.kind for c in back.classes] == [c.kind for c in taxonomy.classes]
+    assert back.display_order == taxonomy.display_order and back.numberings == taxonomy.numberings
+    if taxonomy.numberings:
+        assert np.array_equal(back.lut_from("zll" if "zll" in taxonomy.numberings else "authors"),
+                              taxonomy.lut_from("zll" if "zll" in taxonomy.numberings else "authors"))
+
+
+def test_from_dict_names_what_is_wrong():
+    good = LAPA.to_dict()
+    for mutate, message in [
+        (lambda d: d.pop("classes"), r"lacks \['classes'\]"),
+        (lambda d: d["classes"][1].pop("display"), r"classes\[1\] must hold id, name, display"),
+        (lambda d: d["classes"][1].update(color=[0, 0, 300]), r"classes\[1\] colour \[0, 0, 300\]"),
+        (lambda d: d["classes"][1].update(kind="tail"), r"classes\[1\] kind 'tail'"),
+        (lambda d: d["classes"][1].update(id=5), "class ids must be 0..K-1"),
+        (lambda d: d.update(flip_pairs=[[2, 99]]), "bad flip pair"),
+        (lambda d: d.update(format=2), "this library reads format 1"),
+    ]:
+        import copy
+
+        data = copy.deepcopy(good)
+        mutate(data)
+        with pytest.raises(ValueError, match=message):
+            Taxonomy.from_dict(data)
+
+
+def test_builtin_taxonomies_cannot_be_redefined():
+    with pytest.raises(ValueError, match="built-in"):
+        register_taxonomy(taxonomy_from_names("lapa", LAPA.names), overwrite=True)
+    assert get_taxonomy("lapa") is LAPA

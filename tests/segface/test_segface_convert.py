@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import torchvision
 
 from lt_faceparse.errors import DataError
+from lt_faceparse.taxonomy import CELEBAMASK_HQ
 from segface.backbones import TORCHVISION_BACKBONES
 from segface.checkpoint import load_checkpoint
 from segface.convert import RELEASE_TOKEN_NAMES, convert_official, identify_backbone, map_release_state
@@ -209,6 +210,6 @@ def test_convert_official_cli_writes_metadata(release_mobilenet, tmp_path):
     assert main(["convert-official", "--src", str(path), "--backbone", "mobilenet",
                  "--taxonomy", "celebamask-hq", "--out", str(tmp_path / "conv")]) == 0
     meta = read_metadata(tmp_path / "conv")
-    assert meta["model"] == "segface" and meta["taxonomy"] == "celebamask-hq" and meta["resolution"] == 512
+    assert meta["model"] == "segface" and meta["taxonomy"] == CELEBAMASK_HQ.to_dict() and meta["resolution"] == 512
     assert meta["model_kwargs"]["backbone"] == "mobilenet" and meta["model_kwargs"]["num_classes"] == 19
     assert "mobilenet_celeba_512/model_299.pt" in meta["source"] and meta["warp"] is None

@@ -10,6 +10,7 @@ from lt_faceparse.data.synthetic import ensure_synthface
 from lt_faceparse.engine.evaluate import evaluate_checkpoint
 from lt_faceparse.engine.progress import read_log
 from lt_faceparse.records import load_record
+from lt_faceparse.taxonomy import LAPA
 from lt_faceparse.weights import read_metadata
 
 SYNTH = {"num_images": 20, "size": 32, "seed": 0}
@@ -27,6 +28,8 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
         ("synthface-lt", "segface", 32, "last epoch")  # generated data is named as such
     val = load_record(run / "val")
     assert val.provenance["split"] == "val" and val.num_images == len(build_dataset("celebamask-hq", root, "val"))
+    # training's validation record says where its images are, for `report`
+    assert (val.provenance["data_root"], val.provenance["data_format"]) == (str(root.resolve()), "celebamask-hq")
 
     assert main(args) == 2  # the folder holds a run: refuse to start over without --resume
     assert "--resume" in capsys.readouterr().err
@@ -63,7 +66,7 @@ def test_lapa_config_trains_and_scores_through_the_tanh_warp(tmp_path):
     assert config["data"]["augment"] and config["data"]["warp"] == "tanh"
     run = train(config)
     meta = read_metadata(run / "final.safetensors")
-    assert (meta["warp"], meta["taxonomy"], meta["model_kwargs"]) == ("tanh", "lapa", {"num_classes": 11, "width": 4})
+    assert (meta["warp"], meta["taxonomy"], meta["model_kwargs"]) == ("tanh", LAPA.to_dict(), {"num_classes": 11, "width": 4})
     root = ensure_synthface(tmp_path / "synth", fmt="lapa", **synth)
     record = evaluate_checkpoint(run / "final.safetensors", "lapa", root, "test")
     assert record.provenance["warp"] == "tanh" and record.taxonomy == "lapa"

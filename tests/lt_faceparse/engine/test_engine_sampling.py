@@ -43,7 +43,10 @@ def test_skip_resumes_the_same_permutation_and_set_epoch_changes_it():
     sampler.set_epoch(4, skip=6)
     assert list(sampler) == full[6:] and len(sampler) == len(full) - 6
     sampler.set_epoch(5)
-    assert list(sampler) != full and sorted(list(sampler)) != [] and len(sampler) == 10
+    other = ResumableDistributedSampler(data, num_replicas=2, rank=0, seed=0)
+    other.set_epoch(5)
+    assert list(sampler) != full and len(sampler) == 10
+    assert sorted(list(sampler) + list(other)) == data  # the two ranks still split the whole set
     with pytest.raises(ValueError):
         sampler.set_epoch(5, skip=11)
 

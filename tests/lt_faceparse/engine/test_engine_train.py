@@ -17,6 +17,7 @@ from lt_faceparse.engine.train import TrainingDiverged, train
 from lt_faceparse.errors import LTFaceParseError
 from lt_faceparse.models import register_model
 from lt_faceparse.records import load_record
+from lt_faceparse.taxonomy import get_taxonomy
 from lt_faceparse.weights import load_model, read_metadata
 
 
@@ -54,7 +55,7 @@ def test_run_folder_holds_config_log_checkpoints_final_weights_and_val_record(tm
     assert meta["checkpoint_rule"] == "last epoch" and meta["epochs"] == 3
     assert meta["model"] == "tiny" and meta["model_kwargs"] == {"num_classes": 19, "width": 8}
     assert (meta["taxonomy"], meta["resolution"], meta["warp"], meta["dataset"]) == \
-        ("celebamask-hq", 16, None, "memory")
+        (get_taxonomy("celebamask-hq").to_dict(), 16, None, "memory")
     model, _ = load_model(run / "final.safetensors")
     for k, v in model.state_dict().items():
         assert torch.equal(v, last["model"][k])
@@ -162,3 +163,48 @@ def test_precise_bn_sets_running_statistics_of_the_final_weights(tmp_path, preci
     matches = torch.allclose(model.norm.running_mean, mean, atol=1e-5) and \
         torch.allclose(model.norm.running_var, var, rtol=1e-4)
     assert matches == bool(precise_bn_batches)  # momentum 0.01 over 3 steps stays far from the batch statistics
+
+
+def test_validation_guard_is_skipped_only_for_a_tree_without_a_test_split(tmp_path):
+    from types import SimpleNamespace
+
+    from lt_faceparse.engine.train import _check_not_test
+    from lt_faceparse.errors import DataError, SplitNotFound
+
+    class Split(SimpleNamespace):
+        def __len__(self):
+            return len(self.names)
+
+    val = Split(names=["a", "b"], split="val")
+
+    def no_test_split(*args, **kwargs):
+        raise SplitNotFound(tmp_path, "no split 'test'; this folder has ['train', 'val']")
+
+    def unreadable_test_split(*args, **kwargs):
+        raise DataError(tmp_path / "test" / "images", "permission denied")
+
+    def overlapping(*args, **kwargs):
+        return Split(names=["b", "c"], split="test")
+
+    assert _check_not_test(val, no_test_split, "folder", tmp_path, {}) is None
+    with pytest.raises(DataError, match="permission denied"):  # never read as "no test split"
+        _check_not_test(val, unreadable_test_split, "folder", tmp_path, {})
+    with pytest.raises(DataError, match="shares 1 of 2 images with the test split"):
+        _check_not_test(val, overlapping, "folder", tmp_path, {})
+
+
+def test_missing_splits_are_told_apart_from_broken_ones(tmp_path):
+    from lt_faceparse.data import build_dataset
+    from lt_faceparse.errors import DataError, SplitNotFound
+
+    (tmp_path / "folder" / "train" / "images").mkdir(parents=True)
+    (tmp_path / "folder" / "classes.txt").write_text("background\nskin\n")
+    with pytest.raises(SplitNotFound, match="no split 'test'"):
+        build_dataset("folder", tmp_path / "folder", "test")
+    (tmp_path / "lapa" / "train" / "images").mkdir(parents=True)
+    with pytest.raises(SplitNotFound, match="this LaPa tree has no test split"):
+        build_dataset("lapa", tmp_path / "lapa", "test")
+    (tmp_path / "lapa" / "test").mkdir()  # the split exists but its images folder does not
+    with pytest.raises(DataError, match="LaPa test image folder not found") as err:
+        build_dataset("lapa", tmp_path / "lapa", "test")
+    assert not isinstance(err.value, SplitNotFound)

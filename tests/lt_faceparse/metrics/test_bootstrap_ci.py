@@ -3,7 +3,6 @@ import pytest
 
 from lt_faceparse.errors import IncomparableError
 from lt_faceparse.metrics import PerImageStats, bootstrap_ci, paired_bootstrap
-from lt_faceparse.metrics.scores import f1_from_counts
 from lt_faceparse.taxonomy import taxonomy_from_names
 
 TAX = taxonomy_from_names("boot3", ["background", "skin", "earring"])
@@ -22,9 +21,18 @@ def _stats(n: int, seed: int, tail_presence: float = 0.05, quality: float = 0.8)
     return PerImageStats(gt, pred, inter, np.arange(n), tuple(f"img{i}" for i in range(n)))
 
 
+def test_point_estimate_is_the_pooled_f1_computed_by_hand():
+    s = _stats(400, 0)
+    ci = bootstrap_ci(s, TAX, n_resamples=50, seed=1)
+    gt, pred, inter = (x.sum(0).astype(float) for x in (s.gt, s.pred, s.inter))
+    by_hand = 2 * inter / (gt + pred)  # F1 = 2|G∩P| / (|G| + |P|) over all images' pixels
+    np.testing.assert_allclose(ci.f1, by_hand, rtol=1e-12)
+    assert ci.mean_f1 == pytest.approx(by_hand[1:].mean())  # foreground classes only
+    assert ci.num_images == 400
+
+
 def test_ci_contains_point_estimate_and_tail_is_wider():
     ci = bootstrap_ci(_stats(400, 0), TAX, n_resamples=500, seed=1)
-    assert np.allclose(ci.f1, f1_from_counts(*_stats(400, 0).totals()), equal_nan=True)
     for c in (1, 2):
         assert ci.lower[c] <= ci.f1[c] <= ci.upper[c]
     assert ci.mean_f1_lower <= ci.mean_f1 <= ci.mean_f1_upper
@@ -74,6 +82,9 @@ def test_paired_detects_a_real_difference_and_aligns_rows():
                            a.image_ids, a.names)
     shuffled = better.subset(np.random.default_rng(0).permutation(300))  # same images, other order
     res = paired_bootstrap(a, shuffled, TAX, n_resamples=400, seed=0)
+    f1 = lambda x: 2 * x.inter.sum(0) / (x.gt.sum(0) + x.pred.sum(0))  # noqa: E731  (pooled, by hand)
+    np.testing.assert_allclose(res.delta, f1(better) - f1(a), rtol=1e-12)
+    assert res.mean_delta == pytest.approx((f1(better) - f1(a))[1:].mean())
     assert res.delta[1] > 0 and res.lower[1] > 0
     assert res.p_value[1] < 0.01
     frame = res.to_frame()

@@ -179,10 +179,47 @@ def test_cuda_accumulation_equals_cpu():
         gpu.update(torch.full((1, 4, 4), 19, device="cuda"), torch.zeros(1, 4, 4, dtype=torch.long, device="cuda"))
 
 
-def test_benchmark_helpers_agree_with_numpy_baseline():
+def test_matrix_and_per_image_stats_agree_with_an_independent_numpy_count():
+    """Every pixel tallied one by one with np.add.at (no bincount, no torch), per image and pooled."""
+    from lt_faceparse.metrics.benchmark import _numpy_per_image_histogram
+
+    rng = np.random.default_rng(3)
+    k, n, h, w = 7, 5, 9, 11
+    target = rng.integers(0, k, (n, h, w))
+    target[rng.random((n, h, w)) < 0.15] = I
+    target[:, :, 0] = 6  # class 6 only in the ground truth's first column
+    preds = rng.integers(0, k - 1, (n, h, w))  # class 6 never predicted
+    metric = ConfusionMatrix(k)
+    metric.update(torch.from_numpy(preds[:2]), torch.from_numpy(target[:2]), image_ids=torch.tensor([0, 1]))
+    metric.update(torch.from_numpy(preds[2:]), torch.from_numpy(target[2:]), image_ids=torch.tensor([2, 3, 4]))
+
+    expected = np.zeros((k, k), np.int64)
+    gt, pred, inter = (np.zeros((n, k), np.int64) for _ in range(3))
+    for i in range(n):
+        valid = target[i] != I
+        t, p = target[i][valid], preds[i][valid]
+        np.add.at(expected, (t, p), 1)
+        np.add.at(gt[i], t, 1)
+        np.add.at(pred[i], p, 1)
+        np.add.at(inter[i], t[t == p], 1)
+    np.testing.assert_array_equal(metric.compute().numpy(), expected)
+    stats = metric.per_image_stats()
+    np.testing.assert_array_equal(stats.gt, gt)
+    np.testing.assert_array_equal(stats.pred, pred)
+    np.testing.assert_array_equal(stats.inter, inter)
+    assert expected[6].sum() == gt[:, 6].sum() > 0 and expected[:, 6].sum() == 0
+    # the benchmark's numpy baseline (what it checks our metric against) counts the same
+    np.testing.assert_array_equal(
+        _numpy_per_image_histogram([preds], [target.astype(np.uint8)], k), expected)
+
+
+def test_benchmark_helpers_report_consistent_numbers():
     from lt_faceparse.metrics.benchmark import benchmark_bootstrap, benchmark_confusion
 
     r = benchmark_confusion(num_classes=7, batch_size=2, size=16, num_batches=2, repeats=1)
-    assert r["pixels"] == 2 * 2 * 16 * 16 and r["numpy_per_image_px_s"] > 0 and r["speedup"] > 0
+    assert r["pixels"] == 2 * 2 * 16 * 16 and r["num_classes"] == 7
+    assert r["speedup"] == pytest.approx(r["ours_per_image_px_s"] / r["numpy_per_image_px_s"])
+    assert r["speedup_matrix_only"] == pytest.approx(r["ours_matrix_only_px_s"] / r["numpy_per_image_px_s"])
     b = benchmark_bootstrap(num_images=50, n_resamples=20)
+    assert (b["num_images"], b["n_resamples"], b["num_classes"]) == (50, 20, 19)
     assert b["bootstrap_ci_s"] > 0 and b["paired_bootstrap_s"] > 0

@@ -97,7 +97,7 @@ def test_delta_view_marks_significant_differences():
     b = make_record("b", [50] * 12)
     board = build_leaderboard([a, b], reference="a @64", n_resamples=200)
     delta = board.groups[0].delta
-    assert delta is not None and len(delta.rows) == 1
+    assert len(delta.rows) == 1
     row = delta.rows[0]
     assert row["method"] == "b @64"
     assert row[f"d_{NECKLACE}"] == "-33.33*"  # every resample agrees: significant
@@ -116,7 +116,7 @@ def test_reported_rows_have_no_test_and_are_grouped(tmp_path):
     board = build_leaderboard([paper, ours], reference="SegFace Swin-B", n_resamples=50)
     group = board.groups[0]
     assert [r["source"] for r in group.table.rows] == ["ours", "reported"]
-    assert group.delta.rows[0]["test"].startswith("none")
+    assert group.delta.rows[0]["test"] == "none (no per-image stats)"
     assert group.delta.rows[0][f"d_{SKIN}"] == "+3.30"
 
 
@@ -125,7 +125,7 @@ def test_run_leaderboard_writes_files(tmp_path):
     save_record(make_record("b", [50, 50]), tmp_path / "runs" / "b")
     save_record(make_record("c", [0, 0], protocol="native"), tmp_path / "runs" / "c")
     records = collect_records(tmp_path / "runs")
-    assert len(records) == 3 and records[0].per_image is not None
+    assert len(records) == 3 and records[0].per_image.names == ("img0", "img1")
     board = run_leaderboard(tmp_path / "runs", tmp_path / "out", reference="a @64", show=False)
     assert len(board) == 2
     files = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -169,14 +169,71 @@ def test_mixed_mode_keeps_one_table_but_marks_the_differences():
     assert "Protocol" not in [col.header for col in build_leaderboard([a, c]).groups[0].table.columns]
 
 
-def test_unregistered_taxonomy_gets_its_class_columns_from_the_record():
+def test_record_taxonomy_gives_the_columns_display_names_and_no_merge_warning(tmp_path):
+    """A folder dataset's record: its own display names (never CelebAMask-HQ's by similar name) and
+    merge "n/a" without a warning, also after a save/load in a process that never saw the dataset."""
+    from lt_faceparse.records import load_record
+    from lt_faceparse.taxonomy import taxonomy_from_names
+
+    tax = taxonomy_from_names("folder:lb-own", ["background", "skin", "hair", "mouth"],
+                              display_names=[None, "Skin", "Hair", "Mouth (whole)"])
+    record = build_record(np.diag([5, 3, 2, 4]).astype(np.int64), tax,
+                          {"model": "m", "dataset": "folder", "data_format": "folder", "split": "test",
+                           "merge": None, "protocol": "input"}, num_images=1)
+    path = save_record(record, tmp_path / "rec")
+    for rec in (record, load_record(path)):
+        group = build_leaderboard([rec]).groups[0]
+        headers = [c.header for c in group.table.columns]
+        assert [h for h in headers if h in ("Skin", "Hair", "Mouth (whole)", "I-Mouth", "Face")] == \
+            ["Skin", "Hair", "Mouth (whole)"]
+        assert "Head F1" not in headers  # no accessory classes: the head mean would repeat the mean F1
+        assert group.protocol["merge"] == "n/a" and "merge n/a" in group.table.title
+        assert not any("Warning" in n or "do not state" in n for n in group.notes)
+        assert group.table.rows[0]["mean_f1"] == pytest.approx(1.0)
+
+
+def test_old_record_without_definition_prints_its_class_names():
     from lt_faceparse.taxonomy import taxonomy_from_names
 
     tax = taxonomy_from_names("three-part", ["background", "skin", "hair"])
     record = build_record(np.diag([5, 3, 2]).astype(np.int64), tax,
                           {"model": "m", "dataset": "own", "split": "test", "merge": None, "protocol": "input"},
                           num_images=1)
-    table = build_leaderboard([record]).groups[0].table
-    headers = [c.header for c in table.columns]
-    assert "Face" in headers and "Hair" in headers and "Background" not in headers  # CelebAMask-HQ display names
-    assert table.rows[0]["mean_f1"] == pytest.approx(1.0)
+    record.taxonomy_definition = None  # as written before records held their taxonomy
+    group = build_leaderboard([record]).groups[0]
+    headers = [c.header for c in group.table.columns]
+    assert "skin" in headers and "hair" in headers and "Face" not in headers and "background" not in headers
+    # "own" is not a data format: whether a merge order applies cannot be told, so it is flagged
+    assert group.protocol["merge"] == "unknown" and any("do not state ['merge']" in n for n in group.notes)
+
+
+def test_merge_is_not_applicable_for_formats_without_a_merge_order():
+    from lt_faceparse.reporting.leaderboard import merge_text
+
+    assert merge_text({"merge": None, "data_format": "folder", "dataset": "synthface-lt"}) == "n/a"
+    assert merge_text({"merge": None, "dataset": "lapa"}) == "n/a"
+    assert merge_text({"merge": None, "dataset": "helen"}) == "n/a"
+    assert merge_text({"merge": None, "dataset": "celebamask-hq"}) == "unknown"
+    assert merge_text({"merge": None, "dataset": "synthface-lt"}) == "unknown"
+    assert merge_text({"merge": "zll", "dataset": "celebamask-hq"}) == "zll"
+
+
+def test_delta_view_without_common_images_says_so():
+    a = make_record("a", [0] * 4)
+    b = make_record("b", [50] * 5)
+    row = build_leaderboard([a, b], reference="a @64", n_resamples=20).groups[0].delta.rows[0]
+    assert row["test"] == "none (not scored on the same images)"
+    assert row["d_mean"] == f"{100 * (b.mean_f1 - a.mean_f1):+.2f}"
+
+
+def test_delta_view_lets_unexpected_errors_through(monkeypatch):
+    import lt_faceparse.metrics.bootstrap as bootstrap
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in the test, not a fact about the data")
+
+    monkeypatch.setattr(bootstrap, "paired_bootstrap", broken)
+    with pytest.raises(TypeError, match="a bug in the test"):
+        build_leaderboard([make_record("a", [0] * 3), make_record("b", [5] * 3)], reference="a @64")
+
+

@@ -10,6 +10,7 @@ from lt_faceparse.reporting.sweep import (
     SweepSetting,
     find_sweep_rows,
     load_sweep_row,
+    data_root,
     plan_sweep,
     run_sweep,
 )
@@ -54,6 +55,8 @@ def test_sweep_rows_records_and_resume(swept):
         folder = base / "results" / row["name"]
         record = json.loads((folder / "test" / "record.json").read_text())
         assert record["provenance"]["dataset"] == "synthface-lt"
+        assert record["provenance"]["data_format"] == "celebamask-hq"
+        assert record["provenance"]["data_root"] == str(data_root(cfg).resolve())
         assert record["ci"]["mean_f1"]["lower"] <= record["mean_f1"] <= record["ci"]["mean_f1"]["upper"]
         run = base / "runs" / row["name"] / f"run-{row['config_fingerprint']}"
         assert (run / "final.safetensors").is_file()  # weights kept out of results
@@ -94,7 +97,6 @@ def test_report_from_sweep_results(swept, tmp_path):
     from lt_faceparse.data import build_dataset
     from lt_faceparse.reporting.readme import write_readme
     from lt_faceparse.reporting.report import run_report
-    from lt_faceparse.reporting.sweep import data_root
 
     base, cfg, rows = swept
     root = data_root(cfg)

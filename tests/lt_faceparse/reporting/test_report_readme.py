@@ -1,0 +1,65 @@
+"""README findings: a comparison that cannot be made is listed under "Not produced"; an unexpected
+error is never turned into a skipped finding."""
+
+import numpy as np
+import pytest
+
+from lt_faceparse.metrics.per_image import PerImageStats
+from lt_faceparse.records import build_record
+from lt_faceparse.reporting.readme import findings, write_readme
+from lt_faceparse.reporting.report import ReportOutputs
+from lt_faceparse.taxonomy import get_taxonomy
+
+TAX = get_taxonomy("celebamask-hq")
+PROV = {"dataset": "celebamask-hq", "split": "test", "merge": "segface", "protocol": "input", "resolution": 64}
+
+
+def _record(model: str, images: list[str], wrong: int):
+    """Each image: 100 px of every class, ``wrong`` hat pixels predicted as background."""
+    k = TAX.num_classes
+    cm = np.eye(k, dtype=np.int64) * 100
+    cm[TAX.id_of("hat"), TAX.id_of("hat")] -= wrong
+    cm[TAX.id_of("hat"), 0] += wrong
+    n = len(images)
+    stats = PerImageStats(np.tile(cm.sum(1), (n, 1)), np.tile(cm.sum(0), (n, 1)), np.tile(np.diagonal(cm), (n, 1)),
+                          np.arange(n), tuple(images))
+    return build_record(cm * n, TAX, {**PROV, "model": model}, per_image=stats)
+
+
+def _outputs(tmp_path, other_images):
+    outputs = ReportOutputs(tmp_path)
+    outputs.records = [_record("segface", ["a", "b", "c"], 0), _record("bisenet", other_images, 30)]
+    return outputs
+
+
+def test_comparison_on_other_images_is_listed_as_not_produced(tmp_path):
+    outputs = _outputs(tmp_path, ["x", "y", "z"])
+    lines = findings(outputs, n_resamples=50)
+    assert not any(line.startswith("- SegFace − bisenet") for line in lines)
+    assert len(outputs.skipped) == 1 and outputs.skipped[0].startswith(
+        "finding 'SegFace − bisenet @64' (paired bootstrap): paired bootstrap needs the same images")
+    readme = write_readme(tmp_path, outputs, {"command": "test"}).read_text()
+    not_produced = readme.split("## Not produced")[1]
+    assert "finding 'SegFace − bisenet @64'" in not_produced
+    # a report of real data is not introduced as SynthFace-LT
+    assert readme.startswith("# Report: celebamask-hq") and "SynthFace-LT is a generated stand-in" not in readme
+
+
+def test_comparison_on_the_same_images_is_a_finding(tmp_path):
+    outputs = _outputs(tmp_path, ["a", "b", "c"])
+    lines = findings(outputs, n_resamples=50)
+    (line,) = [line for line in lines if line.startswith("- SegFace − bisenet @64")]
+    delta = 100 * (outputs.records[0].mean_f1 - outputs.records[1].mean_f1)
+    assert f"Δ mean F1 {delta:+.2f} points" in line and "3 test images" in line
+    assert outputs.skipped == []
+
+
+def test_unexpected_errors_in_a_finding_propagate(tmp_path, monkeypatch):
+    import lt_faceparse.metrics.bootstrap as bootstrap
+
+    def broken(*args, **kwargs):
+        raise ValueError("taxonomy 'x' has 3 classes, stats have 19")  # a bug, not a fact about the data
+
+    monkeypatch.setattr(bootstrap, "paired_bootstrap", broken)
+    with pytest.raises(ValueError, match="has 3 classes"):
+        findings(_outputs(tmp_path, ["a", "b", "c"]), n_resamples=50)
