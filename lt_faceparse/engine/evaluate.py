@@ -96,12 +96,19 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
                         protocol: str = "input", out_dir: str | Path | None = None, *,
                         merge: str | list[str] | None = None, resolution: int | None = None,
                         batch_size: int = 8, device: str = "auto", num_workers: int = 0,
-                        provenance: dict[str, Any] | None = None) -> ResultRecord:
+                        provenance: dict[str, Any] | None = None, logit_adjust: float | None = None,
+                        tta: str | None = None, priors: str | Path | None = None) -> ResultRecord:
     """Load a weight file (``final.safetensors`` of a run, or any file of :mod:`lt_faceparse.weights`),
     score it on ``split`` of a dataset and, when ``out_dir`` is given, write the record there (rank 0).
 
     ``resolution``, ``merge`` and the warp default to what the weight file's metadata says. Works
     under ``torchrun`` (each rank scores a shard).
+
+    Post-hoc options (:mod:`lt_faceparse.longtail.posthoc`): ``logit_adjust`` = τ subtracts τ log π
+    from the logits, with the priors from ``priors`` (a ``class_frequencies.csv``), else from the
+    weight file's metadata, else from the ``train`` split under ``root``; ``tta="flip"`` averages
+    the logits of the image and its mirror (left/right classes swapped). The record states both in
+    ``provenance["posthoc"]`` and the training remedies in ``provenance["longtail"]``.
     """
     from lt_faceparse.data import build_dataset
     from lt_faceparse.records import save_record
@@ -119,6 +126,11 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
         if dataset.taxonomy.name != meta["taxonomy"]:
             raise DataError(checkpoint, f"model predicts taxonomy {meta['taxonomy']!r} but dataset "
                                         f"{dataset_name!r} uses {dataset.taxonomy.name!r}")
+        from lt_faceparse.longtail.posthoc import apply_posthoc
+
+        model, posthoc = apply_posthoc(
+            model, dataset.taxonomy, logit_adjust=logit_adjust, tta=tta, priors_file=priors, metadata=meta,
+            train_split=lambda: build_dataset(dataset_name, root, "train", resolution=None, merge=merge))
         kwargs = meta["model_kwargs"]
         prov = {
             "model": meta["model"],
@@ -128,6 +140,8 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
             "pretraining": meta.get("pretraining"),
             "source": meta.get("source"),
             "reported": False,
+            "longtail": meta.get("longtail"),
+            "posthoc": posthoc,
             **(provenance or {}),
         }
         record = evaluate_model(model, dataset, protocol=protocol, batch_size=batch_size, device=info.device,
