@@ -127,3 +127,41 @@ def test_leaderboard_names_remedies_keeps_post_hoc_apart_and_compares_remedies_w
     (group,) = mixed.groups
     assert "Post-hoc" in [c.header for c in group.table.columns] and not group.remedy_deltas
     assert any("posthoc (flip TTA, none)" in note for note in group.notes)
+
+
+def test_backbone_and_resolution_tables_leave_remedy_rows_out():
+    from lt_faceparse.reporting.report import plain_rows, table_2b
+
+    row = {"model": "segface", "backbone": "mobilenet", "resolution": 64, "dataset": "synthface-lt", "mean_f1": 0.3,
+           "device": "cpu"}
+    rows = [row, {**row, "remedy": "plain", "resolution": 32}, {**row, "remedy": "focal", "mean_f1": 0.9}]
+    assert plain_rows(rows) == rows[:2]
+    table = table_2b(rows, backbone="mobilenet")
+    ours = [r for r in table.rows if r["source"].startswith("ours")]
+    assert [r["res"] for r in ours] == [32, 64] and all(r["mean_f1"] == pytest.approx(0.3) for r in ours)
+
+
+@pytest.mark.slow
+def test_sweep_command_runs_remedies_and_the_leaderboard_compares_them(tmp_path, capsys):
+    from lt_faceparse.cli import main as cli_main
+    from lt_faceparse.engine.config import dump_config
+    from lt_faceparse.reporting.sweep import find_sweep_rows
+
+    config = load_config("synth_tiny", ["out=/unused"])
+    config["data"].update(root=str(tmp_path / "synth"), resolution=32,
+                          synthetic={"num_images": 40, "size": 32, "seed": 2, "splits": [0.6, 0.2, 0.2]})
+    config["optim"].update(epochs=2, milestones=[2])
+    config["data"]["val_split"] = None  # the sweep scores val itself; no second val record in the run folder
+    (tmp_path / "tiny.yaml").write_text(dump_config(config))
+    (tmp_path / "la.yaml").write_text("longtail:\n  loss: {name: logit_adjusted, tau: 1.0}\n")
+    assert cli_main(["sweep", "--config", str(tmp_path / "tiny.yaml"), "--remedies", f"plain,{tmp_path / 'la.yaml'}",
+                     "--split", "val", "--speed-runs", "1", "--out", str(tmp_path / "sweep")]) == 0
+    rows = {r["name"]: r for r in find_sweep_rows(tmp_path / "sweep")}
+    assert set(rows) == {"tiny-default-r32", "tiny-default-r32-la"}
+    assert rows["tiny-default-r32-la"]["remedy"] == "la" and rows["tiny-default-r32-la"]["longtail"] == "LA(τ=1)"
+    assert rows["tiny-default-r32"]["longtail"] == "plain" and rows["tiny-default-r32"]["split"] == "val"
+    assert cli_main(["leaderboard", "--results", str(tmp_path / "sweep"), "--out", str(tmp_path / "board")]) == 0
+    (remedies,) = (tmp_path / "board").glob("remedies-*.md")
+    text = remedies.read_text()
+    assert "Long-tail remedies vs tiny @32" in text and "Δ Tail F1" in text and "tiny @32 +LA(τ=1)" in text
+    assert "tiny @32 +LA(τ=1)" in (tmp_path / "board" / "leaderboard.md").read_text()
