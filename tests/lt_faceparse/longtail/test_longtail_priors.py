@@ -39,7 +39,7 @@ def test_statistics_are_cached_and_recounted_when_a_label_changes(synth_root, tm
     import shutil
 
     root = tmp_path / "tree"
-    shutil.copytree(synth_root, root)
+    shutil.copytree(synth_root, root, ignore=shutil.ignore_patterns(".lt_faceparse_cache"))
     first = split_statistics(_train(root))
     cached = list((root / ".lt_faceparse_cache" / "class_priors").glob("train-*.npz"))
     assert len(cached) == 1
