@@ -151,6 +151,11 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, An
     return config
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The keys a config file sets, its ``base:`` chain merged in (no defaults filled, not validated)."""
+    return _read_with_bases(Path(path), seen=())
+
+
 def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:

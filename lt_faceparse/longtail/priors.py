@@ -191,7 +191,8 @@ def _cache_file(dataset: Any, cache_dir: str | Path | None) -> Path | None:
     return base / f"{getattr(dataset, 'split', 'split')}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
 
 
-def _load_cached(path: Path, fingerprint: str, names: list[str], taxonomy: Taxonomy, source: str) -> SplitStatistics | None:
+def _load_cached(path: Path, fingerprint: str, names: list[str], taxonomy: Taxonomy,
+                 source: str) -> SplitStatistics | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             if str(data["fingerprint"]) != fingerprint or data["names"].tolist() != names \

@@ -35,7 +35,7 @@ def shipped_remedies() -> list[str]:
 def resolve_remedy(name: str | Path) -> tuple[str, dict[str, Any]]:
     """``(name, longtail section)`` of ``plain``, a shipped remedy name, or a YAML file (its
     ``longtail`` section, following ``base:`` chains). Errors name the file."""
-    from lt_faceparse.engine.config import _read_with_bases
+    from lt_faceparse.engine.config import read_config_file
 
     if str(name) == PLAIN:
         return PLAIN, default_longtail()
@@ -46,7 +46,7 @@ def resolve_remedy(name: str | Path) -> tuple[str, dict[str, Any]]:
             raise FileNotFoundError(f"{name}: no such remedy (shipped: {', '.join([PLAIN, *shipped_remedies()])}; "
                                     "or a YAML file with a longtail section)")
         path = shipped
-    raw = _read_with_bases(path, seen=())
+    raw = read_config_file(path)
     if not isinstance(raw.get("longtail"), dict):
         raise DataError(path, "has no longtail section to use as a remedy")
     section = {**default_longtail(), **raw["longtail"]}

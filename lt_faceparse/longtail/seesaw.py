@@ -70,7 +70,8 @@ class SeesawLoss(PixelLoss):
     def load_training_state(self, state: dict[str, Any]) -> None:
         counts = torch.as_tensor(state["accumulated"], dtype=torch.float64)
         if counts.shape != self.accumulated.shape:
-            raise ValueError(f"seesaw state holds {tuple(counts.shape)} counts, the loss has {self.num_classes} classes")
+            raise ValueError(f"seesaw state holds {tuple(counts.shape)} counts, the loss has "
+                             f"{self.num_classes} classes")
         self.accumulated.copy_(counts)
 
     def extra_repr(self) -> str:

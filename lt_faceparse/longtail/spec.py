@@ -77,7 +77,8 @@ def _named(value: Any, defaults: dict[str, dict[str, Any]], key: str, source) ->
               f"unknown {key} {name!r} (one of {', '.join(defaults)})")
     unknown = sorted(set(value) - {"name", *defaults[name]})
     if unknown:
-        _fail(source, key, f"unknown parameters {unknown} for {name!r} (allowed: {', '.join(defaults[name]) or 'none'})")
+        _fail(source, key, f"unknown parameters {unknown} for {name!r} "
+                           f"(allowed: {', '.join(defaults[name]) or 'none'})")
     return {"name": name, **defaults[name], **{k: v for k, v in value.items() if k != "name"}}
 
 
@@ -228,7 +229,8 @@ def _weights_label(spec: dict[str, Any]) -> str:
 
 
 def loss_label(loss: str | dict[str, Any]) -> str:
-    """``focal(γ=2)``, ``wce(effective number β=0.999, pixels)``, ``LA(τ=1)``, ``seesaw(p=0.8, q=2)``; '' for plain."""
+    """``focal(γ=2)``, ``wce(effective number β=0.999, pixels)``, ``LA(τ=1)``, ``seesaw(p=0.8, q=2)``;
+    ``''`` for plain."""
     if isinstance(loss, str):
         loss = _canonical_loss(loss, None)
         if isinstance(loss, str):

@@ -364,7 +364,8 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
     columns += [Column("d_mean", "Δ Mean F1", "rstr"), Column("d_ci", "95% CI (Δ mF1)", "ci"),
                 Column("p", "p (Δ mF1)", "float3")]
     for name in sets:
-        columns += [Column(f"d_set_{name}", f"Δ {name} F1", "rstr"), Column(f"ci_set_{name}", f"95% CI (Δ {name})", "ci"),
+        columns += [Column(f"d_set_{name}", f"Δ {name} F1", "rstr"),
+                    Column(f"ci_set_{name}", f"95% CI (Δ {name})", "ci"),
                     Column(f"p_set_{name}", f"p (Δ {name})", "float3")]
     columns.append(Column("test", "Test", "str"))
     rows = []

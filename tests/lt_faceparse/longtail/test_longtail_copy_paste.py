@@ -4,7 +4,6 @@ pixels, the necklace/chin exception), jitter bounds, determinism per (seed, epoc
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from lt_faceparse.data.celebamask_hq import MERGE_PRESETS

@@ -46,7 +46,8 @@ def test_logit_adjustment_subtracts_tau_log_prior():
     plain = _Fixed(z)(x)
     for tau in (1.0, 0.5):
         adjusted = PosthocModel(_Fixed(z), lapa, logit_adjust=tau, log_prior=np.log(prior))(x)
-        assert torch.allclose(adjusted, plain - tau * torch.log(torch.tensor(prior, dtype=torch.float32)).view(1, -1, 1, 1))
+        log_prior = torch.log(torch.tensor(prior, dtype=torch.float32)).view(1, -1, 1, 1)
+        assert torch.allclose(adjusted, plain - tau * log_prior)
     # by hand, pixel 1: τ = 1: background 3 - ln .5 = 3.693 < skin 1 - ln .05 = 3.996;
     #                   τ = .5: background 3 - .5 ln .5 = 3.347 > skin 1 - .5 ln .05 = 2.498
     # pixel 0: background 3.693 > any other class 0 - ln .05 = 2.996
