@@ -173,3 +173,25 @@ def test_face_parser_applies_the_adjustment(runs):
         mirrored = model(x.flip(-1)).flip(-1)[:, flip_permutation(TAX)]
         expected = ((z + mirrored) / 2 - log_prior).argmax(1)[0]
     assert np.array_equal(parser.predict([image])[0].label, expected.numpy().astype(np.uint8))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["segface", "fcn", "segformer", "bisenet", "tiny"])
+def test_post_hoc_options_evaluate_every_registered_model_through_the_cli(model, synth_root, tmp_path):
+    from lt_faceparse.models import build_model
+    from lt_faceparse.weights import save_model
+
+    kwargs = {"tiny": {"width": 8}, "segface": {"backbone": "mobilenet", "dim": 32},
+              "fcn": {"backbone": "mobilenet", "channels": 16}, "segformer": {"backbone": "mobilenet", "dim": 32},
+              "bisenet": {}}[model]
+    torch.manual_seed(0)
+    net = build_model(model, num_classes=TAX.num_classes, **kwargs).eval()
+    weights = save_model(net, tmp_path / "w.safetensors", {"model": model, "model_kwargs": dict(net.build_kwargs),
+                                                            "taxonomy": TAX.name, "resolution": 32})
+    for flags in (["--logit-adjust", "1.0"], ["--tta", "flip"], ["--logit-adjust", "0.5", "--tta", "flip"]):
+        out = tmp_path / "_".join(f.strip("-") for f in flags)
+        assert cli_main(["eval", "--checkpoint", str(weights), "--dataset", "celebamask-hq", "--root", str(synth_root),
+                         "--split", "val", "--device", "cpu", "--out", str(out), *flags]) == 0
+        posthoc = load_record(out).provenance["posthoc"]
+        assert posthoc["tta"] == ("flip" if "--tta" in flags else None)
+        assert posthoc["logit_adjust"] == (float(flags[1]) if flags[0] == "--logit-adjust" else None)

@@ -99,3 +99,10 @@ def test_inline_priors_are_validated():
         canonical_longtail({"priors": {**good, "pixel_counts": [1, -1]}})
     with pytest.raises(DataError, match="priors.num_images"):
         canonical_longtail({"priors": {**good, "num_images": 2}})
+
+
+def test_synthetic_splits_are_a_validated_data_key():
+    config = load_config("longtail/base")
+    assert config["data"]["synthetic"]["splits"] == [0.4, 0.35, 0.25]
+    with pytest.raises(DataError, match="config key data.synthetic.splits: must be three non-negative"):
+        load_config("longtail/base", ["data.synthetic.splits=[0.5, 0.5]"])
