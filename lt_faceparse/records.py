@@ -172,7 +172,7 @@ def remedy_parts(provenance: Mapping[str, Any]) -> list[str]:
     from lt_faceparse.longtail.spec import posthoc_label
 
     longtail = provenance.get("longtail") or {}
-    parts = [] if longtail.get("label") in (None, "plain") else [str(longtail["label"])]
+    parts = [] if longtail.get("label") in (None, "plain") else str(longtail["label"]).split(" + ")
     posthoc = posthoc_label(provenance.get("posthoc"))
     return parts + posthoc.split(" + ") if posthoc else parts
 

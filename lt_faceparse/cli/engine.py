@@ -82,7 +82,7 @@ def _eval(args: argparse.Namespace) -> int:
         prov = record.provenance
         posthoc = posthoc_label(prov.get("posthoc"))
         priors = (prov.get("posthoc") or {}).get("priors")
-        posthoc = f", post-hoc: {posthoc}" + (f" (priors: {priors})" if priors else "") if posthoc else ""
+        posthoc = f", {posthoc}" + (f" (priors: {priors})" if priors else "") if posthoc else ""
         print(f"{args.dataset} {args.split} ({record.num_images} images, merge {prov.get('merge')}, resolution "
               f"{prov.get('resolution')}, protocol {args.protocol}{posthoc}, one confusion matrix over the split): "
               f"mean F1 {100 * record.mean_f1:.2f} (foreground classes), mean IoU {100 * record.mean_iou_with_bg:.2f} "

@@ -143,7 +143,7 @@ def test_post_hoc_options_through_the_eval_and_parse_commands(runs, synth_root, 
                      str(synth_root), "--split", "val", "--device", "cpu", "--out", str(tmp_path / "rec"),
                      "--logit-adjust", "1", "--tta", "flip"]) == 0
     printed = capsys.readouterr().out
-    assert "post-hoc: post-hoc LA(τ=1) + flip TTA (priors: train split of" in printed
+    assert "protocol input, post-hoc LA(τ=1) + flip TTA (priors: train split of" in printed
     assert load_record(tmp_path / "rec").provenance["posthoc"]["tta"] == "flip"
     image = np.asarray(Image.open(next((synth_root / "CelebA-HQ-img").glob("*.jpg"))).convert("RGB"))
     Image.fromarray(image).save(tmp_path / "face.png")

@@ -106,3 +106,13 @@ def test_synthetic_splits_are_a_validated_data_key():
     assert config["data"]["synthetic"]["splits"] == [0.4, 0.35, 0.25]
     with pytest.raises(DataError, match="config key data.synthetic.splits: must be three non-negative"):
         load_config("longtail/base", ["data.synthetic.splits=[0.5, 0.5]"])
+
+
+def test_record_labels_list_each_remedy_and_post_hoc_option():
+    from lt_faceparse.records import remedy_parts
+
+    prov = {"longtail": {"label": remedy_label({"loss": "focal", "copy_paste": {"prob": 0.5}})},
+            "posthoc": {"logit_adjust": 1.0, "tta": "flip"}}
+    assert remedy_parts(prov) == ["focal(γ=2)", "copy-paste(p=0.5, accessories)", "post-hoc LA(τ=1)", "flip TTA"]
+    assert remedy_parts({"longtail": {"label": "plain"}, "posthoc": {"logit_adjust": None, "tta": None}}) == []
+    assert remedy_parts({}) == []
