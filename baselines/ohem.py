@@ -44,16 +44,49 @@ def ohem_cross_entropy(
     return pixel_loss.topk(min_kept, sorted=False).values.mean()
 
 
+def ohem_keep_mask(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    threshold: float = 0.7,
+    min_kept_divisor: int = 16,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """B x H x W bool: the pixels :func:`ohem_cross_entropy` averages over (the same rule)."""
+    loss_threshold = -math.log(threshold)
+    with torch.no_grad():
+        pixel_loss = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none").flatten()
+        min_kept = max(1, pixel_loss.numel() // min_kept_divisor)
+        hard = pixel_loss > loss_threshold
+        if int(hard.sum()) <= min_kept:
+            hard = torch.zeros_like(hard)
+            hard[pixel_loss.topk(min_kept, sorted=False).indices] = True
+    return hard.view_as(target)
+
+
 class OhemCrossEntropy(nn.Module):
-    """:func:`ohem_cross_entropy` as a module."""
+    """:func:`ohem_cross_entropy` as a module.
+
+    ``pixel_loss``: a long-tail remedy (:mod:`lt_faceparse.longtail`); when set, the hard pixels
+    are still chosen from the plain cross-entropy (:func:`ohem_keep_mask`) and the remedy's
+    per-pixel loss is averaged over them (ignored pixels excluded).
+    """
+
+    pixel_loss_role = ("OHEM chooses the hard pixels from the plain softmax as before; the remedy's per-pixel "
+                       "loss is averaged over them in place of CE")
 
     def __init__(self, threshold: float = 0.7, min_kept_divisor: int = 16, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
         self.threshold = threshold
         self.min_kept_divisor = min_kept_divisor
         self.ignore_index = ignore_index
+        self.pixel_loss: nn.Module | None = None
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.pixel_loss is not None:
+            keep = ohem_keep_mask(logits, target, threshold=self.threshold, min_kept_divisor=self.min_kept_divisor,
+                                  ignore_index=self.ignore_index)
+            return self.pixel_loss(logits, target, keep=keep)
         return ohem_cross_entropy(
             logits, target, threshold=self.threshold, min_kept_divisor=self.min_kept_divisor,
             ignore_index=self.ignore_index,

@@ -95,13 +95,15 @@ class ResultRecord:
 
     @property
     def label(self) -> str:
-        """Short row label: model (backbone) @ resolution, or the file name."""
+        """Short row label: model (backbone) @ resolution, or the file name; then the long-tail
+        remedies and post-hoc options, e.g. ``segface (mobilenet) @64 +focal(γ=2) +flip TTA``."""
         p = self.provenance
         parts = [str(p.get("model") or (self.path.parent.name if self.path else "?"))]
         if p.get("backbone"):
             parts.append(f"({p['backbone']})")
         if p.get("resolution"):
             parts.append(f"@{p['resolution']}")
+        parts += [f"+{part}" for part in remedy_parts(p)]
         return " ".join(parts)
 
     def per_class_f1(self) -> dict[str, float]:
@@ -168,6 +170,17 @@ class ResultRecord:
             raise ValueError(f"record {self.label!r} has no per-image stats to bootstrap")
         ci = bootstrap_ci(stats, record_taxonomy(self), n_resamples=n_resamples, confidence=confidence, seed=seed)
         return replace(self, ci=ci.to_dict(), _per_image=stats)
+
+
+def remedy_parts(provenance: Mapping[str, Any]) -> list[str]:
+    """Labels of the training remedies (``provenance["longtail"]``) and post-hoc options
+    (``provenance["posthoc"]``) of a record; empty for a plain model scored plainly."""
+    from lt_faceparse.longtail.spec import posthoc_label
+
+    longtail = provenance.get("longtail") or {}
+    parts = [] if longtail.get("label") in (None, "plain") else str(longtail["label"]).split(" + ")
+    posthoc = posthoc_label(provenance.get("posthoc"))
+    return parts + posthoc.split(" + ") if posthoc else parts
 
 
 # ------------------------------------------------------------------------------------------------

@@ -16,7 +16,12 @@ class CEDiceLoss(nn.Module):
     per class c summed over the whole batch, ``1 - (2 sum(p t) + eps) / (sum(p^2) + sum(t^2) + eps)``
     with eps = 1e-5, averaged over all K classes (background included). Pixels labelled
     ``ignore_index`` count in neither term.
+
+    ``pixel_loss``: a long-tail remedy (:mod:`lt_faceparse.longtail`) that replaces the CE term;
+    None (the default) is plain CE.
     """
+
+    pixel_loss_role = "the remedy replaces the CE term of ce_weight * CE + dice_weight * Dice; Dice is kept"
 
     def __init__(self, ce_weight: float = 0.5, dice_weight: float = 0.5, ignore_index: int = IGNORE_INDEX,
                  eps: float = 1e-5):
@@ -25,11 +30,14 @@ class CEDiceLoss(nn.Module):
         self.dice_weight = dice_weight
         self.ignore_index = ignore_index
         self.eps = eps
+        self.pixel_loss: nn.Module | None = None
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         valid = target != self.ignore_index  # B x H x W
-        if valid.any():
+        if self.pixel_loss is not None:
+            ce = self.pixel_loss(logits, target)
+        elif valid.any():
             ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index)
         else:
             ce = logits.sum() * 0.0  # no labelled pixel: no CE signal (mean over nothing)

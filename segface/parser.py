@@ -43,13 +43,25 @@ class FaceParser:
     ``model`` maps B x 3 x R x R normalised images to B x K x R x R logits (``R = resolution``).
     ``warp``: None, or ``"tanh"`` for models trained on RoI tanh-warped faces (LaPa): these need 5
     landmarks per image, and each image is parsed in its own frame (no resize; the warp maps it).
+
+    Post-hoc options (:mod:`lt_faceparse.longtail.posthoc`): ``logit_adjust`` = τ subtracts τ log π
+    from the logits (π: pixel priors from ``priors``, a ``class_frequencies.csv`` or
+    :class:`~lt_faceparse.longtail.priors.ClassPriors`, else from ``metadata["longtail"]["priors"]``
+    of a weight file trained with them); ``tta="flip"`` averages the logits of each image and of its
+    mirror with the left/right classes swapped. ``self.posthoc`` states what was applied.
     """
 
     def __init__(self, model: nn.Module, taxonomy: str | Taxonomy, resolution: int, *,
-                 device: str | torch.device = "cpu", batch_size: int = 4, warp: str | None = None):
+                 device: str | torch.device = "cpu", batch_size: int = 4, warp: str | None = None,
+                 logit_adjust: float | None = None, tta: str | None = None, priors=None,
+                 metadata: dict | None = None):
+        from lt_faceparse.longtail.posthoc import apply_posthoc
+
+        self.taxonomy = get_taxonomy(taxonomy)
+        model, self.posthoc = apply_posthoc(model, self.taxonomy, logit_adjust=logit_adjust, tta=tta,
+                                            priors_file=priors, metadata=metadata)
         # channels-last memory: convolutions run in NHWC and SegFace's face tokens need no transpose
         self.model = model.to(device, memory_format=torch.channels_last).eval()
-        self.taxonomy = get_taxonomy(taxonomy)
         self.resolution = int(resolution)
         self.device = torch.device(device)
         self.batch_size = batch_size
@@ -59,15 +71,15 @@ class FaceParser:
         self._warped: nn.Module | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu",
-                        batch_size: int = 4) -> "FaceParser":
+    def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu", batch_size: int = 4,
+                        logit_adjust: float | None = None, tta: str | None = None, priors=None) -> "FaceParser":
         """A parser for one of our weight files (taxonomy, resolution and warp from its metadata; no
-        dataset needed: the file holds the whole taxonomy)."""
+        dataset needed: the file holds the whole taxonomy; post-hoc options as in the class docstring)."""
         from lt_faceparse.weights import load_model, taxonomy_of
 
         model, meta = load_model(path, map_location=device)
         return cls(model, taxonomy_of(meta, path), meta["resolution"], device=device, batch_size=batch_size,
-                   warp=meta.get("warp"))
+                   warp=meta.get("warp"), logit_adjust=logit_adjust, tta=tta, priors=priors, metadata=meta)
 
     # ---- arrays in, arrays out -------------------------------------------------------------------
     def predict(self, images: Sequence[np.ndarray], landmarks: Sequence[np.ndarray] | None = None, *,
@@ -145,9 +157,12 @@ class FaceParser:
 
 def parse_images(checkpoint: str | Path, inputs: Iterable[str | Path], out_dir: str | Path, *,
                  probs: bool = False, landmarks_file: str | Path | None = None,
-                 device: str = "cpu", batch_size: int = 4) -> list[Path]:
-    """Parse image files/folders with the model stored at ``checkpoint``; see :meth:`FaceParser.parse_files`."""
-    parser = FaceParser.from_checkpoint(checkpoint, device=device, batch_size=batch_size)
+                 device: str = "cpu", batch_size: int = 4, logit_adjust: float | None = None,
+                 tta: str | None = None, priors: str | Path | None = None) -> list[Path]:
+    """Parse image files/folders with the model stored at ``checkpoint``; see :meth:`FaceParser.parse_files`
+    (post-hoc options: :class:`FaceParser`)."""
+    parser = FaceParser.from_checkpoint(checkpoint, device=device, batch_size=batch_size, logit_adjust=logit_adjust,
+                                        tta=tta, priors=priors)
     return parser.parse_files(inputs, out_dir, probs=probs, landmarks_file=landmarks_file)
 
 

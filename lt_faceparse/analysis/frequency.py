@@ -35,11 +35,14 @@ SPLITS = ("train", "val", "test")
 @dataclass
 class FrequencyTable:
     """``frame``: one row per class (columns :data:`FREQUENCY_COLUMNS`, then ``display_name``,
-    ``kind``); ``summary``: ``num_images, gini_image, gini_pixel, merge, split, dataset`` and more."""
+    ``kind``); ``summary``: ``num_images, gini_image, gini_pixel, merge, split, dataset`` and more;
+    ``image_presence``: N x K bool, which classes each image contains (rows in the order the images
+    were read; None for a table read back from files)."""
 
     frame: pd.DataFrame
     summary: dict[str, Any]
     taxonomy: Taxonomy
+    image_presence: np.ndarray | None = None
 
     def bins(self) -> dict[str, list[str]]:
         """``{bin: [class names]}`` (every bin listed, possibly empty)."""
@@ -106,6 +109,7 @@ def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
     images_with = np.zeros(k, dtype=np.int64)
     pixels = np.zeros(k, dtype=np.int64)
     area_sum = np.zeros(k, dtype=np.float64)
+    presence_rows: list[np.ndarray] = []
     num_images = 0
     total = sum(len(d) for d in datasets)
     with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
@@ -121,13 +125,14 @@ def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
                 counts = counts[:k]
                 valid = counts.sum()
                 images_with += counts > 0
+                presence_rows.append(counts > 0)
                 pixels += counts
                 if valid:
                     area_sum += counts / valid
                 num_images += 1
                 progress.advance(task)
     if num_images == 0:
-        raise DataError(datasets[0].root, "no images to analyse")
+        raise DataError(getattr(datasets[0], "root", None), "no images to analyse")
 
     presence = images_with / num_images
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -151,7 +156,7 @@ def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
         "splits": splits,
         "dataset": getattr(datasets[0], "source_dataset", datasets[0].dataset_name),
         "data_format": datasets[0].dataset_name,
-        "root": str(datasets[0].root),
+        "root": str(datasets[0].root) if getattr(datasets[0], "root", None) is not None else None,
         "taxonomy": taxonomy.name,
         "taxonomy_definition": taxonomy.to_dict(),
         "thresholds": thresholds,
@@ -162,7 +167,7 @@ def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
                            "(its pixels / the image's non-ignored pixels)",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    return FrequencyTable(frame, summary, taxonomy)
+    return FrequencyTable(frame, summary, taxonomy, np.stack(presence_rows))
 
 
 def write_frequency_report(table: FrequencyTable, out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:

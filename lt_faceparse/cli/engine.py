@@ -42,7 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="95%% percentile-bootstrap intervals over images from N resamples (default 1000; 0 = none)")
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
     p.add_argument("--out", required=True, help="folder for record.json + per_image.npz")
+    add_posthoc_arguments(p)
     p.set_defaults(func=_eval)
+
+
+def add_posthoc_arguments(p: argparse.ArgumentParser) -> None:
+    """``--logit-adjust TAU``, ``--tta flip``, ``--priors CSV`` (eval and parse)."""
+    p.add_argument("--logit-adjust", type=float, metavar="TAU", default=None,
+                   help="post-hoc logit adjustment: predict argmax(z - TAU * log prior), pixel priors of the "
+                        "training split (from --priors, else the weight file's metadata, else the train split)")
+    p.add_argument("--tta", choices=("flip",), default=None,
+                   help="flip: average the logits of the image and its mirror (left/right classes swapped)")
+    p.add_argument("--priors", default=None, metavar="CSV",
+                   help="class_frequencies.csv (lt-faceparse freq) whose pixel counts give the priors")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -66,8 +78,10 @@ def _eval(args: argparse.Namespace) -> int:
     record = evaluate_checkpoint(args.checkpoint, args.dataset, args.root, args.split, args.protocol, args.out,
                                  merge=args.merge, resolution=args.resolution, batch_size=args.batch_size,
                                  device=args.device, num_workers=args.num_workers, n_resamples=args.bootstrap,
-                                 seed=args.bootstrap_seed)
+                                 seed=args.bootstrap_seed, logit_adjust=args.logit_adjust, tta=args.tta,
+                                 priors=args.priors)
     if _is_rank0():
+        from lt_faceparse.longtail.spec import posthoc_label
         from lt_faceparse.reporting.leaderboard import merge_text
 
         prov = record.provenance
@@ -75,8 +89,11 @@ def _eval(args: argparse.Namespace) -> int:
         ci_text = ("" if not ci or ci["mean_f1"]["lower"] is None else
                    f" [95% CI {100 * ci['mean_f1']['lower']:.2f}, {100 * ci['mean_f1']['upper']:.2f}: percentile "
                    f"bootstrap over images, {ci['n_resamples']} resamples, seed {ci['seed']}]")
+        posthoc = posthoc_label(prov.get("posthoc"))
+        priors = (prov.get("posthoc") or {}).get("priors")
+        posthoc = f", {posthoc}" + (f" (priors: {priors})" if priors else "") if posthoc else ""
         print(f"{args.dataset} {args.split} ({record.num_images} images, merge {merge_text(prov)}, resolution "
-              f"{prov.get('resolution')}, protocol {args.protocol}, one confusion matrix over the split): "
+              f"{prov.get('resolution')}, protocol {args.protocol}{posthoc}, one confusion matrix over the split): "
               f"mean F1 {100 * record.mean_f1:.2f}{ci_text} (foreground classes), mean IoU "
               f"{100 * record.mean_iou_with_bg:.2f} (all classes incl. background) -> {args.out}")
     return 0

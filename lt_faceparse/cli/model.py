@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='JSON {"<image name>": 5 (or 106) [x, y] points}; required by tanh-warp (LaPa) models')
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=4)
+    from lt_faceparse.cli.engine import add_posthoc_arguments
+
+    add_posthoc_arguments(p)
     p.set_defaults(func=_parse)
 
     p = sub.add_parser("export-onnx", help="export a trained model to ONNX (dynamic batch, fixed resolution)")
@@ -50,9 +53,16 @@ def _parse(args: argparse.Namespace) -> int:
     from segface.parser import parse_images
 
     written = parse_images(args.checkpoint, args.inputs, args.out, probs=args.probs,
-                           landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size)
+                           landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size,
+                           logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors)
+    posthoc = []
+    if args.tta:
+        posthoc.append("flip TTA (logits of the mirror image, left/right swapped, averaged)")
+    if args.logit_adjust is not None:
+        posthoc.append(f"post-hoc logit adjustment tau={args.logit_adjust:g} (pixel priors of the training split)")
     print(f"parsed {len(written)} image(s) into {args.out} (labels: class ids of the checkpoint's taxonomy, "
-          f"at each image's original size; logits resized bilinearly before the argmax)")
+          f"at each image's original size; logits resized bilinearly before the argmax"
+          f"{'; ' + '; '.join(posthoc) if posthoc else ''})")
     return 0
 
 

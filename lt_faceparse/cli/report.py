@@ -85,13 +85,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="folder for the speed records (printed only when omitted)")
     p.set_defaults(func=_speed)
 
-    p = sub.add_parser("sweep", help="train, evaluate and time a config over resolutions or backbones",
-                       description="One setting per resolution (--res) and/or backbone (--backbones): train (resumed "
-                       "if interrupted), score the evaluation split with bootstrap CIs, time at batch 1; settings "
-                       "already finished are skipped. Rows feed Tables 2a/2b of `lt-faceparse report`.")
+    p = sub.add_parser("sweep", help="train, evaluate and time a config over resolutions, backbones or remedies",
+                       description="One setting per resolution (--res), backbone (--backbones) and/or long-tail remedy "
+                       "(--remedies): train (resumed if interrupted), score the evaluation split with bootstrap CIs, "
+                       "time at batch 1; settings already finished are skipped. Rows feed Tables 2a/2b and the remedy "
+                       "comparison of `lt-faceparse report`; `lt-faceparse leaderboard` shows each remedy against plain.")
     p.add_argument("--config", required=True, help="training config (file or shipped name)")
     p.add_argument("--res", type=_ints, default=[], help="comma-separated resolutions (multiples of 32 for SegFace)")
     p.add_argument("--backbones", type=_names, default=[], help="comma-separated backbones")
+    p.add_argument("--remedies", type=_names, default=[],
+                   help="comma-separated long-tail remedies: plain, shipped names (lt_faceparse/configs/longtail/), "
+                        "YAML files with a longtail section, or 'all' (plain + every shipped remedy)")
     p.add_argument("--split", default="test", choices=("val", "test"))
     p.add_argument("--runs-dir", type=Path, help="where training runs go (default: OUT/<setting>/run)")
     p.add_argument("--speed-runs", type=int, default=10)
@@ -169,11 +173,11 @@ def _sweep(args: argparse.Namespace) -> int:
     from lt_faceparse.engine.config import load_config
     from lt_faceparse.reporting.sweep import run_sweep
 
-    if not args.res and not args.backbones:
-        raise SystemExit("lt-faceparse sweep: error: give --res and/or --backbones")
+    if not args.res and not args.backbones and not args.remedies:
+        raise SystemExit("lt-faceparse sweep: error: give --res, --backbones and/or --remedies")
     config = load_config(args.config, args.overrides)
-    rows = run_sweep(config, args.out, resolutions=args.res, backbones=args.backbones, split=args.split,
-                     speed_runs=args.speed_runs, runs_dir=args.runs_dir, log=print)
+    rows = run_sweep(config, args.out, resolutions=args.res, backbones=args.backbones, remedies=args.remedies,
+                     split=args.split, speed_runs=args.speed_runs, runs_dir=args.runs_dir, log=print)
     print(f"{len(rows)} settings finished; rows under {args.out}")
     return 0
 

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import yaml
 
 from lt_faceparse.errors import DataError, LTFaceParseError
+from lt_faceparse.longtail.spec import validate_longtail
 
 # key -> default. ``None`` in a default means "unset" (see the comment of each key).
 DEFAULTS: dict[str, Any] = {
@@ -38,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
         "flip": False,  # random horizontal flip with left/right class swap
         "warp": None,  # None | "tanh" (RoI tanh-warp from 5 landmarks, LaPa)
         "num_workers": 4,  # data-loader workers per rank
-        # None | {num_images, size, seed[, presence]}: generate SynthFace-LT (data.dataset's format) under root
+        # None | {num_images, size, seed[, presence, splits]}: generate SynthFace-LT (data.dataset's format) under root
         "synthetic": None,
     },
     "optim": {
@@ -76,6 +77,13 @@ DEFAULTS: dict[str, Any] = {
     "log_every": 20,  # optimizer steps between step lines in log.jsonl
     "out": None,  # run folder
     "resume": False,  # True: continue from the newest checkpoint in ``out``
+    # long-tail remedies (lt_faceparse.longtail.spec); the defaults train exactly as without them
+    "longtail": {
+        "loss": "plain",  # plain | weighted_ce | focal | logit_adjusted | seesaw (bare name or {name, params})
+        "sampler": "uniform",  # uniform | repeat_factor (bare name or {name: repeat_factor, threshold, epoch_size})
+        "copy_paste": None,  # None | {classes: [names] or null (accessories), prob, jitter}
+        "priors": None,  # None: class counts of the training split (cached) | class_frequencies.csv path | mapping
+    },
 }
 
 
@@ -105,7 +113,9 @@ class ConfigError(LTFaceParseError, ValueError):
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 PROTOCOLS = ("input", "native")
-FREE_DICTS = {("model", "kwargs"), ("data", "synthetic")}  # keys inside these are not checked
+# keys inside these are not checked here (the longtail ones by lt_faceparse.longtail.spec)
+FREE_DICTS = {("model", "kwargs"), ("data", "synthetic"), ("longtail", "loss"), ("longtail", "sampler"),
+              ("longtail", "copy_paste"), ("longtail", "priors")}
 
 
 def config_dir() -> Path:
@@ -122,7 +132,8 @@ def resolve_config_path(path: str | Path) -> Path:
     path = Path(path)
     if path.exists():
         return path
-    for candidate in (config_dir() / path.name, config_dir() / f"{path.name}.yaml"):
+    for candidate in (config_dir() / path, config_dir() / f"{path}.yaml",
+                      config_dir() / path.name, config_dir() / f"{path.name}.yaml"):
         if candidate.exists():
             return candidate
     raise FileNotFoundError(f"{path}: no such config file (shipped configs: "
@@ -138,6 +149,11 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict[str, An
         apply_override(config, item, source=path)
     validate_config(config, source=path)
     return config
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The keys a config file sets, its ``base:`` chain merged in (no defaults filled, not validated)."""
+    return _read_with_bases(Path(path), seen=())
 
 
 def _read_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
@@ -219,9 +235,15 @@ def validate_config(config: dict[str, Any], *, source: str | Path | None = None)
     if synthetic is not None:
         if not isinstance(synthetic, dict):
             fail("data.synthetic", "must be null or a mapping {num_images, size, seed}")
-        unknown = set(synthetic) - {"num_images", "size", "seed", "presence"}
+        unknown = set(synthetic) - {"num_images", "size", "seed", "presence", "splits"}
         if unknown:
-            fail("data.synthetic", f"unknown keys {sorted(unknown)} (allowed: num_images, size, seed, presence)")
+            fail("data.synthetic", f"unknown keys {sorted(unknown)} (allowed: num_images, size, seed, presence, "
+                                   f"splits)")
+        splits = synthetic.get("splits")
+        if splits is not None and (not isinstance(splits, list) or len(splits) != 3
+                                   or not all(isinstance(v, (int, float)) and v >= 0 for v in splits)
+                                   or sum(splits) <= 0):
+            fail("data.synthetic.splits", f"must be three non-negative train/val/test fractions, got {splits!r}")
     if optim["name"] != "adamw":
         fail("optim.name", f"only 'adamw' is supported, got {optim['name']!r}")
     for key in ("lr", "weight_decay", "gamma"):
@@ -263,6 +285,7 @@ def validate_config(config: dict[str, Any], *, source: str | Path | None = None)
         fail("out", "a run folder is required")
     if config["device"] not in ("auto", "cpu", "cuda") and not str(config["device"]).startswith("cuda:"):
         fail("device", f"must be auto, cpu or cuda[:N], got {config['device']!r}")
+    validate_longtail(config["longtail"], source=source)
 
 
 def _check_keys(node: dict[str, Any], schema: dict[str, Any], prefix: tuple[str, ...],

@@ -101,7 +101,8 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
                         merge: str | list[str] | None = None, resolution: int | None = None,
                         batch_size: int = 8, device: str = "auto", num_workers: int = 0,
                         provenance: dict[str, Any] | None = None, n_resamples: int = 1000,
-                        seed: int = 0) -> ResultRecord:
+                        seed: int = 0, logit_adjust: float | None = None, tta: str | None = None,
+                        priors: str | Path | None = None) -> ResultRecord:
     """Load a weight file (``final.safetensors`` of a run, or any file of :mod:`lt_faceparse.weights`),
     score it on ``split`` of a dataset and, when ``out_dir`` is given, write the record there (rank 0).
 
@@ -110,6 +111,12 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
     ``classes.txt``, when present, must list the same classes). ``n_resamples`` > 0 adds 95%
     percentile-bootstrap intervals over images (``seed``) to the record; 0 skips them. Works under
     ``torchrun`` (each rank scores a shard).
+
+    Post-hoc options (:mod:`lt_faceparse.longtail.posthoc`): ``logit_adjust`` = τ subtracts τ log π
+    from the logits, with the priors from ``priors`` (a ``class_frequencies.csv``), else from the
+    weight file's metadata, else from the ``train`` split under ``root``; ``tta="flip"`` averages
+    the logits of the image and its mirror (left/right classes swapped). The record states both in
+    ``provenance["posthoc"]`` and the training remedies in ``provenance["longtail"]``.
     """
     from lt_faceparse.data import build_dataset, dataset_class
     from lt_faceparse.records import save_record
@@ -132,6 +139,12 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
         if dataset.taxonomy.names != taxonomy.names:
             raise DataError(checkpoint, f"model predicts taxonomy {taxonomy.name!r} {taxonomy.names} but dataset "
                                         f"{dataset_name!r} uses {dataset.taxonomy.name!r} {dataset.taxonomy.names}")
+        from lt_faceparse.longtail.posthoc import apply_posthoc
+
+        model, posthoc = apply_posthoc(
+            model, taxonomy, logit_adjust=logit_adjust, tta=tta, priors_file=priors, metadata=meta,
+            train_split=lambda: build_dataset(dataset_name, root, "train", resolution=None, merge=merge,
+                                              taxonomy=taxonomy if folder else None))
         kwargs = meta["model_kwargs"]
         prov = {
             "model": meta["model"],
@@ -141,6 +154,8 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
             "pretraining": meta.get("pretraining"),
             "source": meta.get("source"),
             "reported": False,
+            "longtail": meta.get("longtail"),
+            "posthoc": posthoc,
             **(provenance or {}),
         }
         record = evaluate_model(model, dataset, protocol=protocol, batch_size=batch_size, device=info.device,

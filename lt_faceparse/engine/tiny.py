@@ -27,6 +27,7 @@ class TinyParser(nn.Module):
         self.conv = nn.Conv2d(width, width, 3, padding=1)
         self.norm2 = LayerNorm2d(width)
         self.classifier = nn.Conv2d(width, num_classes, 1)
+        self.criterion: nn.Module = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.norm1(self.stem(images)))  # B x W x H/2 x W/2
@@ -36,4 +37,4 @@ class TinyParser(nn.Module):
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Pixel-mean cross-entropy; 255 is ignored."""
-        return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX)
+        return self.criterion(logits.float(), target)

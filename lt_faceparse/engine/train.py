@@ -37,6 +37,7 @@ from lt_faceparse.engine.progress import EpochProgress, JsonlLog
 from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistributedSampler, steps_per_epoch, worker_seed
 from lt_faceparse.errors import LTFaceParseError
+from lt_faceparse.longtail.training import LongtailTraining
 
 CHECKPOINT_RULE = "last epoch"
 FINAL_WEIGHTS = "final.safetensors"
@@ -81,9 +82,11 @@ class _Trainer:
         self._set_determinism()
         self.train_set, self.val_set = self._datasets(train_dataset, val_dataset)
         self.taxonomy = self.train_set.taxonomy
+        self.longtail = LongtailTraining.from_config(config, self.train_set, info)
 
         seed_everything(config["seed"])  # identical initial weights on every rank
         self.model, self.model_kwargs = self._build_model()
+        self.longtail.attach(self.model, info.device)
         self.runner = BatchRunner(self.model, config["data"]["warp"], warped_size=self._warped_size())
         self.net: nn.Module = self.runner
         if info.distributed:
@@ -176,24 +179,27 @@ class _Trainer:
     def run(self) -> Path:
         epochs = self.config["optim"]["epochs"]
         epoch, step_in_epoch, global_step, resumed_from = self._resume()
-        sampler = ResumableDistributedSampler(self.train_set, num_replicas=self.info.world_size,
-                                              rank=self.info.rank, shuffle=True, seed=self.config["seed"])
-        n_steps = steps_per_epoch(len(self.train_set), self.info.world_size, self.per_gpu, self.accumulation)
+        sampler = self.longtail.make_sampler(self.train_set, num_replicas=self.info.world_size, rank=self.info.rank,
+                                             seed=self.config["seed"])
+        n_steps = self._epoch_steps(sampler, epoch)
         if n_steps == 0:
             raise ConfigError(f"the training split has {len(self.train_set)} images, fewer than one global "
                              f"batch of {self.global_batch}")
         if self.info.is_main:
             effective = {**self.config, "batch": {"global": self.global_batch, "per_gpu": self.per_gpu,
-                                                  "accumulation": self.accumulation}}
+                                                  "accumulation": self.accumulation},
+                         "longtail": self.longtail.config_section()}
             atomic_write_text(self.out / "config.yaml", dump_config(effective))
         self.log.write("start", world_size=self.info.world_size, device=str(self.info.device),
                        global_batch=self.global_batch, per_gpu=self.per_gpu, accumulation=self.accumulation,
                        steps_per_epoch=n_steps, train_images=len(self.train_set),
                        resumed_from=str(resumed_from) if resumed_from else None,
-                       epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step)
-        seeded = EpochSeededDataset(self.train_set, self.config["seed"])
+                       epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
+                       longtail=self.longtail.describe()["label"])
+        seeded = EpochSeededDataset(self.longtail.wrap_dataset(self.train_set), self.config["seed"])
         with EpochProgress(enabled=self.info.is_main) as progress:
             while epoch < epochs:
+                n_steps = self._epoch_steps(sampler, epoch)
                 global_step = self._train_epoch(epoch, step_in_epoch, global_step, n_steps, sampler, seeded,
                                                 progress)
                 self.scheduler.step()
@@ -210,6 +216,11 @@ class _Trainer:
         barrier()
         self.log.write("end", epoch=epoch, global_step=global_step)
         return self.out
+
+    def _epoch_steps(self, sampler, epoch: int) -> int:
+        """Optimizer steps of ``epoch`` (repeat-factor sampling changes the epoch length)."""
+        return steps_per_epoch(self.longtail.epoch_items(sampler, epoch), self.info.world_size, self.per_gpu,
+                               self.accumulation)
 
     def _train_epoch(self, epoch: int, start_step: int, global_step: int, n_steps: int,
                      sampler: ResumableDistributedSampler, seeded: EpochSeededDataset,
@@ -302,6 +313,7 @@ class _Trainer:
                 "world_size": self.info.world_size,
                 "rng": rng,
                 "config": self.config,
+                "longtail": self.longtail.state_dict(),
                 "library_version": __version__,
             }
             path = save_checkpoint(self.out, state, keep_last=self.config["checkpoint"]["keep_last"])
@@ -326,6 +338,7 @@ class _Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         restore_scheduler(self.scheduler, state["scheduler"])
+        self.longtail.load_state_dict(state.get("longtail", {}))
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         rng = state["rng"]
@@ -394,6 +407,7 @@ class _Trainer:
             "pretraining": _pretraining(kwargs),
             "reported": False,
             "source": f"trained with lt-faceparse {__version__}",
+            "longtail": self.longtail.describe(),
         }
 
     def _save_final(self) -> None:
@@ -414,6 +428,7 @@ class _Trainer:
             "precise_bn_batches": self.config["precise_bn_batches"],
             "pretraining": _pretraining(self.model_kwargs),
             "source": f"trained with lt-faceparse {__version__}",
+            "longtail": self.longtail.describe(),
         }
         save_model(self.model, self.out / FINAL_WEIGHTS, metadata)
         self.log.write("final", path=FINAL_WEIGHTS)

@@ -1,7 +1,12 @@
 """Leaderboard: result records grouped by comparable protocol, as Table-1-style tables.
 
 Records are grouped by everything that changes what a number means: dataset, taxonomy, split,
-merge preset and scoring protocol. Rows of different groups are never put in one table; each
+merge preset, scoring protocol and post-hoc inference (flip TTA and post-hoc logit adjustment
+change the predictions of a trained model and cost extra inference, so such rows form their own
+group, ``--mixed`` puts them next to the plain ones with a column). Training-time long-tail remedies
+are methods, not protocols: they share the group of their plain model, their method name states the
+remedy and its parameters, and a remedy Δ view compares each against the plain model of the same
+architecture, backbone and resolution. Rows of different groups are never put in one table; each
 group gets its own table whose title states the protocol, and a record lacking one of these
 fields forms a group marked "unknown". Inside a group, rows that differ in checkpoint-selection
 rule or pretraining are kept but the table notes the difference (the papers mix these silently).
@@ -26,7 +31,8 @@ import numpy as np
 from lt_faceparse.reporting.tables import Column, Table, write_table
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
-PROTOCOL_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol")
+PROTOCOL_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol", "posthoc")
+NO_POSTHOC = "none"
 BIN_NAMES = ("rare", "common", "frequent")
 UNKNOWN = "unknown"
 MIXED = "mixed"
@@ -64,9 +70,14 @@ def merge_text(provenance: dict[str, Any]) -> str:
 def protocol_of(record: Any) -> dict[str, str]:
     """The fields that must agree for two records to share a table (``unknown`` when missing;
     merge ``n/a`` for data without a merge order)."""
+    from lt_faceparse.longtail.spec import posthoc_label
+
     prov = provenance_of(record)
     key = {}
     for name in PROTOCOL_KEYS:
+        if name == "posthoc":  # records from before post-hoc options existed were scored without them
+            key[name] = posthoc_label(prov.get("posthoc")) or NO_POSTHOC
+            continue
         value = prov.get(name)
         if value is None and name == "taxonomy":
             value = getattr(record, "taxonomy", None)
@@ -179,9 +190,11 @@ class LeaderboardGroup:
     notes: list[str] = field(default_factory=list)
     delta: Table | None = None
 
+    remedy_deltas: list[Table] = field(default_factory=list)
+
     @property
     def slug(self) -> str:
-        parts = [self.protocol[k] for k in PROTOCOL_KEYS]
+        parts = [self.protocol[k] for k in PROTOCOL_KEYS if k != "posthoc" or self.protocol[k] != NO_POSTHOC]
         return "-".join("".join(ch if ch.isalnum() else "_" for ch in p.lower()) for p in parts)
 
 
@@ -251,8 +264,10 @@ def _mixed_notes(records: Sequence[Any]) -> list[str]:
 
 
 def protocol_title(protocol: dict[str, str]) -> str:
+    posthoc = protocol.get("posthoc", NO_POSTHOC)
     return (f"{protocol['dataset']} / {protocol['split']} split / taxonomy {protocol['taxonomy']} / "
-            f"merge {protocol['merge']} / {protocol['protocol']} scoring")
+            f"merge {protocol['merge']} / {protocol['protocol']} scoring"
+            + ("" if posthoc == NO_POSTHOC else f" / post-hoc: {posthoc}"))
 
 
 def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
@@ -274,6 +289,8 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
         columns.append(Column("merge", "Merge", "str"))
     if protocol.get("protocol") == MIXED:
         columns.append(Column("protocol", "Protocol", "str"))
+    if protocol.get("posthoc") == MIXED:
+        columns.append(Column("posthoc", "Post-hoc", "str"))
     columns += [Column(f"f1_{i}", taxonomy[i].display, "pct", "max") for i in class_ids]
     columns += [
         Column("mean_f1", "Mean F1", "pct", "max"),
@@ -300,6 +317,7 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
             "checkpoint_rule": str(prov.get("checkpoint_rule") or "-"),
             "merge": protocol_of(record)["merge"],
             "protocol": protocol_of(record)["protocol"],
+            "posthoc": protocol_of(record)["posthoc"],
             "mean_f1": getattr(record, "mean_f1", None),
             "ci": mean_f1_ci(record),
             "miou_nobg": getattr(record, "mean_iou_without_bg", None),
@@ -346,24 +364,33 @@ def find_reference(records: Sequence[Any], labels: Sequence[str], reference: str
 
 
 def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, protocol: dict[str, str], *,
-                n_resamples: int = 1000, seed: int = 0) -> Table:
+                n_resamples: int = 1000, seed: int = 0, class_sets: Mapping[str, Sequence[int]] | None = None,
+                title: str | None = None) -> Table:
     """Per-class ΔF1 of every record against the reference, with paired-bootstrap significance.
 
     Cells are ``F1(row) - F1(reference)`` in percent points; ``*`` marks a difference whose paired
     bootstrap 95% interval excludes 0 (only where both records carry per-image stats on the same
-    images). Rows without such stats show the plain difference.
+    images). Rows without such stats show the plain difference. ``class_sets`` (e.g. ``{"Head":
+    ids, "Tail": ids}``) adds, per set, the Δ of its mean F1 with its 95% interval and p-value
+    (same resamples as the per-class test).
     """
     from lt_faceparse.errors import IncomparableError
-    from lt_faceparse.metrics.bootstrap import paired_bootstrap, per_image_of
+    from lt_faceparse.metrics.bootstrap import paired_bootstrap, paired_bootstrap_subsets, per_image_of
 
     taxonomy = _taxonomy_for(protocol, records)
     class_ids = taxonomy.display_order if taxonomy else []
+    sets = {name: list(ids) for name, ids in (class_sets or {}).items() if ids}
     ref = records[ref_index]
     ref_f1 = class_f1(ref)
     columns = [Column("method", "Method", "str")]
     columns += [Column(f"d_{i}", f"Δ {taxonomy[i].display}", "rstr") for i in class_ids]
     columns += [Column("d_mean", "Δ Mean F1", "rstr"), Column("d_ci", "95% CI (Δ mF1)", "ci"),
-                Column("p", "p (Δ mF1)", "float3"), Column("test", "Test", "str")]
+                Column("p", "p (Δ mF1)", "float3")]
+    for name in sets:
+        columns += [Column(f"d_set_{name}", f"Δ {name} F1", "rstr"),
+                    Column(f"ci_set_{name}", f"95% CI (Δ {name})", "ci"),
+                    Column(f"p_set_{name}", f"p (Δ {name})", "float3")]
+    columns.append(Column("test", "Test", "str"))
     rows = []
     for i, (label, record) in enumerate(zip(labels, records)):
         if i == ref_index:
@@ -391,30 +418,81 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
             row["d_ci"] = (test.mean_lower, test.mean_upper)
             row["p"] = test.mean_p_value
             row["test"] = f"paired bootstrap ({test.num_images} images, {test.n_resamples} resamples)"
+            subsets = paired_bootstrap_subsets(ref, record, sets, n_resamples=n_resamples, seed=seed) if sets else {}
+            for name, sub in subsets.items():
+                mark = "*" if (sub.lower > 0 or sub.upper < 0) else ""
+                row[f"d_set_{name}"] = "-" if math.isnan(sub.delta) else f"{100 * sub.delta:+.2f}{mark}"
+                row[f"ci_set_{name}"] = (sub.lower, sub.upper)
+                row[f"p_set_{name}"] = sub.p_value
         else:
             row["d_mean"] = "-" if not (_present(mean_a) and _present(mean_b)) else f"{100 * (mean_b - mean_a):+.2f}"
             row["test"] = no_test
+            for name, ids in sets.items():
+                da, db = (_nanmean(class_f1(r).get(i, float("nan")) for i in ids) for r in (ref, record))
+                row[f"d_set_{name}"] = "-" if math.isnan(db - da) else f"{100 * (db - da):+.2f}"
         rows.append(row)
+    set_note = "".join(f" Δ {name} F1 = change of the mean F1 over the {name.lower()} classes "
+                       f"({', '.join(taxonomy[i].display for i in ids) if taxonomy else ids}), with its p-value."
+                       for name, ids in sets.items())
     return Table(
         columns=columns,
         rows=rows,
-        title=f"Δ F1 vs {labels[ref_index]} — {protocol_title(protocol)}",
+        title=title or f"Δ F1 vs {labels[ref_index]} — {protocol_title(protocol)}",
         caption=("Δ = F1(row) − F1(reference) in percent points. * = the paired bootstrap 95% interval "
                  "over test images excludes 0 (same images scored by both models); p = two-sided "
-                 "bootstrap p-value of Δ mean F1 = 0."),
+                 "bootstrap p-value of Δ mean F1 = 0." + set_note),
     )
+
+
+def remedy_of(record: Any) -> str:
+    """The training remedy label of a record (``plain`` when it has none or predates remedies)."""
+    longtail = provenance_of(record).get("longtail") or {}
+    return str(longtail.get("label") or "plain")
+
+
+def architecture_of(record: Any) -> tuple[str, str, str]:
+    """(model, backbone, resolution): what a remedy row is compared against the plain row of."""
+    prov = provenance_of(record)
+    return str(prov.get("model")), str(prov.get("backbone")), str(prov.get("resolution"))
+
+
+def remedy_delta_tables(records: Sequence[Any], labels: Sequence[str], protocol: dict[str, str], *,
+                        n_resamples: int = 1000, seed: int = 0) -> list[Table]:
+    """One Δ table per plain model of the group that has remedy rows of the same (model, backbone,
+    resolution): every remedy against that plain row, per class and for the head and tail means
+    (paired bootstrap over images)."""
+    taxonomy = _taxonomy_for(protocol, records)
+    tail = list(taxonomy.accessory_ids) if taxonomy else []
+    head = [i for i in taxonomy.foreground_ids if i not in tail] if taxonomy else []
+    class_sets = {"Head": head, "Tail": tail}
+    tables = []
+    for index, record in enumerate(records):
+        if remedy_of(record) != "plain":
+            continue
+        arch = architecture_of(record)
+        others = [i for i, r in enumerate(records) if i != index and architecture_of(r) == arch
+                  and remedy_of(r) != "plain"]
+        if not others:
+            continue
+        members = [records[index]] + [records[i] for i in others]
+        names = [labels[index]] + [labels[i] for i in others]
+        title = f"Long-tail remedies vs {labels[index]} — {protocol_title(protocol)}"
+        tables.append(delta_table(members, names, 0, protocol, n_resamples=n_resamples, seed=seed,
+                                  class_sets=class_sets, title=title))
+    return tables
 
 
 def build_leaderboard(records: Iterable[Any], *, speed_records: Sequence[dict] = (),
                       reference: str | None = None, n_resamples: int = 1000, seed: int = 0,
                       bins: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
-                      mixed: bool = False) -> Leaderboard:
+                      mixed: bool = False, remedies: bool = True) -> Leaderboard:
     """Group ``records`` by protocol and build one table per group (+ a Δ table when ``reference``
     names a row of that group). Reported rows come after ours, then rows by mean F1, best first.
     ``bins`` maps a dataset name to its presence bins (``{bin: [class names]}``) for F1@bin columns
     of records that carry no bins of their own. ``mixed`` puts rows of one dataset and split in one
     table even when their merge preset or protocol differ (as the papers print them); those columns
-    are then shown and the table notes every difference."""
+    are then shown and the table notes every difference. ``remedies``: add, per plain model with
+    remedy rows, the remedy Δ view (:func:`remedy_delta_tables`)."""
     groups = []
     for protocol, members in group_records(records, mixed=mixed):
         members = sorted(members, key=lambda r: (is_reported(r), -_sort_value(getattr(r, "mean_f1", None))))
@@ -422,7 +500,7 @@ def build_leaderboard(records: Iterable[Any], *, speed_records: Sequence[dict] =
         group_bins = (bins or {}).get(protocol["dataset"])
         table = leaderboard_table(members, protocol, speed_records=speed_records, labels=labels, bins=group_bins)
         notes = _mixed_notes(members)
-        differing = [k for k in ("merge", "protocol") if protocol[k] == MIXED]
+        differing = [k for k in ("merge", "protocol", "posthoc") if protocol[k] == MIXED]
         if differing:
             values = {k: sorted({protocol_of(r)[k] for r in members}) for k in differing}
             notes.append("Not strictly comparable: rows differ in " + "; ".join(
@@ -440,7 +518,9 @@ def build_leaderboard(records: Iterable[Any], *, speed_records: Sequence[dict] =
             ref_index = find_reference(members, labels, reference)
             if ref_index is not None and len(members) > 1:
                 delta = delta_table(members, labels, ref_index, protocol, n_resamples=n_resamples, seed=seed)
-        groups.append(LeaderboardGroup(protocol, members, labels, table, notes, delta))
+        remedy_deltas = remedy_delta_tables(members, labels, protocol, n_resamples=n_resamples, seed=seed) \
+            if remedies else []
+        groups.append(LeaderboardGroup(protocol, members, labels, table, notes, delta, remedy_deltas))
     return Leaderboard(groups)
 
 
@@ -491,13 +571,17 @@ def write_leaderboard(leaderboard: Leaderboard, out_dir: str | Path) -> list[Pat
         if group.delta is not None:
             written.extend(write_table(group.delta, out_dir, f"delta-{group.slug}").values())
             index.append(to_markdown(group.delta))
+        for n, table in enumerate(group.remedy_deltas):
+            written.extend(write_table(table, out_dir, f"remedies-{group.slug}-{n}").values())
+            index.append(to_markdown(table))
     written.append(atomic_write_text(out_dir / "leaderboard.md", "\n".join(index)))
     return written
 
 
 def compact_table(table: Table) -> Table:
     """The table without its per-class columns (for a terminal; the files keep every column)."""
-    keep = [c for c in table.columns if not c.key.startswith(("f1_", "d_")) or c.key == "d_mean"]
+    keep = [c for c in table.columns if not c.key.startswith(("f1_", "d_")) or c.key == "d_mean"
+            or c.key.startswith("d_set_")]
     return Table(keep, table.rows, title=table.title, caption="", notes=[])
 
 
@@ -514,6 +598,8 @@ def print_leaderboard(leaderboard: Leaderboard, console: Any = None) -> None:
             console.print(note)
         if group.delta is not None:
             console.print(to_rich(compact_table(group.delta)))
+        for table in group.remedy_deltas:
+            console.print(to_rich(compact_table(table)))
     console.print("Per-class columns and the conventions are in the Markdown/CSV/LaTeX files.")
 
 

@@ -122,6 +122,12 @@ def _paper_frame(table: str):
         return None
 
 
+def plain_rows(rows: Sequence[dict]) -> list[dict]:
+    """Sweep rows trained without a long-tail remedy (rows from before remedies count as plain): the
+    backbone and resolution tables compare architectures, not remedies."""
+    return [r for r in rows if r.get("remedy", "plain") == "plain"]
+
+
 def main_setting(rows: Sequence[dict]) -> tuple[str | None, str | None, int | None]:
     """(model, backbone, resolution) of the sweep tables: SegFace when it was swept (else the most
     swept model); the resolution shared by most rows (the model comparison's); the model's most
@@ -162,6 +168,7 @@ def table_2a(sweep_rows: Sequence[dict], speed_records: Sequence[dict], *, resol
         Column("params", "Params (M)", "millions"), Column("gflops", "GFLOPs", "float"),
     ]
     rows = []
+    sweep_rows = plain_rows(sweep_rows)
     trained = {r.get("backbone") for r in sweep_rows if r.get("model") == model and r["resolution"] == resolution}
     for r in sorted((r for r in sweep_rows if r.get("model") == model and r["resolution"] == resolution),
                     key=lambda r: str(r.get("backbone"))):
@@ -207,7 +214,7 @@ def table_2b(sweep_rows: Sequence[dict], *, backbone: str | None, model: str = "
         Column("miou_bg", "mIoU (w/ bg)", "pct"), Column("miou_nobg", "mIoU (no bg)", "pct"),
     ]
     rows = []
-    for r in sorted((r for r in sweep_rows if r.get("model") == model and r.get("backbone") == backbone),
+    for r in sorted((r for r in plain_rows(sweep_rows) if r.get("model") == model and r.get("backbone") == backbone),
                     key=lambda r: r["resolution"]):
         ci = r.get("mean_f1_ci")
         rows.append({"source": f"ours ({r['dataset']}, {r.get('device')})", "model": model, "backbone": backbone,
@@ -540,7 +547,8 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
         outputs.add("speed", write_table(speed_table(outputs.speed_records), tables_dir, "speed"))
         curves = fps_curves(outputs.speed_records)
         f1_curves = []
-        seg_rows = sorted((r for r in outputs.sweep_rows if r.get("model") == model and r.get("backbone") == backbone),
+        seg_rows = sorted((r for r in plain_rows(outputs.sweep_rows)
+                           if r.get("model") == model and r.get("backbone") == backbone),
                           key=lambda r: r["resolution"])
         if len(seg_rows) >= 2:
             name = f"{model} ({backbone})" if backbone else str(model)

@@ -1,6 +1,8 @@
-"""Sweeps: train, evaluate and time one model config over resolutions or backbones (Tables 2a/2b).
+"""Sweeps: train, evaluate and time one model config over resolutions, backbones or long-tail
+remedies (Tables 2a/2b, the remedy comparison).
 
-Each setting lives in its own folder ``OUT/<model>-<backbone>-r<res>/``::
+Each setting lives in its own folder ``OUT/<model>-<backbone>-r<res>[-<remedy>]/`` (the remedy's
+name only when it is not ``plain``)::
 
     run/            the training run (lt_faceparse.engine.train: final.safetensors, log.jsonl, ...)
     test/           the result record on the evaluation split, with bootstrap CIs
@@ -34,49 +36,65 @@ _VOLATILE_KEYS = ("out", "resume", "device")
 
 
 def config_fingerprint(config: dict[str, Any]) -> str:
-    """Short hash of a training config, ignoring where the run lives and on which device it runs."""
+    """Short hash of a training config, ignoring where the run lives and on which device it runs
+    (and the ``longtail`` section when it holds the defaults, so runs from before remedies keep their hash)."""
+    from lt_faceparse.longtail.spec import default_longtail
+
     stable = {k: v for k, v in config.items() if k not in _VOLATILE_KEYS}
+    if stable.get("longtail") == default_longtail():
+        del stable["longtail"]
     return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
 class SweepSetting:
-    """One point of a sweep: ``axis`` says which knob varies (``resolution``, ``backbone`` or
-    ``model`` for a plain comparison of configs)."""
+    """One point of a sweep: ``axis`` says which knob varies (``resolution``, ``backbone``,
+    ``remedy``, ``grid`` for several, or ``model`` for a plain comparison of configs); ``remedy``
+    names the long-tail remedy (:mod:`lt_faceparse.longtail.remedies`), ``plain`` for none."""
 
     axis: str
     model: str
     backbone: str | None
     resolution: int
+    remedy: str = "plain"
 
     @property
     def name(self) -> str:
         backbone = (self.backbone or "default").replace("/", "_")
-        return f"{self.model}-{backbone}-r{self.resolution}"
+        suffix = "" if self.remedy == "plain" else f"-{self.remedy}"
+        return f"{self.model}-{backbone}-r{self.resolution}{suffix}"
 
 
-def setting_of(config: dict[str, Any], axis: str = "model") -> SweepSetting:
+def setting_of(config: dict[str, Any], axis: str = "model", remedy: str = "plain") -> SweepSetting:
     return SweepSetting(axis, config["model"]["name"], config["model"]["kwargs"].get("backbone"),
-                        int(config["data"]["resolution"]))
+                        int(config["data"]["resolution"]), remedy)
 
 
-def plan_sweep(config: dict[str, Any], *, resolutions: Sequence[int] = (),
-               backbones: Sequence[str] = ()) -> list[tuple[SweepSetting, dict[str, Any]]]:
-    """The settings of a sweep and the config of each (``resolutions`` x the config's backbone, or
-    ``backbones`` x the config's resolution; both given: the full grid, axis ``"grid"``)."""
-    if not resolutions and not backbones:
-        raise ValueError("a sweep needs resolutions and/or backbones")
-    axis = "grid" if resolutions and backbones else ("resolution" if resolutions else "backbone")
+def plan_sweep(config: dict[str, Any], *, resolutions: Sequence[int] = (), backbones: Sequence[str] = (),
+               remedies: Sequence[str] = ()) -> list[tuple[SweepSetting, dict[str, Any]]]:
+    """The settings of a sweep and the config of each: ``resolutions`` x ``backbones`` x ``remedies``
+    (each axis left empty keeps the config's value; the axis is the one that varies, ``"grid"`` when
+    several do). ``remedies``: ``plain``, shipped remedy names, YAML files with a ``longtail``
+    section, or ``all`` (see :func:`lt_faceparse.longtail.remedies.resolve_remedies`)."""
+    from lt_faceparse.longtail.remedies import resolve_remedies, with_remedy
+
+    if not resolutions and not backbones and not remedies:
+        raise ValueError("a sweep needs resolutions, backbones and/or remedies")
+    varied = [name for name, values in (("resolution", resolutions), ("backbone", backbones), ("remedy", remedies))
+              if values]
+    axis = varied[0] if len(varied) == 1 else "grid"
     res_list = list(resolutions) or [int(config["data"]["resolution"])]
     bb_list = list(backbones) or [config["model"]["kwargs"].get("backbone")]
+    remedy_list = resolve_remedies(remedies) if remedies else [("plain", None)]
     plan = []
     for backbone in bb_list:
         for res in res_list:
-            cfg = copy.deepcopy(config)
-            cfg["data"]["resolution"] = int(res)
-            if backbone is not None:
-                cfg["model"]["kwargs"]["backbone"] = backbone
-            plan.append((SweepSetting(axis, cfg["model"]["name"], backbone, int(res)), cfg))
+            for remedy, section in remedy_list:
+                cfg = copy.deepcopy(config) if section is None else with_remedy(config, section)
+                cfg["data"]["resolution"] = int(res)
+                if backbone is not None:
+                    cfg["model"]["kwargs"]["backbone"] = backbone
+                plan.append((SweepSetting(axis, cfg["model"]["name"], backbone, int(res), remedy), cfg))
     return plan
 
 
@@ -102,8 +120,14 @@ def resolve_device(device: str) -> str:
 
 def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split: str = "test",
                  device: str = "cpu", n_resamples: int = 1000,
-                 extra: dict[str, Any] | None = None):
-    """Score a finished run's ``final.safetensors`` on ``split`` with bootstrap CIs; save the record."""
+                 extra: dict[str, Any] | None = None, logit_adjust: float | None = None,
+                 tta: str | None = None):
+    """Score a finished run's ``final.safetensors`` on ``split`` with bootstrap CIs; save the record.
+
+    ``logit_adjust`` / ``tta``: post-hoc options (:func:`lt_faceparse.longtail.posthoc.apply_posthoc`;
+    priors from the weight file, else the run's training split). Returns (record, the plain model)."""
+    from lt_faceparse.longtail.posthoc import apply_posthoc
+
     from lt_faceparse.data import build_dataset
     from lt_faceparse.engine.evaluate import evaluate_model
     from lt_faceparse.records import save_record
@@ -113,6 +137,10 @@ def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split:
     data = config["data"]
     root = data_root(config)
     dataset = build_dataset(data["dataset"], root, split, resolution=meta["resolution"], merge=data["merge"])
+    scored, posthoc = apply_posthoc(
+        model, dataset.taxonomy, logit_adjust=logit_adjust, tta=tta, metadata=meta,
+        train_split=lambda: build_dataset(data["dataset"], root, data["train_split"], resolution=None,
+                                          merge=data["merge"]))
     provenance = {
         "model": meta["model"],
         "backbone": meta["model_kwargs"].get("backbone"),
@@ -122,9 +150,11 @@ def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split:
         "source": meta.get("source"),
         "reported": False,
         "epochs": meta.get("epochs"),
+        "longtail": meta.get("longtail"),
+        "posthoc": posthoc,
         **(extra or {}),
     }
-    record = evaluate_model(model, dataset, protocol=config["val"]["protocol"], batch_size=config["val"]["batch_size"],
+    record = evaluate_model(scored, dataset, protocol=config["val"]["protocol"], batch_size=config["val"]["batch_size"],
                             device=device, provenance=provenance, show_progress=False)
     record = record.with_bootstrap_ci(n_resamples=n_resamples)
     save_record(record, out_dir)
@@ -176,6 +206,8 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "kind": "sweep",
         "name": setting.name,
         "axis": setting.axis,
+        "remedy": setting.remedy,
+        "longtail": (record.provenance.get("longtail") or {}).get("label", "plain"),
         "model": setting.model,
         "backbone": setting.backbone,
         "resolution": setting.resolution,
@@ -217,13 +249,13 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
 
 
 def run_sweep(config: dict[str, Any], out_dir: str | Path, *, resolutions: Sequence[int] = (),
-              backbones: Sequence[str] = (), split: str = "test", speed_runs: int = 10, n_resamples: int = 1000,
-              runs_dir: str | Path | None = None,
+              backbones: Sequence[str] = (), remedies: Sequence[str] = (), split: str = "test", speed_runs: int = 10,
+              n_resamples: int = 1000, runs_dir: str | Path | None = None,
               log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run every setting of :func:`plan_sweep` (finished ones skipped); return the rows."""
     from rich.progress import Progress
 
-    plan = plan_sweep(config, resolutions=resolutions, backbones=backbones)
+    plan = plan_sweep(config, resolutions=resolutions, backbones=backbones, remedies=remedies)
     rows = []
     with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
         task = progress.add_task("sweep", total=len(plan))

@@ -147,11 +147,13 @@ def to_csv(table: Table) -> str:
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    # Greek letters of method names and remedy parameters (focal(γ=2), LA(τ=1), β, α)
+    "Δ": r"$\Delta$", "α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "τ": r"$\tau$",
 }
 
 
 def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text).replace("Δ", r"$\Delta$")
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
 
 
 WIDE_COLUMNS = 12  # tables wider than this span both columns and are scaled to the text width
