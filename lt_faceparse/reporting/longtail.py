@@ -268,6 +268,8 @@ def _caption(analysis: LongTailAnalysis) -> str:
             f"'{prov.get('protocol')}' scoring at {prov.get('resolution')} px. Head = non-accessory foreground "
             "classes, Tail = accessory classes, F1@bin = presence bins of the training split"
             + (f" ({analysis.bins_note})" if analysis.bins_note else "")
+            + "".join(f"; {g}: " + ", ".join(analysis.taxonomy[i].display for i in analysis.groups[g])
+                      for g in BIN_NAMES if g in analysis.groups)
             + "; each group score = mean of its classes' F1 (pixel counts pooled over the split); Mean F1 over "
             f"all foreground classes. 95% CI = percentile bootstrap over the {n} images ({analysis.n_resamples} "
             "resamples). Percent.")

@@ -169,7 +169,6 @@ def test_analysis_known_answers(records):
     assert panels[0].delta[neck_l] == pytest.approx(focal.delta[neck_l])
 
 
-@pytest.mark.slow
 def test_delta_figure_and_tables_are_written(records, tmp_path):
     from lt_faceparse.reporting.longtail import write_longtail
 
