@@ -75,12 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="train, evaluate and time a config over resolutions or backbones",
                        description="One setting per resolution (--res) and/or backbone (--backbones): train (resumed "
                        "if interrupted), score the evaluation split with bootstrap CIs, time at batch 1; settings "
-                       "already finished are skipped. Rows feed Tables 2a/2b of `lt-faceparse report`.")
+                       "this machine already finished with the same config (weights present) are skipped. Rows feed Tables 2a/2b of `lt-faceparse report`.")
     p.add_argument("--config", required=True, help="training config (file or shipped name)")
     p.add_argument("--res", type=_ints, default=[], help="comma-separated resolutions (multiples of 32 for SegFace)")
     p.add_argument("--backbones", type=_names, default=[], help="comma-separated backbones")
     p.add_argument("--split", default="test", choices=("val", "test"))
-    p.add_argument("--runs-dir", type=Path, help="where training runs go (default: OUT/<setting>/run)")
+    p.add_argument("--runs-dir", type=Path, help="where training runs go (default: OUT/<setting>/run-<config fingerprint>)")
     p.add_argument("--speed-runs", type=int, default=10)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
