@@ -99,7 +99,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), help="train on this device (cuda selects the gpu plan)")
     p.add_argument("--workers", type=int, help="settings trained side by side (default: the plan's)")
     p.add_argument("--reuse-results", action="store_true",
-                   help="train nothing: re-render the report from the finished results under --out")
+                   help="train nothing: re-render the report from the finished results under --out, with the "
+                        "plan recorded in its benchmark.json")
     p.add_argument("--cache", type=Path, help="cache folder for data and runs (default: ~/.cache/lt_faceparse)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads per process (default: 1; 0 = torch's default)")
@@ -165,7 +166,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _benchmark(args: argparse.Namespace) -> int:
     from lt_faceparse.reporting.benchmark import run_benchmark, select_plan
 
-    plan = select_plan(quick=args.quick, device=args.device, name=args.plan)
+    plan = select_plan(name=args.plan) if args.plan else None  # else run_benchmark picks one
     run_benchmark(args.out, quick=args.quick, cache_dir=args.cache, plan=plan, threads=args.threads or None,
                   workers=args.workers, device=args.device, reuse_results=args.reuse_results)
     return 0

@@ -130,6 +130,32 @@ def select_plan(*, quick: bool = False, device: str | None = None, name: str | N
     return GPU if device == "cuda" else DEFAULT
 
 
+def plan_from_dict(data: dict[str, Any]) -> BenchmarkPlan:
+    """The plan recorded in a ``benchmark.json`` (``asdict`` form; fields it lacks take their defaults)."""
+    known = {f.name for f in dataclasses.fields(BenchmarkPlan)}
+    kwargs = {k: v for k, v in data.items() if k in known}
+    for key in ("splits", "milestones", "sweep_resolutions", "speed_resolutions", "speed_backbones"):
+        if key in kwargs:
+            kwargs[key] = tuple(kwargs[key])
+    for key in ("models", "remedies", "presence"):
+        if key in kwargs:
+            kwargs[key] = tuple(tuple(item) for item in kwargs[key])
+    return BenchmarkPlan(**kwargs)
+
+
+def recorded_plan(out_dir: str | Path) -> BenchmarkPlan | None:
+    """The plan that produced the results under ``out_dir`` (its ``benchmark.json``), or None."""
+    from lt_faceparse.atomic import read_json
+
+    path = Path(out_dir) / "benchmark.json"
+    if not path.is_file():
+        return None
+    info = read_json(path, "benchmark info")
+    trained = info.get("trained_by") or {}
+    plan = trained.get("plan") or info.get("plan")
+    return plan_from_dict(plan) if plan else None
+
+
 def generate_data(plan: BenchmarkPlan, cache: Path) -> Path:
     """SynthFace-LT of the plan (generated once with every CPU, then reused from ``cache``), with the
     merged-label cache of every split built up front in parallel."""
@@ -211,7 +237,9 @@ def run_benchmark(out_dir: str | Path, quick: bool = False, *, cache_dir: str | 
                   log: Callable[[str], None] | None = None) -> Path:
     """Run the whole benchmark and write its report under ``out_dir``; return ``out_dir``.
 
-    ``plan``: default :func:`select_plan` of ``quick`` and ``device``. ``threads``: torch intra-op
+    ``plan``: default :func:`select_plan` of ``quick`` and ``device`` (with ``reuse_results``: the plan
+    recorded in ``out_dir/benchmark.json``, so the report is re-rendered on the data, frequencies and
+    settings the results were made with). ``threads``: torch intra-op
     threads of this process and of each training worker (None: torch's default). One thread is the
     default because small models gain little from a second one; the cores are used by training
     ``workers`` settings side by side (default: the plan's). ``reuse_results``: train nothing, take
@@ -219,6 +247,8 @@ def run_benchmark(out_dir: str | Path, quick: bool = False, *, cache_dir: str | 
     """
     import torch
 
+    if plan is None and reuse_results and not quick:  # re-render with the plan that trained the results
+        plan = recorded_plan(out_dir)
     plan = plan or select_plan(quick=quick, device=device)
     if device is not None and device != plan.device:
         plan = dataclasses.replace(plan, device=device)
@@ -290,7 +320,8 @@ def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_
             _time_settings(plan, rows, results / "speed", train_set.taxonomy.num_classes)
     with stage("report"):
         outputs = run_report(results, out_dir, freq=out_dir / "frequencies", examples=plan.examples,
-                             n_resamples=plan.n_resamples, device=plan.device if torch.cuda.is_available() else "cpu")
+                             n_resamples=plan.n_resamples, data_root=str(root),
+                             device=plan.device if torch.cuda.is_available() else "cpu")
     timings["total"] = round(time.perf_counter() - start, 1)
     flag = "--quick " if quick else ("" if plan.name == "default" else f"--plan {plan.name} ")
     info = {
@@ -310,7 +341,7 @@ def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_
     }
     if reuse_results and previous is not None:  # keep the record of the run that trained the results
         info["trained_by"] = previous.get("trained_by") or {k: previous.get(k) for k in
-                                                           ("command", "timings_s", "settings", "machine")}
+                                                           ("command", "plan", "timings_s", "settings", "machine")}
     atomic_write_json(info_path, info)
     from lt_faceparse.reporting.readme import write_readme
 

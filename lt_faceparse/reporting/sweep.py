@@ -213,8 +213,10 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
                                        "trained earlier on this machine with the same config, skipped"))
         return row
     if reuse == "results":
-        raise MissingResult(f"{folder / SWEEP_FILE}: no finished result with this config (fingerprint "
-                            f"{fingerprint}); run without --reuse-results to train it")
+        found = (f"holds another config (fingerprint {load_sweep_row(folder / SWEEP_FILE).get('config_fingerprint')}"
+                 f", this one's is {fingerprint})" if (folder / SWEEP_FILE).is_file() else "is missing")
+        raise MissingResult(f"{folder / SWEEP_FILE} {found}: no finished result of this setting to reuse; "
+                            "run without --reuse-results to train it")
     cfg = copy.deepcopy(config)
     run_dir = run_folder(setting, config, out_dir, runs_dir)
     if (folder / SWEEP_FILE).is_file() and log:

@@ -127,7 +127,7 @@ def test_a_row_without_its_weights_is_retrained(tmp_path):
     assert run_setting(setting, cfg, results, reuse="results", runs_dir=runs) == again
     assert not runs.exists()
     shutil.rmtree(results / setting.name)
-    with pytest.raises(MissingResult, match="reuse-results"):
+    with pytest.raises(MissingResult, match="sweep.json is missing.*reuse-results"):
         run_setting(setting, cfg, results, reuse="results", runs_dir=runs)
     assert not runs.exists()
 
@@ -223,8 +223,11 @@ def test_benchmark_fresh_clone_trains_and_reuse_results_does_not(tmp_path):
     assert list((tmp_path / "machine_b" / "benchmark_runs" / "toy").rglob("final.safetensors"))
     assert not any("skipped" in m for m in messages)
 
-    messages = []
-    run_benchmark(out, plan=plan, cache_dir=tmp_path / "machine_c", reuse_results=True, log=messages.append)
+    from lt_faceparse.reporting.benchmark import recorded_plan
+
+    assert recorded_plan(out) == plan  # benchmark.json round trip
+    messages = []  # no plan given: --reuse-results re-renders with the plan recorded in benchmark.json
+    run_benchmark(out, cache_dir=tmp_path / "machine_c", reuse_results=True, log=messages.append)
     reused = json.loads((out / "benchmark.json").read_text())
     assert reused["reused_results"] and "train+eval" in reused["timings_s"] and "speed" not in reused["timings_s"]
     assert reused["trained_by"]["settings"] == first["settings"]
