@@ -175,10 +175,10 @@ class ResultRecord:
 def remedy_parts(provenance: Mapping[str, Any]) -> list[str]:
     """Labels of the training remedies (``provenance["longtail"]``) and post-hoc options
     (``provenance["posthoc"]``) of a record; empty for a plain model scored plainly."""
-    from lt_faceparse.longtail.spec import posthoc_label
+    from lt_faceparse.longtail.spec import PLAIN, posthoc_label, provenance_remedy
 
-    longtail = provenance.get("longtail") or {}
-    parts = [] if longtail.get("label") in (None, "plain") else str(longtail["label"]).split(" + ")
+    remedy = provenance_remedy(provenance)
+    parts = [] if remedy == PLAIN else remedy.split(" + ")
     posthoc = posthoc_label(provenance.get("posthoc"))
     return parts + posthoc.split(" + ") if posthoc else parts
 

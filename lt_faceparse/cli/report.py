@@ -88,8 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="train, evaluate and time a config over resolutions, backbones or remedies",
                        description="One setting per resolution (--res), backbone (--backbones) and/or long-tail remedy "
                        "(--remedies): train (resumed if interrupted), score the evaluation split with bootstrap CIs, "
-                       "time at batch 1; settings already finished are skipped. Rows feed Tables 2a/2b and the remedy "
-                       "comparison of `lt-faceparse report`; `lt-faceparse leaderboard` shows each remedy against plain.")
+                       "time at batch 1; settings this machine already finished with the same config (weights present) "
+                       "are skipped. Rows feed Tables 2a/2b and the remedy comparison of `lt-faceparse report`; "
+                       "`lt-faceparse leaderboard` shows each remedy against plain.")
     p.add_argument("--config", required=True, help="training config (file or shipped name)")
     p.add_argument("--res", type=_ints, default=[], help="comma-separated resolutions (multiples of 32 for SegFace)")
     p.add_argument("--backbones", type=_names, default=[], help="comma-separated backbones")
@@ -97,19 +98,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated long-tail remedies: plain, shipped names (lt_faceparse/configs/longtail/), "
                         "YAML files with a longtail section, or 'all' (plain + every shipped remedy)")
     p.add_argument("--split", default="test", choices=("val", "test"))
-    p.add_argument("--runs-dir", type=Path, help="where training runs go (default: OUT/<setting>/run)")
+    p.add_argument("--runs-dir", type=Path, help="where training runs go (default: OUT/<setting>/run-<config fingerprint>)")
     p.add_argument("--speed-runs", type=int, default=10)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
     p.set_defaults(func=_sweep)
 
-    p = sub.add_parser("benchmark", help="the whole SynthFace-LT benchmark on a CPU, report under --out",
-                       description="Generate SynthFace-LT (cached) -> class frequencies -> train SegFace and the "
-                       "baselines -> evaluate with CIs -> resolution sweep and speed -> leaderboard, tables, figures "
-                       "and README under --out. --quick is a smoke run (about 3 minutes).")
+    p = sub.add_parser("benchmark", help="the whole SynthFace-LT benchmark (CPU or one GPU), report under --out",
+                       description="Generate SynthFace-LT (cached) -> class frequencies -> train SegFace, its long-tail "
+                       "remedies and the baselines (side by side in worker processes) -> evaluate with CIs -> "
+                       "resolution sweep and speed -> leaderboard, long-tail analysis, tables, figures and README "
+                       "under --out. Settings are trained unless this machine trained them already (their weights "
+                       "are in the run cache); --reuse-results re-renders the report from the results under --out "
+                       "without training. --quick is a smoke run (about 3 minutes).")
     p.add_argument("--quick", action="store_true", help="tiny smoke run (numbers are meaningless)")
+    p.add_argument("--plan", choices=("quick", "default", "gpu"),
+                   help="benchmark plan (default: quick with --quick, gpu with --device cuda, else default)")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="train on this device (cuda selects the gpu plan)")
+    p.add_argument("--workers", type=int, help="settings trained side by side (default: the plan's)")
+    p.add_argument("--reuse-results", action="store_true",
+                   help="train nothing: re-render the report from the finished results under --out, with the "
+                        "plan recorded in its benchmark.json")
     p.add_argument("--cache", type=Path, help="cache folder for data and runs (default: ~/.cache/lt_faceparse)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1; 0 = torch's default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads per process (default: 1; 0 = torch's default)")
     p.add_argument("--out", type=Path, default=Path("reports"))
     p.set_defaults(func=_benchmark)
 
@@ -183,7 +195,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from lt_faceparse.reporting.benchmark import run_benchmark
+    from lt_faceparse.reporting.benchmark import run_benchmark, select_plan
 
-    run_benchmark(args.out, quick=args.quick, cache_dir=args.cache, threads=args.threads or None)
+    plan = select_plan(name=args.plan) if args.plan else None  # else run_benchmark picks one
+    run_benchmark(args.out, quick=args.quick, cache_dir=args.cache, plan=plan, threads=args.threads or None,
+                  workers=args.workers, device=args.device, reuse_results=args.reuse_results)
     return 0

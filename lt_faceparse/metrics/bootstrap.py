@@ -6,13 +6,18 @@ resamples cost three matrix products (float64, chunked over R) instead of R pass
 F1 is then recomputed from the pooled counts exactly as for the full split. A class present in few
 images gets a wide interval, and resamples in which it is absent from both sides leave it undefined
 (those resamples are skipped for that class and counted in ``n_defined``).
+
+Both functions also take ``groups`` (name -> class ids, e.g. head / tail / a presence bin): the
+group's score is the mean of its members' defined F1 (the same rule as the mean F1, over the group's
+classes instead of the foreground), computed on every resample, so group means get intervals and
+paired tests from the same resamples as the classes.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -41,6 +46,31 @@ def _resampled_f1(stats: PerImageStats, weights: np.ndarray) -> np.ndarray:
 
 def _point_f1(stats: PerImageStats) -> np.ndarray:
     return f1_from_counts(*stats.totals())
+
+
+def group_mean_f1(f1: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """Mean of the defined F1 of classes ``ids`` along the last axis of ``... x K`` (NaN if none defined)."""
+    part = np.asarray(f1, dtype=np.float64)[..., list(ids)]
+    n = (~np.isnan(part)).sum(-1)
+    s = np.nansum(part, -1)
+    return np.divide(s, n, out=np.full(s.shape, np.nan), where=n > 0)
+
+
+def _check_groups(groups: Mapping[str, Sequence[int]] | None, num_classes: int) -> dict[str, list[int]]:
+    out = {}
+    for name, ids in (groups or {}).items():
+        ids = [int(i) for i in ids]
+        if not ids or any(not 0 <= i < num_classes for i in ids):
+            raise ValueError(f"class group {name!r} must list class ids in [0, {num_classes}), got {ids}")
+        out[str(name)] = ids
+    return out
+
+
+def _group_samples(f1_r: np.ndarray, groups: Mapping[str, list[int]]) -> np.ndarray:
+    """R x G group means of R x K resampled F1 (columns in ``groups`` order)."""
+    if not groups:
+        return np.zeros((f1_r.shape[0], 0))
+    return np.stack([group_mean_f1(f1_r, ids) for ids in groups.values()], axis=1)
 
 
 def _percentile_ci(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -78,11 +108,13 @@ class BootstrapCI:
     n_resamples: int
     num_images: int
     seed: int
+    # group name -> (mean F1 of the group's classes on all images, lower, upper); empty unless asked
+    groups: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form stored as ``ResultRecord.ci``."""
         none = lambda v: None if np.isnan(v) else float(v)  # noqa: E731
-        return {
+        out = {
             "method": "percentile bootstrap over images (pooled counts per resample)",
             "confidence": self.confidence, "n_resamples": self.n_resamples, "seed": self.seed,
             "num_images": self.num_images,
@@ -90,6 +122,10 @@ class BootstrapCI:
                           for name, lo, hi, nd in zip(self.class_names, self.lower, self.upper, self.n_defined)},
             "mean_f1": {"lower": none(self.mean_f1_lower), "upper": none(self.mean_f1_upper)},
         }
+        if self.groups:
+            out["groups"] = {name: {"f1": none(v), "lower": none(lo), "upper": none(hi)}
+                             for name, (v, lo, hi) in self.groups.items()}
+        return out
 
     def to_frame(self):
         import pandas as pd
@@ -99,14 +135,17 @@ class BootstrapCI:
 
 
 def bootstrap_ci(per_image_stats: PerImageStats, taxonomy: Taxonomy | str, *, n_resamples: int = 1000,
-                 confidence: float = 0.95, seed: int = 0, chunk_size: int = 250) -> BootstrapCI:
-    """95% (by default) percentile intervals over images for every per-class F1 and the mean F1."""
+                 confidence: float = 0.95, seed: int = 0, chunk_size: int = 250,
+                 groups: Mapping[str, Sequence[int]] | None = None) -> BootstrapCI:
+    """95% (by default) percentile intervals over images for every per-class F1 and the mean F1
+    (and the mean F1 of each class group in ``groups``: name -> class ids)."""
     taxonomy = get_taxonomy(taxonomy)
     stats = per_image_stats
     if stats.num_classes != taxonomy.num_classes:
         raise ValueError(f"per-image stats have {stats.num_classes} classes, taxonomy "
                          f"{taxonomy.name!r} has {taxonomy.num_classes}")
     _check_args(stats.num_images, n_resamples, confidence)
+    groups = _check_groups(groups, stats.num_classes)
     rng = np.random.default_rng(seed)
     f1_r = np.concatenate([_resampled_f1(stats, w)
                            for w in _resample_weights(stats.num_images, n_resamples, rng, chunk_size)])
@@ -114,11 +153,29 @@ def bootstrap_ci(per_image_stats: PerImageStats, taxonomy: Taxonomy | str, *, n_
     lo, hi = _percentile_ci(f1_r, confidence)
     mlo, mhi = _percentile_ci(mean_r[:, None], confidence)
     f1 = _point_f1(stats)
+    glo, ghi = _percentile_ci(_group_samples(f1_r, groups), confidence)
+    point = _group_samples(f1[None], groups)[0]
     return BootstrapCI(
         class_names=tuple(taxonomy.names), f1=f1, lower=lo, upper=hi, n_defined=(~np.isnan(f1_r)).sum(0),
         mean_f1=float(mean_f1_of(f1, taxonomy)), mean_f1_lower=float(mlo[0]), mean_f1_upper=float(mhi[0]),
         confidence=confidence, n_resamples=n_resamples, num_images=stats.num_images, seed=seed,
+        groups={name: (float(point[g]), float(glo[g]), float(ghi[g])) for g, name in enumerate(groups)},
     )
+
+
+@dataclass(frozen=True)
+class GroupDelta:
+    """Δ of one class group's mean F1 (b - a): point value, percentile interval, two-sided p-value."""
+
+    delta: float
+    lower: float
+    upper: float
+    p_value: float
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes 0."""
+        return bool(self.lower > 0 or self.upper < 0)
 
 
 @dataclass(frozen=True)
@@ -139,15 +196,20 @@ class PairedBootstrap:
     n_resamples: int
     num_images: int
     seed: int
+    # group name -> GroupDelta (Δ of the group's mean F1); empty unless asked
+    groups: dict[str, "GroupDelta"] = field(default_factory=dict)
 
     def to_frame(self):
-        """One row per class plus a ``mean_f1`` row."""
+        """One row per class, a ``mean_f1`` row, then one row per group (``group:<name>``)."""
         import pandas as pd
 
         frame = pd.DataFrame({"class_name": self.class_names, "delta_f1": self.delta, "lower": self.lower,
                               "upper": self.upper, "p_value": self.p_value})
-        mean = pd.DataFrame({"class_name": ["mean_f1"], "delta_f1": [self.mean_delta], "lower": [self.mean_lower],
-                             "upper": [self.mean_upper], "p_value": [self.mean_p_value]})
+        mean = pd.DataFrame({"class_name": ["mean_f1", *(f"group:{g}" for g in self.groups)],
+                             "delta_f1": [self.mean_delta, *(g.delta for g in self.groups.values())],
+                             "lower": [self.mean_lower, *(g.lower for g in self.groups.values())],
+                             "upper": [self.mean_upper, *(g.upper for g in self.groups.values())],
+                             "p_value": [self.mean_p_value, *(g.p_value for g in self.groups.values())]})
         return pd.concat([frame, mean], ignore_index=True)
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,33 +261,41 @@ def _aligned_stats(a: Any, b: Any) -> tuple[PerImageStats, PerImageStats, str | 
 
 def paired_bootstrap(record_a: Any, record_b: Any, taxonomy: Taxonomy | str | None = None, *,
                      n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
-                     chunk_size: int = 250) -> PairedBootstrap:
+                     chunk_size: int = 250, groups: Mapping[str, Sequence[int]] | None = None) -> PairedBootstrap:
     """Paired test of ``record_b`` against ``record_a`` (ResultRecords or PerImageStats) on the same
     images: both are scored on the same resamples; per class ΔF1 = F1(b) - F1(a), its percentile
-    interval and a two-sided p-value. Raises :class:`IncomparableError` unless the image sets (names,
-    else ids) and taxonomies match."""
+    interval and a two-sided p-value; the same for the mean F1 and for the mean F1 of each class
+    group in ``groups`` (name -> class ids, e.g. head / tail). Raises :class:`IncomparableError`
+    unless the image sets (names, else ids) and taxonomies match."""
     sa, sb, tax_name = _aligned_stats(record_a, record_b)
     taxonomy = get_taxonomy(taxonomy if taxonomy is not None else tax_name)
     if taxonomy.num_classes != sa.num_classes:
         raise ValueError(f"taxonomy {taxonomy.name!r} has {taxonomy.num_classes} classes, stats have {sa.num_classes}")
     _check_args(sa.num_images, n_resamples, confidence)
+    groups = _check_groups(groups, sa.num_classes)
     rng = np.random.default_rng(seed)
-    deltas, mean_deltas = [], []
+    deltas, mean_deltas, group_deltas = [], [], []
     for w in _resample_weights(sa.num_images, n_resamples, rng, chunk_size):
         fa, fb = _resampled_f1(sa, w), _resampled_f1(sb, w)
         deltas.append(fb - fa)
         mean_deltas.append(mean_f1_of(fb, taxonomy) - mean_f1_of(fa, taxonomy))
-    d_r, m_r = np.concatenate(deltas), np.concatenate(mean_deltas)[:, None]
+        group_deltas.append(_group_samples(fb, groups) - _group_samples(fa, groups))
+    d_r, m_r, g_r = np.concatenate(deltas), np.concatenate(mean_deltas)[:, None], np.concatenate(group_deltas)
     fa, fb = _point_f1(sa), _point_f1(sb)
     delta = fb - fa
     mean_delta = np.array([mean_f1_of(fb, taxonomy) - mean_f1_of(fa, taxonomy)])
+    group_delta = _group_samples(fb[None], groups)[0] - _group_samples(fa[None], groups)[0]
     lo, hi = _percentile_ci(d_r, confidence)
     mlo, mhi = _percentile_ci(m_r, confidence)
+    glo, ghi = _percentile_ci(g_r, confidence)
+    gp = _p_value(g_r, group_delta)
     return PairedBootstrap(
         class_names=tuple(taxonomy.names), delta=delta, lower=lo, upper=hi, p_value=_p_value(d_r, delta),
         mean_delta=float(mean_delta[0]), mean_lower=float(mlo[0]), mean_upper=float(mhi[0]),
         mean_p_value=float(_p_value(m_r, mean_delta)[0]), confidence=confidence, n_resamples=n_resamples,
         num_images=sa.num_images, seed=seed,
+        groups={name: GroupDelta(float(group_delta[g]), float(glo[g]), float(ghi[g]), float(gp[g]))
+                for g, name in enumerate(groups)},
     )
 
 

@@ -332,3 +332,58 @@ def fps_resolution_figure(fps_curves: Sequence[ResolutionCurve], f1_curves: Sequ
             fig.suptitle(title)
         fig.tight_layout()
     return fig
+
+
+# ---- ΔF1 per class against presence ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeltaPanel:
+    """One method's per-class ΔF1 against a reference (class id -> fraction) and its 95% intervals."""
+
+    title: str
+    delta: Mapping[int, float]
+    intervals: Mapping[int, tuple[float, float]]
+
+
+def delta_vs_presence_figure(presence: Mapping[int, float], panels: Sequence[DeltaPanel], taxonomy: Taxonomy,
+                             *, highlight: Sequence[int] | None = None, title: str = "") -> "plt.Figure":
+    """Who gains, who pays: per-class ΔF1 (percent points, y) against presence probability (x, log
+    scale), one panel per method in its own colour, with the interval as error bars. Filled markers:
+    the interval excludes 0; hollow: it does not. Names of ``highlight`` classes (default: the
+    accessories, the tail) in red. Panels share the y axis."""
+    highlight = set(taxonomy.accessory_ids if highlight is None else highlight)
+    n = max(len(panels), 1)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.5 * rows), sharey=True, squeeze=False)
+        colors = method_colors(n)
+        for k, ax in enumerate(axes.flat):
+            if k >= len(panels):
+                ax.set_visible(False)
+                continue
+            panel = panels[k]
+            ids = [i for i in taxonomy.foreground_ids
+                   if _finite(presence.get(i)) and presence[i] > 0 and _finite(panel.delta.get(i))]
+            for i in ids:
+                d = 100 * panel.delta[i]
+                lo, hi = (100 * v for v in panel.intervals.get(i, (panel.delta[i], panel.delta[i])))
+                lo, hi = (d, d) if not (_finite(lo) and _finite(hi)) else (lo, hi)
+                significant = lo > 0 or hi < 0
+                ax.errorbar([presence[i]], [d], yerr=[[max(0.0, d - lo)], [max(0.0, hi - d)]],
+                            fmt=MARKERS[k % len(MARKERS)], color=colors[k], ecolor=colors[k], elinewidth=0.9,
+                            capsize=2, markersize=5, markerfacecolor=colors[k] if significant else "white")
+                ax.annotate(taxonomy[i].display, (presence[i], d), fontsize=6, xytext=(3, 2),
+                            textcoords="offset points", color="#d62728" if i in highlight else "0.3",
+                            fontweight="bold" if i in highlight else "normal")
+            ax.axhline(0.0, color="0.3", linewidth=0.8)
+            ax.set_xscale("log")
+            ax.set_xlabel("presence probability (training split, log scale)")
+            if k % cols == 0:
+                ax.set_ylabel("ΔF1 (percent points)")
+            ax.set_title(panel.title, fontsize=8)
+            ax.grid(linewidth=0.3, alpha=0.6, which="both")
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+    return fig

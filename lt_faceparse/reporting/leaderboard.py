@@ -446,8 +446,9 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
 
 def remedy_of(record: Any) -> str:
     """The training remedy label of a record (``plain`` when it has none or predates remedies)."""
-    longtail = provenance_of(record).get("longtail") or {}
-    return str(longtail.get("label") or "plain")
+    from lt_faceparse.longtail.spec import provenance_remedy
+
+    return provenance_remedy(provenance_of(record))
 
 
 def architecture_of(record: Any) -> tuple[str, str, str]:

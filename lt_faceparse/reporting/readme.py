@@ -33,11 +33,21 @@ FILE_NOTES = {
     "table2b": "Table 2b: SegFace input resolution sweep (ours next to the paper's).",
     "speed": "All speed measurements (latency median/IQR, images/s, params, GFLOPs, peak memory).",
     "fps_vs_resolution": "FPS (and mean F1) against input resolution, ours and the paper's.",
+    "longtail_table": "Long-tail table: head mean, tail mean, F1 per presence bin (training split) and mean F1 of "
+                      "each compared record, each with a bootstrap 95% CI (remedies vs plain; models vs SegFace).",
+    "longtail_delta": "Long-tail Δ table: each method minus its reference for the same group means, with "
+                      "paired-bootstrap 95% CIs and p-values.",
+    "longtail_figure": "Who gains, who pays: per-class ΔF1 (method − reference) against log presence, paired-bootstrap "
+                       "95% CIs, one panel per method.",
 }
 
 
 def _pct(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
+
+
+def _fps_text(fps: float | None) -> str:
+    return "not timed" if fps is None else f"{fps:.1f} FPS"
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -124,7 +134,7 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
     for bb, rows in by_bb.items():
         if len(rows) >= 2:
             lines.append(f"- **Resolution sweep** (SegFace {bb}): " + "; ".join(
-                f"{r['resolution']} px: mean F1 {_pct(r['mean_f1'])}, {fps_of(r, outputs.speed_records):.1f} FPS"
+                f"{r['resolution']} px: mean F1 {_pct(r['mean_f1'])}, " + _fps_text(fps_of(r, outputs.speed_records))
                 for r in rows)
                 + " (FPS at batch 1 on this CPU).")
     lines.extend(_cost_lines(outputs, main))
@@ -176,6 +186,93 @@ def _cost_lines(outputs: Any, main: list[Any]) -> list[str]:
     return ["- **Cost** (batch 1, fp32, this CPU): " + "; ".join(speeds) + "."] if speeds else []
 
 
+def _delta_text(d: Any) -> str:
+    return (f"{100 * d.delta:+.2f} points [95% CI {100 * d.lower:+.2f}, {100 * d.upper:+.2f}], "
+            f"p = {d.p_value:.3f}")
+
+
+def longtail_section(outputs: Any) -> list[str]:
+    """The "Long-tail remedies" section: every remedy against plain with paired-bootstrap Δ and p-values,
+    the remedy chosen on val and whether it meets the bar (+10 tail points, p < 0.05, head loss at most
+    1 point), stated whichever way the numbers go."""
+    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN, holm, remedy_description
+
+    analyses = [a for a in outputs.longtail if a.comparison.kind == "remedies"]
+    bar = (f"+{100 * TAIL_GAIN:.0f} tail points (paired bootstrap p < {ALPHA}) with at most {100 * HEAD_LOSS:.0f} "
+           "head point lost")
+    lines = ["## Long-tail remedies", ""]
+    if not analyses:
+        lines += ["No long-tail remedy was trained in these results (no record with a `longtail` setting or a "
+                  "post-hoc option next to a plain record of the same model, backbone and resolution), so no "
+                  f"remedy can be said to reach {bar}."]
+        models = next((a for a in outputs.longtail if a.comparison.kind == "models"), None)
+        if models is not None:
+            lines.append(f"The long-tail table of the models ({models.comparison.title}) is "
+                         f"`tables/{models.comparison.stem}.md` (Δ: `tables/{models.comparison.stem}_delta.md`).")
+        return lines + [""]
+    lines += ["Reference: the plain record (no `longtail` setting, no post-hoc option) of the same model, backbone "
+              "and resolution; every remedy trained with the same data, schedule and budget. Δ = remedy − plain on "
+              "the same test images; 95% CIs and p-values from a paired bootstrap over those images; p-values "
+              "are per comparison, with Holm-adjusted values for the tail across the remedies of a group.", ""]
+    for a in analyses:
+        ref = a.comparison.reference
+        lines.append(f"**{a.comparison.title}** ({ref.num_images} test images; tables "
+                     f"`tables/{a.comparison.stem}.md`, `tables/{a.comparison.stem}_delta.md`):")
+        lines.append("")
+        head0, tail0 = (a.cis[0].groups.get(g, (float("nan"),))[0] if a.cis[0] else float("nan")
+                        for g in ("head", "tail"))
+        lines.append(f"- plain: head mean F1 {_pct(head0)}, tail mean F1 {_pct(tail0)}.")
+        tail_p = [t.groups["tail"].p_value if t is not None and "tail" in t.groups else float("nan") for t in a.tests]
+        adjusted = holm(tail_p)
+        for label, record, test, p_adj in zip(a.comparison.labels, a.comparison.methods, a.tests, adjusted):
+            if test is None:
+                lines.append(f"- {label}: no paired test (not scored on the same images as plain).")
+                continue
+            parts = [f"tail {_delta_text(test.groups['tail'])} (Holm {p_adj:.3f})", f"head {_delta_text(test.groups['head'])}",
+                     f"mean F1 {_delta_text(test.groups['mean'])}"]
+            tail_ids = a.groups.get("tail", [])
+            gains = [f"{a.taxonomy[i].display} {100 * test.delta[i]:+.1f}" for i in tail_ids if test.delta[i] == test.delta[i]]
+            lines.append(f"- {label} ({remedy_description(record)}): " + "; ".join(parts)
+                         + (f". Tail classes: {', '.join(gains)}" if gains else "") + ".")
+        lines += ["", *_remedy_verdict(a, bar), ""]
+    return lines
+
+
+def _remedy_verdict(a: Any, bar: str) -> list[str]:
+    """Which remedy val chooses and whether it (or any) meets the bar on test."""
+    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN
+
+    def meets(test: Any) -> bool:
+        tail, head = test.groups["tail"], test.groups["head"]
+        return tail.delta >= TAIL_GAIN and tail.p_value < ALPHA and head.delta >= -HEAD_LOSS
+
+    out = []
+    tested = [(label, test, val) for label, test, val in zip(a.comparison.labels, a.tests, a.val[1:]) if test is not None]
+    ref_val = a.val[0] if a.val else None
+    chosen = None
+    if ref_val is not None and all(v is not None for _, _, v in tested) and tested:
+        keep = [t for t in tested if t[2]["head"] - ref_val["head"] >= -HEAD_LOSS]
+        pool = keep or tested
+        chosen = max(pool, key=lambda t: t[2]["tail"])
+        label, test, val = chosen
+        out.append(f"- **Chosen on val** (highest val tail mean F1 among the remedies losing at most "
+                   f"{100 * HEAD_LOSS:.0f} head point on val{'' if keep else '; none did, so among all'}): {label}, "
+                   f"val tail {_pct(val['tail'])} vs plain {_pct(ref_val['tail'])}, val head {_pct(val['head'])} vs "
+                   f"{_pct(ref_val['head'])} ({val['num_images']} val images). On test it "
+                   + ("**meets**" if meets(test) else "does **not** meet") + f" the bar of {bar}: tail "
+                   f"{_delta_text(test.groups['tail'])}, head {_delta_text(test.groups['head'])}.")
+    else:
+        out.append("- No choice on val: the validation records of these runs are missing.")
+    passing = [label for label, test, _ in tested if meets(test)]
+    if not passing:
+        out.append(f"- **No remedy reached {bar}** on the test split.")
+    elif chosen is None or passing != [chosen[0]]:
+        out.append(f"- On test, {', '.join(passing)} reach{'es' if len(passing) == 1 else ''} {bar}"
+                   + (" (not the val choice: reading this off the test split would be test-set selection)."
+                      if chosen is not None and chosen[0] not in passing else "."))
+    return out
+
+
 def _param_check(speed_records: list[dict], taxonomy: Any) -> list[str]:
     """Our SegFace parameter counts next to the paper's Table 2a, backbone by backbone."""
     from lt_faceparse.reporting.report import _paper_frame
@@ -206,6 +303,90 @@ def _param_check(speed_records: list[dict], taxonomy: Any) -> list[str]:
               f"{taxonomy.num_classes}-class model has {extra:,} more parameters."]
 
 
+def what_was_run(info: dict[str, Any]) -> list[str]:
+    """The plan of a benchmark run as Markdown bullets (every number from ``info["plan"]``)."""
+    from lt_faceparse.longtail.spec import posthoc_label
+
+    plan = info["plan"]
+    presence = dict(plan.get("presence") or ())
+    splits = plan.get("splits")
+    counts = ""
+    if splits and plan.get("num_images"):
+        n = plan["num_images"]
+        n_val, n_test = round(n * splits[1] / sum(splits)), round(n * splits[2] / sum(splits))
+        counts = f" = {n - n_val - n_test} / {n_val} / {n_test} images"
+    lines = [
+        f"- Plan `{plan.get('name')}`: {plan.get('num_images')} SynthFace-LT images at {plan.get('image_size')} px, "
+        f"split {tuple(splits or ())} (train/val/test){counts}, seed {plan.get('seed')}; class presence "
+        + (f"as SynthFace-LT's defaults except {presence}" if presence else "SynthFace-LT's defaults "
+           "(CelebAMask-HQ-like: earring 0.26, eyeglasses 0.07, hat 0.06, necklace 0.05)") + ".",
+        f"- Training ({plan.get('device', 'cpu')}, {plan.get('precision', 'fp32')}): {plan.get('epochs')} epochs, "
+        f"batch {plan.get('batch')}, AdamW lr {plan.get('lr')}, MultiStepLR (x0.1) at epochs "
+        f"{list(plan.get('milestones', []))}, input {plan.get('resolution')} px, no pretraining, BatchNorm statistics "
+        f"re-estimated on {plan.get('precise_bn_batches', 0)} training batches after the last epoch, last-epoch "
+        f"checkpoint; {plan.get('workers', 1)} setting(s) trained side by side. Every model and remedy has this same "
+        "schedule.",
+        "- Models: " + ", ".join(f"{m} {k}" for m, k in plan.get("models", [])) + ".",
+        "- Long-tail remedies (the first model trained again, same budget; parameters from the shipped remedy "
+        "files, chosen on SynthFace-LT val): " + ("; ".join(_remedy_text(name) for name in plan.get("remedies", []))
+                                                  or "none") + ".",
+        "- Post-hoc options (the plain first model scored again on val and test): " + ("; ".join(
+            f"`{label}`: {posthoc_label(options)}" for label, options in plan.get("posthoc", [])) or "none") + ".",
+        f"- SegFace resolution sweep: trained at {[plan.get('resolution'), *plan.get('sweep_resolutions', [])]} px; "
+        f"timing-only resolutions {list(plan.get('speed_resolutions', []))}; timing-only SegFace backbones "
+        f"{list(plan.get('speed_backbones', [])) or 'none'}.",
+        f"- Scoring: test split, 'input' protocol (network resolution), pixel counts pooled over the split; "
+        f"95% CIs by percentile bootstrap over test images ({plan.get('n_resamples')} resamples); choices between "
+        "settings (the remedy named below) are made on the val split.",
+        f"- Plan note: {plan.get('notes')}.",
+    ]
+    if info.get("reused_results"):
+        trained = info.get("trained_by") or {}
+        lines.append("- **Results reused** (`--reuse-results`): nothing was trained or timed by this command; the "
+                     "records, sweep rows and speed records under `results/` come from "
+                     + (f"`{trained.get('command')}`" if trained.get("command") else "an earlier run") + ".")
+    return lines
+
+
+def _remedy_text(name: str) -> str:
+    """``name``: its remedy label with every parameter (from the remedy file as it is now)."""
+    from lt_faceparse.longtail.remedies import resolve_remedy
+    from lt_faceparse.longtail.spec import remedy_label
+
+    try:
+        return f"`{name}`: {remedy_label(resolve_remedy(name)[1])}"
+    except FileNotFoundError:
+        return f"`{name}` (its remedy file is no longer found; the records state its parameters)"
+
+
+def run_time_section(info: dict[str, Any]) -> list[str]:
+    """Stage timings, the machine and its load, and each setting's training time and val scores."""
+    timings = info.get("timings_s")
+    if not timings:
+        return []
+    machine = info.get("machine", {})
+    load = machine.get("load_average_1_5_15_min") or {}
+    lines = ["## Run time", "",
+             f"Machine: {machine.get('cpu')} ({machine.get('cores')} cores visible"
+             + (f", GPU {machine['gpu']}" if machine.get("gpu") else "")
+             + f"), {machine.get('workers', 1)} training worker(s) with {machine.get('worker_threads')} torch thread(s) "
+             f"each, torch {machine.get('torch')}. Load average (1/5/15 min) at start {load.get('start')}, at end "
+             f"{load.get('end')}: a load above the core count means the machine was shared and the times are inflated.",
+             ""]
+    lines += [f"- {k}: {v:.1f} s" for k, v in timings.items()]
+    settings = [s for s in info.get("settings", []) if s.get("train_seconds") is not None]
+    if settings:
+        lines += ["", "Per setting (trained side by side, so each time includes the other worker's load): training "
+                  "seconds, seconds per epoch, and the val scores choices are made on:", ""]
+        for s in settings:
+            epochs = s.get("epoch_seconds") or []
+            per_epoch = f"{sum(epochs) / len(epochs):.1f} s/epoch" if epochs else "-"
+            lines.append(f"- {s['name']}: {s['train_seconds']:.0f} s ({per_epoch}, {s.get('train_images')} train "
+                         f"images); val mean F1 {_pct(s.get('val_mean_f1'))}, head {_pct(s.get('val_head_mean_f1'))}, "
+                         f"tail {_pct(s.get('val_tail_mean_f1'))}")
+    return lines + [""]
+
+
 def write_readme(out_dir: str | Path, outputs: Any, info: dict[str, Any]) -> Path:
     """Write ``out_dir/README.md`` from a :class:`ReportOutputs` and the run info."""
     from lt_faceparse.reporting.tables import to_markdown
@@ -226,29 +407,26 @@ def write_readme(out_dir: str | Path, outputs: Any, info: dict[str, Any]) -> Pat
         lines += [
             "**Read this first.** SynthFace-LT is a generated stand-in for CelebAMask-HQ (same format, classes and "
             "merge rules, long-tailed accessory classes); the models here are trained from scratch (no ImageNet "
-            "weights) for a few epochs at low resolution on a CPU. The numbers show the pipeline and the long-tail "
-            "effect at toy scale; they are not the paper's numbers and must not be compared with them in absolute "
-            "terms. The paper's rows appear next to ours only where the table says so, in separate rows.",
+            "weights) within the small budget stated under 'What was run'. The numbers show the pipeline and the "
+            "long-tail effect at that scale; they are not the paper's numbers and must not be compared with them in "
+            "absolute terms. The paper's rows appear next to ours only where the table says so, in separate rows.",
             "",
         ]
     if plan:
         lines += [
-            "## What was run",
-            "",
-            f"- Plan `{plan.get('name')}`: {plan.get('num_images')} SynthFace-LT images at {plan.get('image_size')} px, "
-            f"split {plan.get('splits')} (train/val/test), seed {plan.get('seed')}.",
-            f"- Models ({plan.get('epochs')} epochs, batch {plan.get('batch')}, AdamW lr {plan.get('lr')}, "
-            f"MultiStepLR at {plan.get('milestones')}, input {plan.get('resolution')} px, no pretraining, last-epoch "
-            "checkpoint): " + ", ".join(f"{m} {k}" for m, k in plan.get("models", [])) + ".",
-            f"- SegFace resolution sweep: {[plan.get('resolution'), *plan.get('sweep_resolutions', [])]} px; "
-            f"timing-only resolutions {plan.get('speed_resolutions')}; timing-only SegFace backbones "
-            f"{plan.get('speed_backbones') or 'none'}.",
-            f"- Scoring: test split, 'input' protocol (network resolution), pixel counts pooled over the split; "
-            f"95% CIs by percentile bootstrap over test images ({plan.get('n_resamples')} resamples).",
-            f"- Plan note: {plan.get('notes')}.",
+            "**Rerunning.** `lt-faceparse benchmark` trains every setting that the machine running it has not "
+            "trained itself: the rows under `results/` name the SHA-256 of their weights, and a row is reused only "
+            "when those weights are in that machine's run cache (`runs_dir` in `benchmark.json`). On a fresh clone "
+            "everything is trained again and this folder is rewritten with the new numbers; an interrupted run "
+            "resumes. `lt-faceparse benchmark --reuse-results` trains and times nothing: it re-renders the tables, "
+            "figures and this README from the records under `results/` (figures that need the weights, such as the "
+            "qualitative grid, are then skipped unless the weights are present).",
             "",
         ]
+    if plan:
+        lines += ["## What was run", "", *what_was_run(info), ""]
     lines += ["## Headline findings", "", *findings(outputs, plan.get("n_resamples", 1000)), ""]
+    lines += longtail_section(outputs)
     if outputs.leaderboard is not None and outputs.leaderboard.groups:
         lines += ["## Leaderboard (ours)", "", to_markdown(outputs.leaderboard.groups[0].table), ""]
     lines += ["## Files", ""]
@@ -260,19 +438,13 @@ def write_readme(out_dir: str | Path, outputs: Any, info: dict[str, Any]) -> Pat
             "- **frequencies/**: class frequencies of the training split (`class_frequencies.csv`, `summary.json`, "
             "plot).",
             "- **results/**: one folder per trained setting: `test/record.json` + `per_image.npz` (the result record "
-            "with bootstrap CIs), `speed/` (speed record), `sweep.json` (summary row); `results/speed/` holds "
-            "timing-only measurements.",
+            "with bootstrap CIs), `val/record.json` (the same weights on the val split, where choices are made), "
+            "`speed/` (speed record, when timed with the setting), `sweep.json` (summary row); `results/speed/` "
+            "holds the speed measurements of the benchmark's speed stage.",
             "- **benchmark.json**: the plan, stage timings and machine of this run.",
         ]
     lines += ["- Every figure comes as PNG + PDF + `.caption.txt` (data, split, protocol, models).", ""]
-    timings = info.get("timings_s")
-    if timings:
-        machine = info.get("machine", {})
-        lines += ["## Run time", "",
-                  f"Machine: {machine.get('cpu')} ({machine.get('cores')} cores visible, {machine.get('torch_threads')} "
-                  f"torch threads), torch {machine.get('torch')}; the machine may have been shared during the run.", ""]
-        lines += [f"- {k}: {v:.1f} s" for k, v in timings.items()]
-        lines.append("")
+    lines += run_time_section(info)
     if outputs.skipped:
         lines += ["## Not produced", "", *[f"- {s}" for s in outputs.skipped], ""]
     return atomic_write_text(out_dir / "README.md", "\n".join(lines))

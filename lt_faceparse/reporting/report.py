@@ -35,6 +35,7 @@ from lt_faceparse.reporting.leaderboard import (
     taxonomy_of_record,
     write_leaderboard,
 )
+from lt_faceparse.reporting.longtail import is_plain
 from lt_faceparse.reporting.tables import Column, Table, write_table
 from lt_faceparse.taxonomy import Taxonomy
 
@@ -51,6 +52,7 @@ class ReportOutputs:
     speed_records: list[dict] = field(default_factory=list)
     frequency: Any = None
     tail_destinations: dict[str, dict] = field(default_factory=dict)
+    longtail: list[Any] = field(default_factory=list)  # reporting.longtail.LongTailAnalysis per comparison
     skipped: list[str] = field(default_factory=list)
 
     def add(self, name: str, paths: Any) -> None:
@@ -478,7 +480,9 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
         raise DataError(results, f"no result records of split {split!r} found (looked for record.json files)")
     outputs.records = records
     outputs.speed_records = find_speed_records(speed if speed is not None else results)
-    outputs.sweep_rows = find_sweep_rows(results)
+    # Tables 2a/2b and the resolution curves compare backbones and resolutions of plain training; rows of
+    # long-tail remedy settings belong to the long-tail analysis (from their records)
+    outputs.sweep_rows = [r for r in find_sweep_rows(results) if r.get("remedy", "plain") == "plain"]
     frequency = FrequencyTable.read(freq) if freq is not None else None
     outputs.frequency = frequency
 
@@ -489,7 +493,8 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
 
         published = load_published()
     if reference is None:
-        reference = next((record_label(r) for r in records if provenance_of(r).get("model") == "segface"), None)
+        reference = next((record_label(r) for r in records
+                          if provenance_of(r).get("model") == "segface" and is_plain(r)), None)
     bins = None
     if frequency is not None:
         bins = {str(frequency.summary.get("dataset")): frequency.bins()}
@@ -532,6 +537,12 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
                    "go. " if taxonomy.accessory_ids else "")
                 + data_caption([r])))
         example_figures(main, figures_dir, outputs, data_root=data_root, count=examples, device=device)
+        longtail_report((), main, outputs, frequency=frequency, results=results, split=split,
+                        reference=reference, n_resamples=n_resamples)
+    # remedies against plain across groups: a post-hoc option has its own leaderboard group but is
+    # compared with the plain record of its setting
+    longtail_report(records, (), outputs, frequency=frequency, results=results, split=split,
+                    reference=reference, n_resamples=n_resamples)
 
     # Tables 2a / 2b and speed
     model, backbone, resolution = main_setting(outputs.sweep_rows)
@@ -574,8 +585,32 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
     return outputs
 
 
+def longtail_report(members: Sequence[Any], main: Sequence[Any], outputs: ReportOutputs, *, frequency: Any,
+                    results: str | Path, split: str | None, reference: str | None, n_resamples: int) -> None:
+    """Long-tail tables and ΔF1-vs-presence figures: the remedies in ``members`` against plain, and the
+    models of ``main`` (one protocol group) against ``reference`` (see :mod:`lt_faceparse.reporting.longtail`)."""
+    from lt_faceparse.reporting.longtail import find_comparisons, write_longtail
+
+    comparisons, notes = find_comparisons(members, main, model_reference=reference)
+    outputs.skipped.extend(notes)
+    if not comparisons:
+        return
+    val_records = {}
+    if split == "test":  # the validation records saved next to the test records (choices are made on val)
+        val_records = {provenance_of(r).get("run"): r for r in collect_records(results, split="val")
+                       if provenance_of(r).get("run")}
+    if frequency is None:
+        outputs.skipped.append("long-tail ΔF1 vs presence figure and presence bins: no --freq folder given")
+    outputs.longtail.extend(write_longtail(
+        comparisons, frequency=frequency, tables_dir=outputs.out_dir / "tables", figures_dir=outputs.out_dir / "figures",
+        add=outputs.add, n_resamples=n_resamples, val_records=val_records,
+        caption_extra=models_caption([c.reference for c in comparisons])))
+
+
 def main_records(records: Sequence[Any]) -> list[Any]:
-    """One record per (model, backbone): the one at the most common resolution, SegFace first."""
+    """One plain record (no long-tail remedy, no post-hoc option) per (model, backbone): the one at
+    the most common resolution, SegFace first."""
+    records = [r for r in records if is_plain(r)] or list(records)
     resolutions = [provenance_of(r).get("resolution") for r in records]
     common = max(set(resolutions), key=lambda v: (resolutions.count(v), -(v or 0)))
     chosen: dict[tuple, Any] = {}

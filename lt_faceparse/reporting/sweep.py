@@ -4,15 +4,22 @@ remedies (Tables 2a/2b, the remedy comparison).
 Each setting lives in its own folder ``OUT/<model>-<backbone>-r<res>[-<remedy>]/`` (the remedy's
 name only when it is not ``plain``)::
 
-    run/            the training run (lt_faceparse.engine.train: final.safetensors, log.jsonl, ...)
+    run-<fingerprint>/  the training run (lt_faceparse.engine.train: final.safetensors, log.jsonl, ...);
+                        under ``runs_dir/<name>/`` instead when a runs folder is given
     test/           the result record on the evaluation split, with bootstrap CIs
+    val/            the training run's validation record (choices between settings are made on it)
     speed/          the speed record (batch 1, the run's resolution and device)
     sweep.json      one summary row (written last, atomically: its presence means "finished")
 
-A rerun skips settings whose ``sweep.json`` exists *for the same training config* and resumes
-interrupted training from its newest checkpoint, so a sweep can be stopped and restarted at any point.
-Runs are keyed by a fingerprint of the config (``run-<fingerprint>``): after a config change (more
-epochs, another learning rate, other data) the setting is trained again, never silently reused.
+A rerun reuses a finished setting only when *this machine trained it*: its ``sweep.json`` was
+written for the same training config (fingerprint) and the run folder still holds the final weights
+whose SHA-256 the row names. A row without its weights (a results folder copied from elsewhere, e.g.
+committed to git) is trained again; a row whose weights are present but differ is re-evaluated from
+those weights. ``reuse="results"`` (the benchmark's ``--reuse-results``) instead takes every finished
+row with the same fingerprint as it is, training nothing. Interrupted training resumes from its
+newest checkpoint, so a sweep can be stopped and restarted at any point. Runs are keyed by a
+fingerprint of the config (``run-<fingerprint>``): after a config change (more epochs, another
+learning rate, other data) the setting is trained again, never silently reused.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 from lt_faceparse.atomic import atomic_write_json, read_json
 
 SWEEP_FILE = "sweep.json"
+REUSE_MODES = ("local", "results")
 
 
 # keys that may differ between runs of the same setting without changing what is trained
@@ -37,12 +44,19 @@ _VOLATILE_KEYS = ("out", "resume", "device")
 
 def config_fingerprint(config: dict[str, Any]) -> str:
     """Short hash of a training config, ignoring where the run lives and on which device it runs
-    (and the ``longtail`` section when it holds the defaults, so runs from before remedies keep their hash)."""
+    (and the ``longtail`` section when it holds the defaults, so runs from before remedies keep their hash).
+
+    The dataset root enters by its folder name only (SynthFace-LT's cached folder names encode every
+    generation parameter), so results copied to another machine or cache folder keep their
+    fingerprints and can be matched there."""
     from lt_faceparse.longtail.spec import default_longtail
 
     stable = {k: v for k, v in config.items() if k not in _VOLATILE_KEYS}
     if stable.get("longtail") == default_longtail():
         del stable["longtail"]
+    data = stable.get("data")
+    if isinstance(data, dict) and data.get("root"):
+        stable["data"] = {**data, "root": Path(str(data["root"])).name}
     return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -56,7 +70,7 @@ class SweepSetting:
     model: str
     backbone: str | None
     resolution: int
-    remedy: str = "plain"
+    remedy: str = "plain"  # long-tail remedy label; the folder name gets "-<remedy>" unless plain
 
     @property
     def name(self) -> str:
@@ -161,47 +175,102 @@ def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split:
     return record, model
 
 
+class MissingResult(LookupError):
+    """``reuse="results"`` asked for a setting that has no finished row with the same config."""
+
+
+def weights_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of a weight file: ties a sweep row to the weights it was scored from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_folder(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path,
+               runs_dir: str | Path | None = None) -> Path:
+    """The training run folder of a setting: ``runs_dir/<name>/run-<fingerprint>`` (else under ``out_dir``)."""
+    run_name = f"run-{config_fingerprint(config)}"
+    return Path(runs_dir) / setting.name / run_name if runs_dir is not None else Path(out_dir) / setting.name / run_name
+
+
+def finished_row(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, *, reuse: str = "local",
+                 runs_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """The setting's row when it may be reused as it is (see the module docstring), else None."""
+    if reuse not in REUSE_MODES:
+        raise ValueError(f"reuse must be one of {REUSE_MODES}, got {reuse!r}")
+    row_path = Path(out_dir) / setting.name / SWEEP_FILE
+    if not row_path.is_file():
+        return None
+    row = load_sweep_row(row_path)
+    if row.get("config_fingerprint") != config_fingerprint(config):
+        return None
+    if reuse == "results":
+        return row
+    weights = run_folder(setting, config, out_dir, runs_dir) / "final.safetensors"
+    if weights.is_file() and row.get("weights_sha256") == weights_digest(weights):
+        return row
+    return None
+
+
 def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, *, split: str = "test",
                 speed_runs: int = 10, speed_warmup: int = 3, n_resamples: int = 1000,
-                runs_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train (or resume), evaluate and time one setting; return its summary row (skips a finished one).
+                runs_dir: str | Path | None = None, reuse: str = "local",
+                log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train (or resume), evaluate and time one setting; return its summary row.
 
-    Results (record, speed, row) go to ``out_dir/<name>/``; the training run (weights, checkpoints)
-    to ``runs_dir/<name>/`` when given (keeps heavy files out of a results folder), else
-    ``out_dir/<name>/run/``."""
+    A finished setting is skipped per :func:`finished_row` (``reuse="local"``: only when this machine
+    trained it; ``"results"``: any finished row with the same config, and :class:`MissingResult`
+    when there is none, never training). Results (record, speed, row) go to ``out_dir/<name>/``;
+    the training run (weights, checkpoints) to ``runs_dir/<name>/`` when given (keeps heavy files
+    out of a results folder), else ``out_dir/<name>/run-<fingerprint>/``. ``speed_runs=0`` skips
+    the timing (the row's FPS is then None; time the setting apart, e.g. on a quiet machine)."""
     from lt_faceparse.engine.train import train
     from lt_faceparse.speed import measure_speed, save_speed
 
     folder = Path(out_dir) / setting.name
-    row_path = folder / SWEEP_FILE
     fingerprint = config_fingerprint(config)
-    if row_path.is_file():
-        row = load_sweep_row(row_path)
-        if row.get("config_fingerprint") == fingerprint:
-            if log:
-                log(f"{setting.name}: finished earlier with the same config, skipped")
-            return row
+    row = finished_row(setting, config, out_dir, reuse=reuse, runs_dir=runs_dir)
+    if row is not None:
         if log:
-            log(f"{setting.name}: the config changed since the last run, training again")
+            log(f"{setting.name}: " + ("finished result reused as it is (--reuse-results), not trained"
+                                       if reuse == "results" else
+                                       "trained earlier on this machine with the same config, skipped"))
+        return row
+    if reuse == "results":
+        found = (f"holds another config (fingerprint {load_sweep_row(folder / SWEEP_FILE).get('config_fingerprint')}"
+                 f", this one's is {fingerprint})" if (folder / SWEEP_FILE).is_file() else "is missing")
+        raise MissingResult(f"{folder / SWEEP_FILE} {found}: no finished result of this setting to reuse; "
+                            "run without --reuse-results to train it")
     cfg = copy.deepcopy(config)
-    run_name = f"run-{fingerprint}"
-    run_dir = Path(runs_dir) / setting.name / run_name if runs_dir is not None else folder / run_name
+    run_dir = run_folder(setting, config, out_dir, runs_dir)
+    if (folder / SWEEP_FILE).is_file() and log:
+        log(f"{setting.name}: the row on disk was not trained here with this config; "
+            + ("re-scoring the weights of this machine's finished run" if (run_dir / "final.safetensors").is_file()
+               else "training again (its weights are not in this machine's run folder)"))
     cfg["out"] = str(run_dir)
     cfg["resume"] = True  # continue an interrupted run; a fresh folder simply starts at epoch 0
     device = resolve_device(cfg["device"])
     cfg["device"] = device
 
     tic = time.perf_counter()
-    if not (run_dir / "final.safetensors").is_file():
+    trained_here = not (run_dir / "final.safetensors").is_file()
+    if trained_here:
         train(cfg)
     train_seconds = time.perf_counter() - tic
     tic = time.perf_counter()
+    extra: dict[str, Any] = {"run": setting.name}
+    if setting.remedy != "plain":  # the record's own label names the remedy and its parameters
+        extra["remedy"] = setting.remedy
     record, model = evaluate_run(run_dir, cfg, folder / split, split=split, device=device,
-                                 n_resamples=n_resamples, extra={"run": setting.name})
+                                 n_resamples=n_resamples, extra=extra)
     eval_seconds = time.perf_counter() - tic
-    speed = measure_speed(model, setting.resolution, 1, device, warmup=speed_warmup, runs=speed_runs,
-                          info={"model": setting.model, "backbone": setting.backbone})
-    save_speed(speed, folder / "speed")
+    speed = None
+    if speed_runs > 0:
+        speed = measure_speed(model, setting.resolution, 1, device, warmup=speed_warmup, runs=speed_runs,
+                              info={"model": setting.model, "backbone": setting.backbone})
+        save_speed(speed, folder / "speed")
     row = {
         "kind": "sweep",
         "name": setting.name,
@@ -216,20 +285,21 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "protocol": cfg["val"]["protocol"],
         "epochs": cfg["optim"]["epochs"],
         "config_fingerprint": fingerprint,
+        "weights_sha256": weights_digest(run_dir / "final.safetensors"),
         "train_images": None,
         "num_images": record.num_images,
         "mean_f1": record.mean_f1,
         "mean_f1_ci": [record.ci["mean_f1"]["lower"], record.ci["mean_f1"]["upper"]] if record.ci else None,
         "mean_iou_with_bg": record.mean_iou_with_bg,
         "mean_iou_without_bg": record.mean_iou_without_bg,
-        "fps": speed["fps"],
-        "latency_ms_median": speed["latency_ms_median"],
-        "latency_ms_iqr": speed["latency_ms_iqr"],
-        "params": speed["params"],
-        "gflops": speed["gflops"],
-        "device": speed["device"],
-        "device_name": speed["device_name"],
-        "train_seconds": round(train_seconds, 2),
+        "fps": speed["fps"] if speed else None,
+        "latency_ms_median": speed["latency_ms_median"] if speed else None,
+        "latency_ms_iqr": speed["latency_ms_iqr"] if speed else None,
+        "params": speed["params"] if speed else sum(p.numel() for p in model.parameters()),
+        "gflops": speed["gflops"] if speed else None,
+        "device": speed["device"] if speed else device,
+        "device_name": speed["device_name"] if speed else None,
+        "train_seconds": round(train_seconds, 2) if trained_here else None,
         "eval_seconds": round(eval_seconds, 2),
         "record": str((folder / split / "record.json").relative_to(folder)),
     }
@@ -237,34 +307,52 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     if log_path.is_file():
         from lt_faceparse.engine.progress import read_log
 
-        starts = [e for e in read_log(log_path) if e.get("event") == "start"]
-        epochs = [e for e in read_log(log_path) if e.get("event") == "epoch"]
+        events = read_log(log_path)
+        starts = [e for e in events if e.get("event") == "start"]
+        epochs = [e for e in events if e.get("event") == "epoch"]
         row["train_images"] = starts[-1].get("train_images") if starts else None
         row["final_train_loss"] = epochs[-1].get("loss") if epochs else None
-    atomic_write_json(row_path, row)
+        row["epoch_seconds"] = [e.get("seconds") for e in epochs]
+    row["val"] = _copy_val_record(run_dir, folder, setting.name)
+    atomic_write_json(folder / SWEEP_FILE, row)
     if log:
-        log(f"{setting.name}: mean F1 {100 * record.mean_f1:.2f}, {speed['fps']:.1f} FPS "
-            f"(train {train_seconds:.0f} s, eval {eval_seconds:.0f} s)")
+        timing = f"train {train_seconds:.0f} s" if trained_here else "weights found on this machine, not retrained"
+        log(f"{setting.name}: mean F1 {100 * record.mean_f1:.2f}"
+            + (f", {speed['fps']:.1f} FPS" if speed else "") + f" ({timing}, eval {eval_seconds:.0f} s)")
     return row
+
+
+def _copy_val_record(run_dir: Path, folder: Path, name: str) -> dict[str, Any] | None:
+    """Copy the run's validation record (written by training) next to the test record, tagged with
+    the setting name; return its summary (mean, head and tail mean F1), or None without one."""
+    from dataclasses import replace
+
+    from lt_faceparse.records import load_record, save_record
+    from lt_faceparse.reporting.leaderboard import head_tail_means
+    from lt_faceparse.taxonomy import get_taxonomy
+
+    path = run_dir / "val" / "record.json"
+    if not path.is_file():
+        return None
+    record = load_record(path)
+    record = replace(record, provenance={**record.provenance, "run": name}, _per_image=record.per_image)
+    save_record(record, folder / "val")
+    head, tail = head_tail_means(record, get_taxonomy(record.taxonomy))
+    return {"split": record.provenance.get("split"), "num_images": record.num_images, "mean_f1": record.mean_f1,
+            "head_mean_f1": head, "tail_mean_f1": tail, "record": str((folder / "val" / "record.json").relative_to(folder))}
 
 
 def run_sweep(config: dict[str, Any], out_dir: str | Path, *, resolutions: Sequence[int] = (),
               backbones: Sequence[str] = (), remedies: Sequence[str] = (), split: str = "test", speed_runs: int = 10,
               n_resamples: int = 1000, runs_dir: str | Path | None = None,
               log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Run every setting of :func:`plan_sweep` (finished ones skipped); return the rows."""
-    from rich.progress import Progress
+    """Run every setting of :func:`plan_sweep` one after the other (settings this machine finished
+    are skipped; each is timed right after its training); return the rows."""
+    from lt_faceparse.reporting.parallel import run_settings
 
     plan = plan_sweep(config, resolutions=resolutions, backbones=backbones, remedies=remedies)
-    rows = []
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-        task = progress.add_task("sweep", total=len(plan))
-        for setting, cfg in plan:
-            progress.update(task, description=f"sweep {setting.name}")
-            rows.append(run_setting(setting, cfg, out_dir, split=split, speed_runs=speed_runs,
-                                    n_resamples=n_resamples, runs_dir=runs_dir, log=log))
-            progress.advance(task)
-    return rows
+    return run_settings(plan, out_dir, workers=1, threads=None, runs_dir=runs_dir, log=log, split=split,
+                        speed_runs=speed_runs, n_resamples=n_resamples)
 
 
 def load_sweep_row(path: str | Path) -> dict[str, Any]:

@@ -95,3 +95,41 @@ def test_paired_requires_same_images():
     a, b = _stats(50, 0), _stats(51, 0)
     with pytest.raises(IncomparableError, match="same images"):
         paired_bootstrap(a, b, TAX, n_resamples=10)
+
+
+def test_group_means_follow_the_mean_f1_rule():
+    s = _stats(300, 6)
+    fg = list(TAX.foreground_ids)
+    ci = bootstrap_ci(s, TAX, n_resamples=300, seed=3, groups={"fg": fg, "tail": [2], "skin": [1]})
+    # a group of all foreground classes is the mean F1, resample by resample
+    assert ci.groups["fg"] == pytest.approx((ci.mean_f1, ci.mean_f1_lower, ci.mean_f1_upper))
+    # a one-class group is that class
+    assert ci.groups["tail"] == pytest.approx((ci.f1[2], ci.lower[2], ci.upper[2]))
+    assert ci.to_dict()["groups"]["skin"]["upper"] == pytest.approx(ci.upper[1])
+    assert "groups" not in bootstrap_ci(s, TAX, n_resamples=20).to_dict()  # records stay unchanged without groups
+
+
+def test_group_mean_skips_undefined_classes():
+    from lt_faceparse.metrics.bootstrap import group_mean_f1
+
+    f1 = np.array([[0.2, np.nan, 0.6], [np.nan, np.nan, np.nan]])
+    assert group_mean_f1(f1, [0, 1, 2]).tolist()[0] == pytest.approx(0.4)
+    assert np.isnan(group_mean_f1(f1, [0, 1, 2])[1])
+    with pytest.raises(ValueError, match="class group"):
+        bootstrap_ci(_stats(10, 0), TAX, n_resamples=5, groups={"bad": [7]})
+
+
+def test_paired_group_deltas():
+    a = _stats(300, 4, quality=0.6)
+    better = PerImageStats(a.gt, a.pred, np.minimum(a.gt, a.pred) - (np.minimum(a.gt, a.pred) - a.inter) // 4,
+                           a.image_ids, a.names)
+    res = paired_bootstrap(a, better, TAX, n_resamples=400, seed=0, groups={"fg": [1, 2], "skin": [1]})
+    fg, skin = res.groups["fg"], res.groups["skin"]
+    assert (fg.delta, fg.lower, fg.upper, fg.p_value) == pytest.approx(
+        (res.mean_delta, res.mean_lower, res.mean_upper, res.mean_p_value))
+    assert (skin.delta, skin.lower, skin.upper, skin.p_value) == pytest.approx(
+        (res.delta[1], res.lower[1], res.upper[1], res.p_value[1]))
+    assert skin.significant and skin.delta > 0
+    assert res.to_frame()["class_name"].tolist()[-2:] == ["group:fg", "group:skin"]
+    same = paired_bootstrap(a, a, TAX, n_resamples=100, groups={"fg": [1, 2]})
+    assert same.groups["fg"].p_value == pytest.approx(1.0) and not same.groups["fg"].significant

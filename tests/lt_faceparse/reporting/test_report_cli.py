@@ -57,3 +57,16 @@ def test_leaderboard_command_errors_name_the_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", "--results", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "no result records" in capsys.readouterr().err
+
+
+def test_benchmark_command_gpu_plan_needs_cuda(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the gpu plan would run")
+    assert main(["benchmark", "--device", "cuda", "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "plan 'gpu'" in err and "CUDA" in err
+    assert not (tmp_path / "c").exists()  # refused before generating anything
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--plan", "huge"])

@@ -83,6 +83,11 @@ def test_config_fingerprint_ignores_location_but_not_training_settings():
     assert config_fingerprint(moved) == config_fingerprint(cfg)
     longer = load_config("synth_tiny", ["optim.epochs=99"])
     assert config_fingerprint(longer) != config_fingerprint(cfg)
+    # the same data folder in another cache (a fresh clone, another user) keeps the fingerprint; other data does not
+    here = load_config("synth_tiny", ["data.root=/home/a/.cache/synthface-celebamask-hq-n240-s96-seed0-7ad80a43"])
+    there = load_config("synth_tiny", ["data.root=/root/cache/synthface-celebamask-hq-n240-s96-seed0-7ad80a43"])
+    other = load_config("synth_tiny", ["data.root=/root/cache/synthface-celebamask-hq-n999-s96-seed0-7ad80a43"])
+    assert config_fingerprint(here) == config_fingerprint(there) != config_fingerprint(other)
 
 
 def test_load_sweep_row_names_the_file(tmp_path):
