@@ -15,7 +15,10 @@ class CEDiceLoss(nn.Module):
     CE: unweighted mean over the labelled pixels. Dice: softmax probabilities p, one-hot targets t,
     per class c summed over the whole batch, ``1 - (2 sum(p t) + eps) / (sum(p^2) + sum(t^2) + eps)``
     with eps = 1e-5, averaged over all K classes (background included). Pixels labelled
-    ``ignore_index`` count in neither term.
+    ``ignore_index`` count in neither term; with no labelled pixel at all, CE contributes 0.
+
+    Nothing is read back to the host (no synchronisation with an accelerator): the "no labelled
+    pixel" case is selected on the device.
     """
 
     def __init__(self, ce_weight: float = 0.5, dice_weight: float = 0.5, ignore_index: int = IGNORE_INDEX,
@@ -29,10 +32,8 @@ class CEDiceLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         valid = target != self.ignore_index  # B x H x W
-        if valid.any():
-            ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index)
-        else:
-            ce = logits.sum() * 0.0  # no labelled pixel: no CE signal (mean over nothing)
+        ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index)  # NaN (0 / 0) without labels
+        ce = torch.where(valid.any(), ce, torch.zeros_like(ce))  # no labelled pixel: no CE signal
         return self.ce_weight * ce + self.dice_weight * self.dice(logits, target, valid)
 
     def dice(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
