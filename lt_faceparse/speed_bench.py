@@ -97,7 +97,7 @@ def run_train_bench(settings: BenchSettings, *, sections: Sequence[str] = ("trai
         dataset = build_dataset("celebamask-hq", root, "all", resolution=s.train_resolution)
         workers = auto_num_workers()
         item = per_item_ms(dataset, items=min(len(dataset), 64))
-        loading = loader_images_per_s(dataset, s.train_batch, workers, pin_memory=torch.device(s.device).type == "cuda")
+        loading = loader_images_per_s(dataset, s.train_batch, workers, device=s.device)
         out["loading"] = {"per_item": item, "loader": loading}
         e2e = train_end_to_end(root, Path(tempfile.mkdtemp(prefix="e2e-", dir=s.cache)), backbone=s.e2e_backbone,
                                device=s.device, resolution=s.train_resolution, batch_size=s.train_batch,
@@ -114,7 +114,7 @@ def run_train_bench(settings: BenchSettings, *, sections: Sequence[str] = ("trai
             f"{16 * per_worker:.0f} images/s. The training loader with {workers} workers measured "
             f"{loading['images_per_s']:.1f} images/s (median of {len(loading['epoch_rates'])} epochs after a first "
             f"one, batch {s.train_batch}, persistent workers, prefetch, collate"
-            f"{', pinned memory' if loading['pin_memory'] else ''}).",
+            f"{', pinned memory, copied to the GPU' if torch.device(s.device).type == 'cuda' else ''}).",
             "",
             format_end_to_end(e2e, model_only),
         ]))

@@ -41,24 +41,27 @@ def per_item_ms(dataset: Dataset, *, items: int | None = None, rounds: int = 3) 
 
 
 def loader_images_per_s(dataset: Dataset, batch_size: int, num_workers: int, *, epochs: int = 2,
-                        pin_memory: bool = False, seed: int = 0) -> dict[str, Any]:
+                        device: str = "cpu", seed: int = 0) -> dict[str, Any]:
     """Images per second the training loader yields, over ``epochs`` timed epochs after an untimed first one.
 
     The timed span of an epoch starts at its ``iter()`` (the loader's restart between epochs included)
-    and ends at its last batch; nothing consumes the batches but the loop itself.
+    and ends at its last batch (on CUDA: on the GPU, the device synchronised); nothing consumes the
+    batches but the loop itself.
     """
     seeded = EpochSeededDataset(dataset, seed)
     sampler = ResumableDistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed)
-    loader = EpochLoader(seeded, sampler, batch_size, num_workers=num_workers, seed=seed, pin_memory=pin_memory)
+    loader = EpochLoader(seeded, sampler, batch_size, num_workers=num_workers, seed=seed, device=torch.device(device))
     rates = []
     try:
         for epoch in range(epochs + 1):
             start, images = time.perf_counter(), 0
             for batch in loader.epoch(epoch):
                 images += len(batch)
+            if loader.device.type == "cuda":
+                torch.cuda.synchronize(loader.device)
             if epoch:
                 rates.append(images / (time.perf_counter() - start))
     finally:
         loader.close()
     return {"num_workers": num_workers, "batch_size": batch_size, "images_per_epoch": images,
-            "images_per_s": statistics.median(rates), "epoch_rates": rates, "pin_memory": pin_memory}
+            "images_per_s": statistics.median(rates), "epoch_rates": rates, "device": device}

@@ -229,7 +229,7 @@ class _Trainer:
         if self._train_loader is None:  # one loader per run: its workers persist across epochs
             self._train_loader = EpochLoader(seeded, sampler, self.per_gpu, num_workers=self.num_workers,
                                              seed=worker_seed(self.config["seed"], 0, self.info.rank),
-                                             pin_memory=self.info.device.type == "cuda")
+                                             device=self.info.device)
         batches = self._train_loader.epoch(epoch, skip=start_step * self.per_gpu * self.accumulation)
         self.net.train()
         progress.start_epoch(epoch, n_steps, start_step)

@@ -25,7 +25,7 @@ def _epochs(num_workers: int, epochs=(0, 1, 2), skip: int = 0) -> list[list[tupl
     data = _Noisy(12, size=4)
     seeded = EpochSeededDataset(data, seed=7)
     sampler = ResumableDistributedSampler(data, num_replicas=1, rank=0, shuffle=True, seed=7)
-    loader = EpochLoader(seeded, sampler, 4, num_workers=num_workers, seed=0, pin_memory=False)
+    loader = EpochLoader(seeded, sampler, 4, num_workers=num_workers, seed=0, device=torch.device("cpu"))
     out = []
     try:
         for epoch in epochs:
@@ -64,7 +64,7 @@ def test_close_stops_the_workers():
     data = MemoryFaces(8, size=4)
     seeded = EpochSeededDataset(data, seed=0)
     sampler = ResumableDistributedSampler(data, num_replicas=1, rank=0, shuffle=False, seed=0)
-    loader = EpochLoader(seeded, sampler, 2, num_workers=2, seed=0, pin_memory=False)
+    loader = EpochLoader(seeded, sampler, 2, num_workers=2, seed=0, device=torch.device("cpu"))
     list(loader.epoch(0))
     assert loader.loader.persistent_workers and len(multiprocessing.active_children()) >= 2
     loader.close()
