@@ -40,7 +40,8 @@ class CEDiceLoss(nn.Module):
         k = logits.shape[1]
         mask = valid.unsqueeze(1).to(logits.dtype)  # B x 1 x H x W
         probs = logits.softmax(dim=1) * mask
-        onehot = F.one_hot(torch.where(valid, target, 0), k).permute(0, 3, 1, 2).to(logits.dtype) * mask
+        classes = torch.arange(k, device=target.device)
+        onehot = (target.unsqueeze(-1) == classes).permute(0, 3, 1, 2).to(logits.dtype) * mask  # B x K x H x W
         dims = (0, 2, 3)
         inter = (probs * onehot).sum(dims)
         denom = (probs * probs).sum(dims) + onehot.sum(dims)  # t is 0/1: sum(t^2) = sum(t)

@@ -108,3 +108,34 @@ def test_formulation_is_not_part_of_the_weights(model):
         model.formulation = "auto"
     assert keys == set(model.state_dict())
     assert not any("formulation" in k for k in keys)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_traced_and_functionalised_for_compile_each_formulation_equals_literal(name):
+    """torch.compile's graph capture (Dynamo + AOTAutograd, without Inductor's code generation): the
+    formulations trace (caches bypassed, in-place steps functionalised) and still compute the function."""
+    torch.manual_seed(0)
+    model = SegFace("timm/test_resnet", num_classes=5, dim=32)
+    x = torch.randn(2, 3, 64, 64)
+    target = torch.randint(0, 5, (2, 64, 64))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    results = []
+    for formulation, compiled in (("literal", False), (name, True)):
+        model.load_state_dict(state)
+        model.zero_grad()
+        model.formulation = formulation
+        forward = torch.compile(model, backend="aot_eager", fullgraph=True) if compiled else model
+        loss = model.loss(forward(x), target)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+        model.eval()
+        with torch.no_grad():
+            results[-1] += (forward(x),)
+        model.train()
+    model.formulation = "auto"
+    (loss_a, grads_a, eval_a), (loss_b, grads_b, eval_b) = results
+    torch.testing.assert_close(loss_b, loss_a, rtol=1e-5, atol=0)
+    torch.testing.assert_close(eval_b, eval_a, rtol=1e-5, atol=1e-5 * eval_a.abs().max().item())
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5 * max(a.abs().max().item(), 1e-3))
