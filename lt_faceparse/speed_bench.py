@@ -4,8 +4,8 @@ formulation in training and inference, and ``train`` end to end against the mode
 Sections, all in one process:
 
 (a) training step (:func:`lt_faceparse.speed_training.training_step_rows`), per backbone;
-(b) inference (:func:`lt_faceparse.speed_segface.inference_ratio_rows`): batch 16 bf16 and batch-1 fp32,
-    default eager and default compiled against literal eager;
+(b) inference (:func:`lt_faceparse.speed_segface.inference_ratio_rows`): batch 16 bf16 (default eager)
+    and batch 1 fp32 (default eager and with the compile option) against literal eager;
 (c) data loading and ``train`` end to end: one worker's time per image
     (:func:`lt_faceparse.speed_loading.per_item_ms`), the training loader's rate with the default
     workers (:func:`lt_faceparse.speed_loading.loader_images_per_s`), and the engine's images/s
@@ -17,13 +17,13 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from lt_faceparse.data.build import auto_num_workers, build_dataset
 from lt_faceparse.speed_loading import loader_images_per_s, per_item_ms
-from lt_faceparse.speed_segface import format_ratio_rows, inference_ratio_rows
+from lt_faceparse.speed_segface import INFERENCE_COMPARISONS, format_ratio_rows, inference_ratio_rows
 from lt_faceparse.speed_training import (format_end_to_end, format_step_rows, synthface_celebamask,
                                          train_end_to_end, training_step_rows)
 
@@ -44,7 +44,7 @@ class BenchSettings:
     inference_backbones: Sequence[str] = ("mobilenet",)
     inference_resolution: int = 512
     inference_runs: int = 5
-    inference_comparisons: Sequence[tuple[int, str]] = ((16, "bf16"), (1, "fp32"))
+    inference_comparisons: Sequence[tuple[int, str, bool]] = INFERENCE_COMPARISONS
     e2e_backbone: str = "mobilenet"
     e2e_images: int = 64
     e2e_epochs: int = 2
@@ -64,19 +64,22 @@ class BenchSettings:
 
 
 def run_train_bench(settings: BenchSettings, *, sections: Sequence[str] = ("train", "inference", "end_to_end"),
-                    echo=print) -> dict[str, Any]:
-    """Measure the ``sections`` asked for; ``echo`` gets each section's Markdown as soon as it is done.
+                    on_section: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Measure the ``sections`` asked for, in the order (a), (b), (c).
 
-    Returns ``{"train": rows, "inference": rows, "loading": {...}, "end_to_end": {...}, "markdown": text}``.
+    Returns ``{"train": rows, "inference": rows, "loading": {...}, "end_to_end": {...}, "markdown": text}``;
+    ``on_section(markdown, results so far)`` is called as each section is done (so that a run cut
+    short still leaves what it measured).
     """
     s = settings
     out: dict[str, Any] = {}
     text: list[str] = []
 
     def emit(title: str, body: str) -> None:
-        block = f"## {title}\n\n{body}\n"
-        text.append(block)
-        echo(block)
+        text.append(f"## {title}\n\n{body}\n")
+        out["markdown"] = "\n".join(text)
+        if on_section is not None:
+            on_section(text[-1], out)
 
     train_rows: list[dict[str, Any]] = []
     if "train" in sections or "end_to_end" in sections:
@@ -118,5 +121,4 @@ def run_train_bench(settings: BenchSettings, *, sections: Sequence[str] = ("trai
             "",
             format_end_to_end(e2e, model_only),
         ]))
-    out["markdown"] = "\n".join(text)
     return out

@@ -113,7 +113,8 @@ def interleaved_speed(models: Sequence[tuple[dict[str, Any], nn.Module]], resolu
     return rows
 
 
-INFERENCE_COMPARISONS = ((16, "bf16"), (1, "fp32"))  # (batch, dtype): the settings of issue 12's acceptance
+# (batch, dtype, with the compile option): issue 12's acceptance settings, batch 16 eager, batch 1 compiled
+INFERENCE_COMPARISONS = ((16, "bf16", False), (1, "fp32", True))
 
 
 def inference_ratio_rows(
@@ -121,20 +122,20 @@ def inference_ratio_rows(
     *,
     device: str = "cpu",
     resolution: int = 512,
-    comparisons: Sequence[tuple[int, str]] = INFERENCE_COMPARISONS,
+    comparisons: Sequence[tuple[int, str, bool]] = INFERENCE_COMPARISONS,
     num_classes: int = 19,
     rounds: int = 3,
     runs: int = 10,
     warmup: int = 2,
-    compile: bool = True,
 ) -> list[dict[str, Any]]:
-    """SegFace inference, default path against the literal formulation, per backbone and (batch, dtype).
+    """SegFace inference, default path against the literal formulation, per backbone and comparison
+    ``(batch, dtype, compiled)``.
 
     Settings, timed in interleaved rounds (:func:`interleaved_speed`): ``literal eager`` (the
     paper's formulation, plain PyTorch), ``default eager`` (formulation ``auto``, as ``FaceParser``
     runs by default) and ``default compiled`` (the same model under the compile option,
     ``FaceParser(compile=True)``: CUDA graphs on CUDA; compiled in the first round's warm-up, which
-    is not timed; ``compile=False`` leaves this row out). Each row gets ``setting`` and
+    is not timed; only where the comparison's ``compiled`` is true). Each row gets ``setting`` and
     ``ratio_to_literal`` (its median / the literal eager median of the same backbone, batch and
     dtype; below 1 is faster). ``compiled`` says whether the compiled path was still in use after
     timing (it falls back to eager on failure).
@@ -149,11 +150,11 @@ def inference_ratio_rows(
         compiled = CompiledOrEager(default, mode)
         base = {"model": "segface", "backbone": backbone}
         auto = _resolved({"formulation": "auto"}, device)["formulation"]
-        for batch_size, dtype in comparisons:
+        for batch_size, dtype, with_compiled in comparisons:
             models = [({**base, "formulation": "literal", "setting": "literal eager"}, literal),
                       ({**base, "formulation": auto, "setting": "default eager"}, default),
                       ({**base, "formulation": auto, "setting": f"default compiled ({mode})"}, compiled)]
-            timed = interleaved_speed(models[:3 if compile else 2], resolution, batch_size, device, dtype,
+            timed = interleaved_speed(models[:3 if with_compiled else 2], resolution, batch_size, device, dtype,
                                       rounds=rounds, runs=runs, warmup=[warmup, warmup, warmup + 3], flops=False)
             reference = timed[0]["latency_ms_median"]
             for row in timed:

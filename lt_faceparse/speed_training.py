@@ -143,8 +143,7 @@ def training_step_rows(
                 "kind": "train_step", "model": "segface", "backbone": backbone, "setting": s.name,
                 "formulation": s.model.formulation_for(images).name if s.name != "literal" else "literal",
                 "compile": s.forward.mode if s.forward.compiled else False,
-                "optimizer": "AdamW fused" if is_fused(s.optimizer) else (
-                    "AdamW foreach" if s.optimizer.defaults.get("foreach") else "AdamW (torch default)"),
+                "optimizer": "AdamW fused" if is_fused(s.optimizer) else "AdamW (torch default)",
                 "channels_last": s.channels_last, "resolution": resolution, "batch_size": batch_size,
                 "precision": precision if amp is not None else "fp32", "device": dev.type,
                 "device_name": device_name(dev), "num_threads": torch.get_num_threads(),

@@ -61,13 +61,20 @@ def main(argv: list[str] | None = None) -> int:
         prefer_huge_pages()  # before the first tensor is allocated
     torch.set_num_threads(args.threads)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    result = _train_bench(args, devices[0]) if args.train else _inference_table(args, devices)
-    if args.json:
-        atomic_write_text(Path(args.json), json.dumps(result, indent=2, default=str) + "\n")
+    if args.train:
+        _train_bench(args, devices[0])
+    else:
+        rows = _inference_table(args, devices)
+        if args.json:
+            _write_json(args.json, rows)
     return 0
 
 
-def _train_bench(args: argparse.Namespace, device: str) -> dict:
+def _write_json(path: str, result: object) -> None:
+    atomic_write_text(Path(path), json.dumps(result, indent=2, default=str) + "\n")
+
+
+def _train_bench(args: argparse.Namespace, device: str) -> None:
     from lt_faceparse.speed_bench import BenchSettings, run_train_bench
 
     given = {
@@ -79,7 +86,13 @@ def _train_bench(args: argparse.Namespace, device: str) -> dict:
     settings = BenchSettings.for_device(device, rounds=args.rounds, channels_last=args.channels_last,
                                         **{k: v for k, v in given.items() if v is not None})
     sections = args.only or ("train", "inference", "end_to_end")
-    return run_train_bench(settings, sections=sections, echo=lambda block: print(block, flush=True))
+
+    def on_section(markdown: str, results: dict) -> None:
+        print(markdown, flush=True)
+        if args.json:  # rewritten after every section: a run cut short keeps what it measured
+            _write_json(args.json, results)
+
+    run_train_bench(settings, sections=sections, on_section=on_section)
 
 
 def _inference_table(args: argparse.Namespace, devices: list[str]) -> list[dict]:

@@ -25,10 +25,10 @@ Attention with many keys (token-to-face) runs the SDPA kernel in every formulati
 
 :func:`choose_formulation` picks one per device and autograd state (``SegFace.formulation =
 "auto"``, the default): the CPU gets ``cpu`` for inference and training (its banded head keeps
-temporaries in the core's cache; measured faster on a 2-core CPU for a training step too, see
-DESIGN.md); CUDA and every other accelerator get ``gpu``: the banded head's hundreds of small
-products and slice writes (``CopySlices`` in backward) are launch-bound there, the fused attention
-kernels are not.
+temporaries in the core's cache; measured fastest on a 2-core CPU for a training step too: 0.72x
+``literal``, ``gpu`` 1.06x ``cpu``); CUDA and every other accelerator get ``gpu``: the banded head's
+many small products and slice writes (``CopySlices`` in backward) are launch-bound there, the fused
+attention kernels are not.
 """
 
 from __future__ import annotations
@@ -58,12 +58,13 @@ CHOICES = ("auto", *FORMULATIONS)
 
 
 def choose_formulation(device: torch.device, grad: bool) -> Formulation:
-    """The fastest exact formulation for ``device`` with (``grad``) or without gradients.
+    """The fastest exact formulation for ``device``, with (``grad``) or without gradients.
 
-    CPU -> ``cpu`` and any accelerator -> ``gpu``, with or without gradients (the measurements
-    behind this table are in DESIGN.md, "SegFace formulations").
+    CPU -> ``cpu``, any accelerator -> ``gpu``, in both autograd states: on the CPU ``cpu`` measured
+    fastest for inference and for a training step (DESIGN.md, "SegFace formulations";
+    ``reports/cpu-speed/``). ``grad`` changes what a formulation may cache, not which one runs:
+    its cached constants are recomputed while gradients flow (:func:`segface.cache.caching_allowed`).
     """
-    del grad  # measured: the same choice with and without gradients on both devices
     return CPU if device.type == "cpu" else GPU
 
 

@@ -27,6 +27,7 @@ forward (not lazily at the first backward), so its failures are caught at the sa
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
@@ -83,7 +84,7 @@ class CompiledOrEager(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self._compiled is not None:
             try:
-                with torch._functorch.config.patch(force_non_lazy_backward_lowering=True):
+                with _backward_compiled_with_forward():
                     return self._compiled(*args, **kwargs)
             except torch._dynamo.exc.TorchDynamoException as err:
                 cause = getattr(err, "inner_exception", None) or err.__cause__ or err
@@ -93,3 +94,12 @@ class CompiledOrEager(nn.Module):
                               RuntimeWarning, stacklevel=2)
                 self.__dict__["_compiled"] = None
         return self.module(*args, **kwargs)
+
+
+def _backward_compiled_with_forward() -> contextlib.AbstractContextManager:
+    """AOTAutograd compiles the backward graph at the forward's compilation (where torch has the switch;
+    older versions compile it lazily, and a backward failure then surfaces at ``backward()``)."""
+    config = torch._functorch.config
+    if hasattr(config, "force_non_lazy_backward_lowering"):
+        return config.patch(force_non_lazy_backward_lowering=True)
+    return contextlib.nullcontext()

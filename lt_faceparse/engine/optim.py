@@ -2,8 +2,10 @@
 
 On CUDA, AdamW runs ``fused=True`` (one kernel for every parameter; it also takes a ``found_inf``
 flag on the device and skips the whole update when it is set, without a host round trip). Elsewhere
-it runs ``foreach=True`` (multi-tensor ops), which on the CPU gives bit-for-bit the result of torch's
-default per-tensor loop, so CPU training is unchanged.
+it runs torch's default implementation: on the CPU the per-tensor loop, so CPU training is unchanged.
+(``foreach=True`` gives the CPU the same bits but measured slower on this project's 2-core CPU: 34
+vs 31 ms per step over SegFace-MobileNetV3's parameters, median of 21 interleaved rounds; the fused
+CPU kernel rounds differently.)
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import torch
 
 def use_fused(device: torch.device) -> bool:
     """Whether AdamW runs fused on ``device`` (CUDA only: on the CPU the fused kernel's rounding differs
-    from the reference loop, so CPU runs keep today's numbers)."""
+    from the reference loop, so CPU runs keep their numbers)."""
     return device.type == "cuda"
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], optim: dict[str, Any],
                     device: torch.device) -> torch.optim.AdamW:
     """AdamW over ``params`` with the ``optim`` config section's lr, betas and weight decay."""
-    implementation = {"fused": True} if use_fused(device) else {"foreach": True}
+    implementation = {"fused": True} if use_fused(device) else {}
     return torch.optim.AdamW(params, lr=optim["lr"], betas=tuple(optim["betas"]),
                              weight_decay=optim["weight_decay"], **implementation)
 

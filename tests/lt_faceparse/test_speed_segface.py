@@ -55,8 +55,8 @@ def test_sections_add_up_to_the_whole_pass():
 
 
 def test_inference_ratios_are_against_literal_eager_of_the_same_batch_and_dtype():
-    rows = inference_ratio_rows(["mobilenet"], device="cpu", resolution=64, comparisons=[(2, "fp32")],
-                                rounds=2, runs=1, warmup=0, compile=False)
+    rows = inference_ratio_rows(["mobilenet"], device="cpu", resolution=64, comparisons=[(2, "fp32", False)],
+                                rounds=2, runs=1, warmup=0)
     assert [(r["setting"], r["formulation"]) for r in rows] == [("literal eager", "literal"),
                                                                  ("default eager", "auto (cpu)")]
     assert all(r["batch_size"] == 2 and r["dtype"] == "fp32" for r in rows)
@@ -71,7 +71,7 @@ def test_inference_ratios_time_the_compile_option(monkeypatch):
     from lt_faceparse.engine import compile as compile_module
 
     monkeypatch.setattr(compile_module.torch, "compile", lambda module, mode=None: module)  # the wiring, not Inductor
-    rows = inference_ratio_rows(["mobilenet"], device="cpu", resolution=64, comparisons=[(1, "fp32")],
+    rows = inference_ratio_rows(["mobilenet"], device="cpu", resolution=64, comparisons=[(1, "fp32", True)],
                                 rounds=1, runs=1, warmup=0)
     compiled = rows[2]
     assert compiled["setting"] == "default compiled (default)"  # Inductor's default mode on the CPU

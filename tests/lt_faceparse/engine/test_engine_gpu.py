@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_channels_last_training_on_cuda(tmp_path, precision):
     config = tiny_config(tmp_path / "run", device="cuda", precision=precision, channels_last=True,
-                         grad_clip=1.0, optim={"epochs": 3})
+                         grad_clip=1.0, optim={"epochs": 3}, compile=False)  # compile: see the default-path test
     run = train(config, train_dataset=MemoryFaces(32), val_dataset=MemoryFaces(7, split="val", seed=1))
     log = read_log(run / "log.jsonl")
     assert log[0]["device"].startswith("cuda")
@@ -31,7 +31,7 @@ def test_mixed_precision_channels_last_training_on_cuda(tmp_path, precision):
 
 
 def test_cuda_resume_restores_cuda_rng(tmp_path):
-    sections = dict(device="cuda", optim={"epochs": 2}, checkpoint={"every_steps": 1, "keep_last": 10})
+    sections = dict(device="cuda", optim={"epochs": 2}, checkpoint={"every_steps": 1, "keep_last": 10}, compile=False)
     train(tiny_config(tmp_path / "run", **sections), train_dataset=MemoryFaces(32))
     state = load_checkpoint(list_checkpoints(tmp_path / "run")[0])
     assert len(state["rng"][0]["cuda"]) == torch.cuda.device_count()
@@ -83,7 +83,7 @@ def test_cuda_nan_loss_is_skipped_on_the_device_and_stops_the_run(tmp_path):
     register_model("tiny_nan_at_test", _NaNAt, overwrite=True)
     config = tiny_config(tmp_path / "run", device="cuda", model={"name": "tiny_nan_at_test",
                                                                   "kwargs": {"width": 8, "nan_at": 5}},
-                         optim={"epochs": 3}, log_every=3, checkpoint={"every_steps": 0, "keep_last": 5})
+                         optim={"epochs": 3}, log_every=3, checkpoint={"every_steps": 0, "keep_last": 5}, compile=False)
     with pytest.raises(TrainingDiverged, match=r"global step 5\); the update was skipped on the device"):
         train(config, train_dataset=MemoryFaces(32))
     state = load_checkpoint(list_checkpoints(tmp_path / "run")[-1])

@@ -72,7 +72,7 @@ def test_deferred_reads_log_the_same_values_as_reads_every_step(tmp_path, monkey
     for event in ("step", "epoch"):
         a, b = ([r for r in log if r["event"] == event] for log in logs)
         assert [r["step"] for r in a] == [r["step"] for r in b] == ([2, 4, 6, 8] if event == "step" else [4, 8])
-        # fused and foreach AdamW round differently; the values and the epoch means over all 4 steps agree
+        # fused AdamW and the default loop round differently; the values and the epoch means over all 4 steps agree
         assert [r["loss"] for r in b] == pytest.approx([r["loss"] for r in a], rel=1e-4)
     assert all(r["images_per_s"] > 0 for r in logs[1] if r["event"] == "step")
 
