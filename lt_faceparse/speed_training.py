@@ -109,6 +109,18 @@ def training_step_rows(
     dev = torch.device(device)
     amp = DTYPES[precision] if dev.type == "cuda" and precision != "fp32" else None
     scaler = torch.amp.GradScaler(dev.type, enabled=False)
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = dev.type == "cuda"  # as `train` runs on CUDA (unless deterministic)
+    try:
+        return _time_steps(backbones, dev, resolution, batch_size, amp, scaler, channels_last, num_classes,
+                           rounds, steps, warmup, precision)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+
+
+def _time_steps(backbones: Sequence[str], dev: torch.device, resolution: int, batch_size: int,
+                amp: torch.dtype | None, scaler: torch.amp.GradScaler, channels_last: bool, num_classes: int,
+                rounds: int, steps: int, warmup: int, precision: str) -> list[dict[str, Any]]:
     names = ["literal", "default"]
     if resolve_compile("auto", dev, training=True) is not None:
         names.append("default eager")
