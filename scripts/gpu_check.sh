@@ -4,7 +4,7 @@
 #      (values, gradients), fused attention kernels, no host synchronisation in a training step,
 #      compiled training and CUDA-graph parsing equal eager, the default CUDA training path (compiled,
 #      fused AdamW, deferred reads, NaN skip), mixed precision, the confusion matrix, the speed harness;
-#   2. scripts/bench_segface.py --devices cuda --train (issue 12's measurements, one process):
+#   2. scripts/bench_segface.py --devices cuda --train (issue 12's measurements, one process, in the order a, c, b):
 #      (a) training step, default path vs literal formulation, MobileNetV3-L and Swin-B, bf16, batch 8, 512 px;
 #      (b) inference vs literal eager: batch 16 bf16 (default path), batch 1 fp32 (with the compile option);
 #      (c) one loader worker's time per image, the loader's rate, and `train` end to end on SynthFace-LT in
@@ -14,7 +14,7 @@
 #      scripts/bench_metrics.py;
 #   4. with budget left: the speed harness (lt-faceparse speed) in bf16 for every SegFace backbone, the Swin-B
 #      resolution sweep, the baselines; then one table of every measurement.
-# Every step has its own time limit (STEP_TIMEOUT seconds, default 150; the --train bench 330) and, with
+# Every step has its own time limit (STEP_TIMEOUT seconds, default 150; the --train bench 420) and, with
 # BUDGET seconds set, no step runs past BUDGET - 30 s after the start (later steps are skipped and say so),
 # so that the summary is always written inside a lease. Outputs (8 files, so that all come back):
 #   $OUT/env.txt, gpu_tests.txt, bench_train.txt, bench_train.json, bench_log.txt, speed_log.txt, speed.md,
@@ -28,7 +28,7 @@ OUT="${OUT:-gpu_check_out}"
 DEVICE="${DEVICE:-cuda}"
 RUNS="${RUNS:-50}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-150}"
-TRAIN_BENCH_TIMEOUT="${TRAIN_BENCH_TIMEOUT:-330}"
+TRAIN_BENCH_TIMEOUT="${TRAIN_BENCH_TIMEOUT:-420}"
 QUICK="${QUICK:-}"
 if [ "$DEVICE" = cuda ]; then BUDGET="${BUDGET:-570}"; else BUDGET="${BUDGET:-0}"; fi
 mkdir -p "$OUT"

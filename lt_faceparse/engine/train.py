@@ -178,7 +178,7 @@ class _Trainer:
         if self.config["sync_bn"] and self.info.distributed:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.info.device)
-        if self.config["channels_last"] and self.info.device.type == "cuda":
+        if self.config["channels_last"]:
             model.to(memory_format=torch.channels_last)
         return model, dict(model.build_kwargs)
 
@@ -270,7 +270,7 @@ class _Trainer:
         for micro in range(self.accumulation):
             batch = next(batches).to(self.info.device, non_blocking=True)
             images = batch.images
-            if self.config["channels_last"] and self.info.device.type == "cuda":
+            if self.config["channels_last"]:
                 images = images.contiguous(memory_format=torch.channels_last)
             last = micro == self.accumulation - 1
             sync = contextlib.nullcontext() if last or not self.info.distributed else self.net.no_sync()

@@ -137,3 +137,22 @@ def test_formulation_setting_reaches_the_model_and_only_models_that_have_one(tmp
     assert _Formulated.seen and set(_Formulated.seen) == {"literal"}
     with pytest.raises(ConfigError, match="formulation='gpu': model 'tiny' has only one"):
         train(tiny_config(tmp_path / "b", formulation="gpu"), train_dataset=MemoryFaces(8))
+
+
+class _SeesLayout(TinyParser):
+    """TinyParser recording whether its input batches arrive in channels-last memory."""
+
+    seen: list[bool] = []
+
+    def forward(self, images):
+        _SeesLayout.seen.append(images.is_contiguous(memory_format=torch.channels_last) and images.shape[1] > 1)
+        return super().forward(images)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channels_last_applies_on_the_cpu_too(tmp_path, channels_last):
+    register_model("tiny_layout_test", _SeesLayout, overwrite=True)
+    _SeesLayout.seen = []
+    train(tiny_config(tmp_path / "run", model={"name": "tiny_layout_test", "kwargs": {}}, optim={"epochs": 1},
+                      channels_last=channels_last), train_dataset=MemoryFaces(8))
+    assert _SeesLayout.seen and set(_SeesLayout.seen) == {channels_last}
