@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 
 from lt_faceparse.atomic import atomic_write_json, read_json
+from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.runtime import huge_pages_setting
 
 SPEED_SCHEMA_VERSION = 1
@@ -130,7 +131,7 @@ def measure_speed(
     batch_size: int,
     device: str | torch.device = "cpu",
     dtype: str = "fp32",
-    compile: bool = False,
+    compile: bool | str = False,
     warmup: int = 3,
     runs: int = 10,
     *,
@@ -139,6 +140,8 @@ def measure_speed(
 ) -> dict[str, Any]:
     """Time ``model`` on random ``batch_size x 3 x resolution x resolution`` inputs.
 
+    ``compile``: a setting of :mod:`lt_faceparse.engine.compile` (True: CUDA graphs on CUDA,
+    Inductor's default mode on the CPU); the record's ``compile`` says the mode used, or False.
     Returns a JSON-ready dict with latency (median, p25, p75, IQR in ms), ``images_per_s``/``fps``,
     ``params``, ``flops``/``gflops`` (per image), ``peak_memory_mb``, the settings, the device and
     the conventions. ``info`` (e.g. ``{"model": "segface", "backbone": "mobilenet_v3"}``) is copied
@@ -155,7 +158,8 @@ def measure_speed(
     model = model.to(device).eval()
     params = count_parameters(model)
     num_flops = count_flops(model, resolution, device=device) if flops else None
-    runner = torch.compile(model) if compile else model
+    mode = resolve_compile(compile, device, training=False)
+    runner = CompiledOrEager(model, mode)
     images = _example_input(resolution, batch_size, device)
 
     times: list[float] = []
@@ -185,7 +189,7 @@ def measure_speed(
         "device": device.type,
         "device_name": device_name(device),
         "dtype": dtype,
-        "compile": bool(compile),
+        "compile": mode if runner.compiled else False,
         "warmup": int(warmup),
         "runs": int(runs),
         "latency_ms_median": median,
@@ -272,7 +276,7 @@ def speed_sweep(
     *,
     device: str = "cpu",
     dtype: str = "fp32",
-    compile: bool = False,
+    compile: bool | str = False,
     warmup: int = 3,
     runs: int = 10,
     info: dict[str, Any] | None = None,

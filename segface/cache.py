@@ -25,11 +25,20 @@ def caching_allowed(sources: Sequence[torch.Tensor]) -> bool:
     return not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
 
 
+def autocast_state(sources: Sequence[torch.Tensor]) -> tuple[bool, torch.dtype | None]:
+    """(enabled, dtype) of autocast for the device type of ``sources`` (dtype None when off)."""
+    device_type = sources[0].device.type if sources else "cpu"
+    if not torch.is_autocast_enabled(device_type):
+        return False, None
+    return True, torch.get_autocast_dtype(device_type)
+
+
 class DerivedCache:
     """A few tensors computed from ``sources``, kept while none of them changes.
 
     ``get(key, sources, compute)`` returns ``compute()``, computed without gradient and cached under
-    ``key`` plus the sources' stamps (:func:`tensor_stamp`) and the inference-mode flag; the
+    ``key`` plus the sources' stamps (:func:`tensor_stamp`), the inference-mode flag and the autocast
+    state of the sources' device (a product computed under bf16 autocast is a bf16 tensor); the
     sources are held, so their storage cannot be reused by another tensor while an entry refers to
     it. Where caching is not allowed (:func:`caching_allowed`) it just returns ``compute()``.
     """
@@ -41,7 +50,7 @@ class DerivedCache:
     def get(self, key: Hashable, sources: Sequence[torch.Tensor], compute: Callable[[], Any]) -> Any:
         if not caching_allowed(sources):
             return compute()
-        full_key = (key, *map(tensor_stamp, sources), torch.is_inference_mode_enabled())
+        full_key = (key, *map(tensor_stamp, sources), torch.is_inference_mode_enabled(), autocast_state(sources))
         entry = self._entries.get(full_key)
         if entry is None:
             with torch.no_grad():

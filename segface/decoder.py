@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from segface.formulation import LITERAL, Formulation
 from segface.transformer import TwoWayTransformer
 
 
@@ -66,20 +67,21 @@ class SegFaceDecoder(nn.Module):
 
     def forward(
         self, faces: torch.Tensor, face_pe: torch.Tensor, attn: list[torch.Tensor] | None = None,
-        literal: bool = False,
+        formulation: Formulation = LITERAL,
     ) -> torch.Tensor:
         """faces: B x D x h x w, face_pe: D x h x w -> logits B x K x 4h x 4w.
 
-        ``literal``: run the transposed convolutions and the per-pixel product as written; the
-        default computes the same numbers as sub-pixel matrix products (see :func:`subpixel_head`).
+        The output head runs the transposed convolutions and the per-pixel class product as written,
+        or, with ``formulation.banded_head``, the same numbers as sub-pixel matrix products on bands
+        of rows (see :func:`subpixel_head`).
         """
         b, d, h, w = faces.shape
         tokens = self.class_tokens.weight.unsqueeze(0).repeat(b, 1, 1)  # B x K x D (a copy: no view of a parameter)
         face_seq = faces.flatten(2).transpose(1, 2)  # B x hw x D
         pe_seq = face_pe.flatten(1).transpose(0, 1).unsqueeze(0)  # 1 x hw x D
-        tokens, face_seq = self.transformer(face_seq, pe_seq, tokens, attn, literal)
+        tokens, face_seq = self.transformer(face_seq, pe_seq, tokens, attn, formulation)
         weights = self.output_hypernetwork_mlps(tokens)  # B x K x D/8
-        if not literal:
+        if formulation.banded_head:
             return subpixel_head(face_seq, (h, w), self.output_upscaling, weights)
         upscaled = self.output_upscaling(face_seq.transpose(1, 2).reshape(b, d, h, w))  # B x D/8 x 4h x 4w
         return torch.einsum("bkc,bchw->bkhw", weights, upscaled)

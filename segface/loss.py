@@ -15,7 +15,10 @@ class CEDiceLoss(nn.Module):
     CE: unweighted mean over the labelled pixels. Dice: softmax probabilities p, one-hot targets t,
     per class c summed over the whole batch, ``1 - (2 sum(p t) + eps) / (sum(p^2) + sum(t^2) + eps)``
     with eps = 1e-5, averaged over all K classes (background included). Pixels labelled
-    ``ignore_index`` count in neither term.
+    ``ignore_index`` count in neither term; with no labelled pixel at all, CE contributes 0.
+
+    Nothing is read back to the host (no synchronisation with an accelerator): the "no labelled
+    pixel" case is selected on the device.
 
     ``pixel_loss``: a long-tail remedy (:mod:`lt_faceparse.longtail`) that replaces the CE term;
     None (the default) is plain CE.
@@ -37,17 +40,17 @@ class CEDiceLoss(nn.Module):
         valid = target != self.ignore_index  # B x H x W
         if self.pixel_loss is not None:
             ce = self.pixel_loss(logits, target)
-        elif valid.any():
-            ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index)
         else:
-            ce = logits.sum() * 0.0  # no labelled pixel: no CE signal (mean over nothing)
+            ce = F.cross_entropy(logits, target, ignore_index=self.ignore_index)  # NaN (0 / 0) without labels
+            ce = torch.where(valid.any(), ce, torch.zeros_like(ce))  # no labelled pixel: no CE signal
         return self.ce_weight * ce + self.dice_weight * self.dice(logits, target, valid)
 
     def dice(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         k = logits.shape[1]
         mask = valid.unsqueeze(1).to(logits.dtype)  # B x 1 x H x W
         probs = logits.softmax(dim=1) * mask
-        onehot = F.one_hot(torch.where(valid, target, 0), k).permute(0, 3, 1, 2).to(logits.dtype) * mask
+        classes = torch.arange(k, device=target.device)
+        onehot = (target.unsqueeze(-1) == classes).permute(0, 3, 1, 2).to(logits.dtype) * mask  # B x K x H x W
         dims = (0, 2, 3)
         inter = (probs * onehot).sum(dims)
         denom = (probs * probs).sum(dims) + onehot.sum(dims)  # t is 0/1: sum(t^2) = sum(t)

@@ -23,6 +23,7 @@ from PIL import Image
 
 from lt_faceparse.atomic import atomic_write_bytes
 from lt_faceparse.data.transforms import normalize_image, resize_image
+from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
@@ -49,12 +50,17 @@ class FaceParser:
     :class:`~lt_faceparse.longtail.priors.ClassPriors`, else from ``metadata["longtail"]["priors"]``
     of a weight file trained with them); ``tta="flip"`` averages the logits of each image and of its
     mirror with the left/right classes swapped. ``self.posthoc`` states what was applied.
+
+    ``compile``: False (eager), True (``torch.compile``: CUDA graphs via ``"reduce-overhead"`` on
+    CUDA, where a batch-1 pass is launch-bound; ``"default"`` on the CPU), ``"auto"`` (True on CUDA
+    only) or a torch.compile mode; see :mod:`lt_faceparse.engine.compile`. The first batch of each
+    size then pays the compilation; a failed compilation falls back to eager with a warning.
     """
 
     def __init__(self, model: nn.Module, taxonomy: str | Taxonomy, resolution: int, *,
                  device: str | torch.device = "cpu", batch_size: int = 4, warp: str | None = None,
                  logit_adjust: float | None = None, tta: str | None = None, priors=None,
-                 metadata: dict | None = None):
+                 metadata: dict | None = None, compile: bool | str = False):
         from lt_faceparse.longtail.posthoc import apply_posthoc
 
         self.taxonomy = get_taxonomy(taxonomy)
@@ -64,6 +70,7 @@ class FaceParser:
         self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.resolution = int(resolution)
         self.device = torch.device(device)
+        self.net = CompiledOrEager(self.model, resolve_compile(compile, self.device, training=False)).eval()
         self.batch_size = batch_size
         if warp not in (None, "tanh"):
             raise DataError(None, f"unknown warp {warp!r}; expected None or 'tanh'")
@@ -72,14 +79,17 @@ class FaceParser:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu", batch_size: int = 4,
-                        logit_adjust: float | None = None, tta: str | None = None, priors=None) -> "FaceParser":
+                        logit_adjust: float | None = None, tta: str | None = None, priors=None,
+                        compile: bool | str = False) -> "FaceParser":
         """A parser for one of our weight files (taxonomy, resolution and warp from its metadata; no
-        dataset needed: the file holds the whole taxonomy; post-hoc options as in the class docstring)."""
+        dataset needed: the file holds the whole taxonomy; post-hoc options and ``compile`` as in the
+        class docstring)."""
         from lt_faceparse.weights import load_model, taxonomy_of
 
         model, meta = load_model(path, map_location=device)
         return cls(model, taxonomy_of(meta, path), meta["resolution"], device=device, batch_size=batch_size,
-                   warp=meta.get("warp"), logit_adjust=logit_adjust, tta=tta, priors=priors, metadata=meta)
+                   warp=meta.get("warp"), logit_adjust=logit_adjust, tta=tta, priors=priors, metadata=meta,
+                   compile=compile)
 
     # ---- arrays in, arrays out -------------------------------------------------------------------
     def predict(self, images: Sequence[np.ndarray], landmarks: Sequence[np.ndarray] | None = None, *,
@@ -98,7 +108,7 @@ class FaceParser:
             batch = torch.stack([normalize_image(resize_image(img, (self.resolution,) * 2)) for img in chunk])
             batch = batch.to(self.device, memory_format=torch.channels_last)
             with torch.inference_mode():
-                logits = self.model(batch)
+                logits = self.net(batch)
                 results += [self._finish(lg[None], img.shape[:2], probs) for lg, img in zip(logits, chunk)]
         return results
 
@@ -106,7 +116,7 @@ class FaceParser:
         from lt_faceparse.data.warp import TanhWarp
 
         if self._warped is None:
-            self._warped = TanhWarp(self.model, out_size=self.resolution).eval()
+            self._warped = TanhWarp(self.net, out_size=self.resolution).eval()
         points = torch.as_tensor(np.asarray(points, dtype=np.float32)).reshape(1, 5, 2)
         with torch.inference_mode():
             logits = self._warped(normalize_image(image)[None].to(self.device), points.to(self.device))
@@ -158,11 +168,11 @@ class FaceParser:
 def parse_images(checkpoint: str | Path, inputs: Iterable[str | Path], out_dir: str | Path, *,
                  probs: bool = False, landmarks_file: str | Path | None = None,
                  device: str = "cpu", batch_size: int = 4, logit_adjust: float | None = None,
-                 tta: str | None = None, priors: str | Path | None = None) -> list[Path]:
+                 tta: str | None = None, priors: str | Path | None = None, compile: bool | str = False) -> list[Path]:
     """Parse image files/folders with the model stored at ``checkpoint``; see :meth:`FaceParser.parse_files`
-    (post-hoc options: :class:`FaceParser`)."""
+    (post-hoc options and ``compile``: :class:`FaceParser`)."""
     parser = FaceParser.from_checkpoint(checkpoint, device=device, batch_size=batch_size, logit_adjust=logit_adjust,
-                                        tta=tta, priors=priors)
+                                        tta=tta, priors=priors, compile=compile)
     return parser.parse_files(inputs, out_dir, probs=probs, landmarks_file=landmarks_file)
 
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from segface.attention import Attention
 from segface.cache import DerivedCache, caching_allowed
+from segface.formulation import LITERAL, Formulation
 
 
 def stack(layers: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,7 +26,7 @@ def project_faces(
     products with the ``with_pe`` weights, and every bias) is a constant of the grid, cached in
     ``cache``: ``faces W^T + [face_pe W_pe^T + b_pe, b_rest]``. With gradients the two groups are
     computed as written (the PE's product would cost as much as the faces'), and so they are
-    without a ``cache`` (the literal formulation).
+    without a ``cache`` (the literal formulation, or while compiling).
     faces: B x HW x D, face_pe: 1 x HW x D.
     """
     sizes = [lin.out_features for lin in with_pe + without_pe]
@@ -82,22 +83,26 @@ class TwoWayAttentionBlock(nn.Module):
 
     def forward(
         self, tokens: torch.Tensor, faces: torch.Tensor, token_pe: torch.Tensor, face_pe: torch.Tensor,
-        attn: list[torch.Tensor] | None = None, literal: bool = False,
+        attn: list[torch.Tensor] | None = None, formulation: Formulation = LITERAL,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens: B x K x D, faces: B x HW x D; appends the token-to-face attention to ``attn`` if given.
 
-        ``literal``: project faces + PE as written, without the cached PE share."""
+        ``formulation``: whether the PE's share of the face projections is cached and which kernel
+        attends over few keys (:mod:`segface.formulation`)."""
+        key_major = formulation.key_major
         if self.skip_first_layer_pe:
-            tokens = self.self_attn(tokens, tokens, tokens)
+            tokens = self.self_attn(tokens, tokens, tokens, key_major=key_major)
         else:
             q = tokens + token_pe
-            tokens = tokens + self.self_attn(q, q, tokens)
+            tokens = tokens + self.self_attn(q, q, tokens, key_major=key_major)
         tokens = self.norm1(tokens)
 
         t2i, i2t = self.cross_attn_token_to_image, self.cross_attn_image_to_token
+        cache = self._face_projections if formulation.cached_constants else None
         face_keys, face_queries, face_values = project_faces(
-            faces, face_pe, [t2i.k_proj, i2t.q_proj], [t2i.v_proj], None if literal else self._face_projections)
-        out = t2i.attend(t2i.q_proj(tokens + token_pe), face_keys, face_values, return_attn=attn is not None)
+            faces, face_pe, [t2i.k_proj, i2t.q_proj], [t2i.v_proj], cache)
+        out = t2i.attend(t2i.q_proj(tokens + token_pe), face_keys, face_values, return_attn=attn is not None,
+                         key_major=key_major)
         if attn is not None:
             out, weights = out
             attn.append(weights)
@@ -105,7 +110,7 @@ class TwoWayAttentionBlock(nn.Module):
         tokens = self.norm3(tokens + self.mlp(tokens))
 
         q = tokens + token_pe
-        faces = self.norm4(faces + i2t.attend(face_queries, i2t.k_proj(q), i2t.v_proj(tokens)))
+        faces = self.norm4(faces + i2t.attend(face_queries, i2t.k_proj(q), i2t.v_proj(tokens), key_major=key_major))
         return tokens, faces
 
 
@@ -125,7 +130,7 @@ class TwoWayTransformer(nn.Module):
 
     def forward(
         self, faces: torch.Tensor, face_pe: torch.Tensor, tokens: torch.Tensor,
-        attn: list[torch.Tensor] | None = None, literal: bool = False,
+        attn: list[torch.Tensor] | None = None, formulation: Formulation = LITERAL,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """faces: B x HW x D face tokens, face_pe: 1 x HW x D, tokens: B x K x D (their own query PE).
 
@@ -134,11 +139,12 @@ class TwoWayTransformer(nn.Module):
         """
         token_pe = tokens
         for layer in self.layers:
-            tokens, faces = layer(tokens, faces, token_pe, face_pe, attn, literal)
+            tokens, faces = layer(tokens, faces, token_pe, face_pe, attn, formulation)
         final = self.final_attn_token_to_image
-        cache = None if literal else self._face_projections
+        cache = self._face_projections if formulation.cached_constants else None
         keys, values = project_faces(faces, face_pe, [final.k_proj], [final.v_proj], cache)
-        out = final.attend(final.q_proj(tokens + token_pe), keys, values, return_attn=attn is not None)
+        out = final.attend(final.q_proj(tokens + token_pe), keys, values, return_attn=attn is not None,
+                           key_major=formulation.key_major)
         if attn is not None:
             out, weights = out
             attn.append(weights)

@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='JSON {"<image name>": 5 (or 106) [x, y] points}; required by tanh-warp (LaPa) models')
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
+                   help="torch.compile the model (CUDA graphs on CUDA); optionally a torch.compile mode "
+                        "(default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs). Worth it for "
+                        "many images: the first batch of each size pays the compilation")
     from lt_faceparse.cli.engine import add_posthoc_arguments
 
     add_posthoc_arguments(p)
@@ -54,7 +58,7 @@ def _parse(args: argparse.Namespace) -> int:
 
     written = parse_images(args.checkpoint, args.inputs, args.out, probs=args.probs,
                            landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size,
-                           logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors)
+                           logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors, compile=args.compile)
     posthoc = []
     if args.tta:
         posthoc.append("flip TTA (logits of the mirror image, left/right swapped, averaged)")

@@ -79,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=_ints, default=[1], help="comma-separated batch sizes, e.g. 1,8")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"))
-    p.add_argument("--compile", action="store_true", help="time torch.compile(model)")
+    p.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
+                   help="time the model under torch.compile (CUDA graphs on CUDA, Inductor's default mode on "
+                        "the CPU), or in the torch.compile mode given")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--out", type=Path, help="folder for the speed records (printed only when omitted)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import os
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -126,6 +127,26 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed(torch.initial_seed() % 2**32)
 
 
+MAX_AUTO_WORKERS = 16
+
+
+def auto_num_workers(local_world_size: int = 1) -> int:
+    """Loader workers per process for ``num_workers: auto``: the CPUs this process may use, shared by
+    the ``local_world_size`` processes of this machine, less one for the process itself (at least 1,
+    at most :data:`MAX_AUTO_WORKERS`). A 16-core machine driving one GPU gets 15."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(MAX_AUTO_WORKERS, cpus // max(1, local_world_size) - 1))
+
+
+def resolve_num_workers(value: int | str, local_world_size: int = 1) -> int:
+    """``value`` (an integer >= 0, or ``"auto"``: :func:`auto_num_workers`) as a number of workers."""
+    if value == "auto":
+        return auto_num_workers(local_world_size)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"num_workers must be an integer >= 0 or 'auto', got {value!r}")
+    return value
+
+
 def make_loader(
     dataset: FaceParsingDataset,
     batch_size: int,
@@ -135,14 +156,20 @@ def make_loader(
     sampler: Sampler | None = None,
     drop_last: bool = False,
     seed: int = 0,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
 ) -> DataLoader:
     """DataLoader yielding :class:`~lt_faceparse.data.sample.Batch` objects.
 
     ``seed`` fixes the shuffling order and the per-worker augmentation streams. ``shuffle`` is
-    ignored when a ``sampler`` (e.g. DistributedSampler) is given.
+    ignored when a ``sampler`` (e.g. DistributedSampler) is given. ``pin_memory``: batches in
+    page-locked memory (for asynchronous copies to a GPU). ``persistent_workers`` and
+    ``prefetch_factor`` (batches in flight per worker) apply with ``num_workers > 0``.
     """
     generator = torch.Generator()
     generator.manual_seed(seed)
+    workers = {"persistent_workers": persistent_workers, "prefetch_factor": prefetch_factor} if num_workers else {}
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -153,5 +180,6 @@ def make_loader(
         drop_last=drop_last,
         generator=generator,
         worker_init_fn=_seed_worker,
-        persistent_workers=False,
+        pin_memory=pin_memory,
+        **workers,
     )

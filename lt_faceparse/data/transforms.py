@@ -29,9 +29,13 @@ _STD = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
 
 
 def normalize_image(image: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8 -> 3 x H x W float32, ImageNet mean/std normalised."""
-    t = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
-    return (t - _MEAN) / _STD
+    """H x W x 3 uint8 -> 3 x H x W float32, ImageNet mean/std normalised ((x / 255 - mean) / std).
+
+    Computed in place on the pixel-interleaved copy (each step one pass over contiguous memory) and
+    returned as a channels-first view of it.
+    """
+    t = torch.from_numpy(np.array(image, dtype=np.uint8)).float()  # H x W x 3, a copy
+    return t.div_(255.0).sub_(_MEAN.view(3)).div_(_STD.view(3)).permute(2, 0, 1)
 
 
 def denormalize(image: torch.Tensor) -> np.ndarray:

@@ -69,6 +69,7 @@ class EpochProgress:
         self.task = self.progress.add_task(f"epoch {epoch}", total=total_steps, completed=done_steps,
                                            loss="-", speed="-")
 
-    def step(self, loss: float, images_per_s: float) -> None:
+    def step(self, loss: float, images_per_s: float, advance: int = 1) -> None:
+        """``advance`` steps done; ``loss``: the newest step's, ``images_per_s``: over those steps."""
         loss_text = f"{loss:.4f}" if math.isfinite(loss) else str(loss)
-        self.progress.update(self.task, advance=1, loss=loss_text, speed=f"{images_per_s:.1f}")
+        self.progress.update(self.task, advance=advance, loss=loss_text, speed=f"{images_per_s:.1f}")

@@ -80,6 +80,11 @@ class EpochSeededDataset(Dataset):
     Augmentation then no longer depends on which worker or rank loads an item, nor on where in the
     epoch a resumed run starts: a run resumed mid-epoch sees the same augmented images as an
     uninterrupted one.
+
+    ``dataset[i]`` loads item ``i`` of the epoch set by :meth:`set_epoch`; ``dataset[(epoch, i)]``
+    names the epoch itself. Loader workers that persist across epochs hold their own copy of this
+    object, which :meth:`set_epoch` in the main process never reaches, so their indices carry the
+    epoch (:class:`EpochTaggedSampler`).
     """
 
     def __init__(self, base: Dataset, seed: int):
@@ -93,8 +98,9 @@ class EpochSeededDataset(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, index: int) -> Any:
-        item_seed = (self.seed * 1_000_003 + self.epoch * 100_003 + int(index)) % 2**32
+    def __getitem__(self, key: int | tuple[int, int]) -> Any:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        item_seed = (self.seed * 1_000_003 + epoch * 100_003 + int(index)) % 2**32
         py_state, np_state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(item_seed)
@@ -105,3 +111,19 @@ class EpochSeededDataset(Dataset):
             finally:
                 random.setstate(py_state)
                 np.random.set_state(np_state)
+
+
+class EpochTaggedSampler(Sampler[tuple[int, int]]):
+    """``sampler``'s indices as ``(epoch, index)`` keys of an :class:`EpochSeededDataset`, the epoch read
+    from ``dataset`` (in the main process) each time an epoch's iteration starts."""
+
+    def __init__(self, sampler: Sampler[int], dataset: EpochSeededDataset):
+        self.sampler = sampler
+        self.dataset = dataset
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.dataset.epoch
+        return ((epoch, index) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)

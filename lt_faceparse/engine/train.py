@@ -15,7 +15,6 @@ never touched during training.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from pathlib import Path
@@ -28,14 +27,19 @@ from torch.nn.parallel import DistributedDataParallel
 
 from lt_faceparse import __version__
 from lt_faceparse.atomic import atomic_write_text
+from lt_faceparse.data.build import resolve_num_workers
 from lt_faceparse.engine.checkpoint import (capture_rng, latest_checkpoint, load_checkpoint, restore_rng,
                                             restore_scheduler, save_checkpoint, scheduler_state)
+from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.engine.config import ConfigError, dump_config, expand_path, resolve_batch, validate_config
 from lt_faceparse.engine.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier,
                                              init_distributed, seed_everything, shutdown_distributed)
+from lt_faceparse.engine.epoch_loader import EpochLoader
+from lt_faceparse.engine.optim import build_optimizer, is_fused, step_unless
 from lt_faceparse.engine.progress import EpochProgress, JsonlLog
 from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistributedSampler, steps_per_epoch, worker_seed
+from lt_faceparse.engine.step_values import StepValues, TrainingDiverged
 from lt_faceparse.errors import LTFaceParseError
 from lt_faceparse.longtail.training import LongtailTraining
 
@@ -44,11 +48,8 @@ FINAL_WEIGHTS = "final.safetensors"
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # config keys that may differ between a checkpoint and the run resuming it (the rest must match)
 RESUMABLE_CHANGES = frozenset({"out", "resume", "device", "log_every", "checkpoint", "val", "data.root",
-                               "data.num_workers", "batch.per_gpu", "batch.accumulation", "channels_last"})
-
-
-class TrainingDiverged(LTFaceParseError):
-    """The loss became NaN or infinite; the run stopped before updating the weights with it."""
+                               "data.num_workers", "batch.per_gpu", "batch.accumulation", "channels_last",
+                               "compile", "formulation"})
 
 
 def train(config: dict[str, Any], *, train_dataset=None, val_dataset=None) -> Path:
@@ -93,15 +94,20 @@ class _Trainer:
             self.net = DistributedDataParallel(
                 self.runner, device_ids=[info.device.index] if info.device.type == "cuda" else None,
                 find_unused_parameters=config["find_unused_parameters"])
+        # the training forward (compiled per config["compile"]); validation and precise BN run eagerly
+        self.train_forward = CompiledOrEager(self.net, resolve_compile(config["compile"], info.device, training=True))
         optim = config["optim"]
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=optim["lr"], betas=tuple(optim["betas"]),
-                                           weight_decay=optim["weight_decay"])
+        self.optimizer = build_optimizer(self.model.parameters(), optim, info.device)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones=optim["milestones"],
                                                               gamma=optim["gamma"])
         on_cuda = info.device.type == "cuda"
         self.amp_dtype = AMP_DTYPES.get(config["precision"]) if on_cuda else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=on_cuda and config["precision"] == "fp16")
         self.log = JsonlLog(self.out / "log.jsonl", active=info.is_main)
+        self.steps = StepValues(defer=is_fused(self.optimizer), log=self.log, out=self.out)
+        self.num_workers = resolve_num_workers(config["data"]["num_workers"],
+                                               int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        self._train_loader: EpochLoader | None = None
         seed_everything(config["seed"] + info.rank)  # per-rank randomness from here on (dropout, ...)
 
     # ---- setup -------------------------------------------------------------------------------------
@@ -168,10 +174,14 @@ class _Trainer:
         for attr in ("loss", "build_kwargs"):
             if not hasattr(model, attr):
                 raise ConfigError(f"model {spec['name']!r} lacks {attr!r} (see lt_faceparse.models)")
+        if self.config["formulation"] != "auto":
+            if not hasattr(model, "formulation"):
+                raise ConfigError(f"formulation={self.config['formulation']!r}: model {spec['name']!r} has only one")
+            model.formulation = self.config["formulation"]
         if self.config["sync_bn"] and self.info.distributed:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.info.device)
-        if self.config["channels_last"] and self.info.device.type == "cuda":
+        if self.config["channels_last"]:
             model.to(memory_format=torch.channels_last)
         return model, dict(model.build_kwargs)
 
@@ -208,6 +218,8 @@ class _Trainer:
                 every = self.config["val"]["every_epochs"]
                 if self.val_set is not None and epoch < epochs and every and epoch % every == 0:
                     self._validate(epoch, save=False)
+        if self._train_loader is not None:
+            self._train_loader.close()
         self._precise_bn(seeded)
         if self.val_set is not None:
             self._validate(epochs, save=True)
@@ -225,71 +237,70 @@ class _Trainer:
     def _train_epoch(self, epoch: int, start_step: int, global_step: int, n_steps: int,
                      sampler: ResumableDistributedSampler, seeded: EpochSeededDataset,
                      progress: EpochProgress) -> int:
-        from lt_faceparse.data import make_loader
-
-        micro_per_step = self.per_gpu * self.accumulation
-        sampler.set_epoch(epoch, skip=start_step * micro_per_step)
-        seeded.set_epoch(epoch)
-        loader = make_loader(seeded, self.per_gpu, shuffle=False, num_workers=self.config["data"]["num_workers"],
-                             sampler=sampler, drop_last=True, seed=worker_seed(self.config["seed"], epoch,
-                                                                                self.info.rank))
-        batches = iter(loader)
+        if self._train_loader is None:  # one loader per run: its workers persist across epochs
+            self._train_loader = EpochLoader(seeded, sampler, self.per_gpu, num_workers=self.num_workers,
+                                             seed=worker_seed(self.config["seed"], 0, self.info.rank),
+                                             device=self.info.device)
+        batches = self._train_loader.epoch(epoch, skip=start_step * self.per_gpu * self.accumulation)
         self.net.train()
         progress.start_epoch(epoch, n_steps, start_step)
-        epoch_loss, epoch_steps, epoch_start = 0.0, 0, time.perf_counter()
+        self.steps.start_epoch()
+        epoch_start = interval_start = time.perf_counter()
+        interval_steps = 0
         every_steps = self.config["checkpoint"]["every_steps"]
         for step_in_epoch in range(start_step, n_steps):
-            tic = time.perf_counter()
-            loss, grad_norm = self._train_step(batches, epoch, step_in_epoch, global_step + 1)
-            global_step += 1
-            epoch_loss, epoch_steps = epoch_loss + loss, epoch_steps + 1
-            images_per_s = self.global_batch / max(time.perf_counter() - tic, 1e-9)
-            progress.step(loss, images_per_s)
-            if global_step % self.config["log_every"] == 0:
-                self.log.write("step", epoch=epoch, step=global_step, loss=loss, lr=self.scheduler.get_last_lr()[0],
-                               images_per_s=round(images_per_s, 2), grad_norm=grad_norm)
+            self._train_step(batches, epoch, step_in_epoch, global_step + 1)
+            global_step, interval_steps = global_step + 1, interval_steps + 1
+            log_now = global_step % self.config["log_every"] == 0
+            if log_now or not self.steps.defer or step_in_epoch + 1 == n_steps:
+                self.steps.read()  # the host waits for the device here only; raises TrainingDiverged
+                now = time.perf_counter()
+                images_per_s = interval_steps * self.global_batch / max(now - interval_start, 1e-9)
+                progress.step(self.steps.last_loss, images_per_s, advance=interval_steps)
+                interval_start, interval_steps = now, 0
+                if log_now:
+                    self.log.write("step", epoch=epoch, step=global_step, loss=self.steps.last_loss,
+                                   lr=self.scheduler.get_last_lr()[0], images_per_s=round(images_per_s, 2),
+                                   grad_norm=self.steps.last_grad_norm)
             if every_steps and global_step % every_steps == 0 and step_in_epoch + 1 < n_steps:
                 self._checkpoint(epoch, step_in_epoch + 1, global_step)
         elapsed = time.perf_counter() - epoch_start
+        epoch_steps = self.steps.epoch_steps
         self.log.write("epoch", epoch=epoch, step=global_step, steps=epoch_steps,
-                       loss=epoch_loss / max(epoch_steps, 1), lr=self.scheduler.get_last_lr()[0],
+                       loss=self.steps.epoch_loss_sum / max(epoch_steps, 1), lr=self.scheduler.get_last_lr()[0],
                        seconds=round(elapsed, 3), images_per_s=round(epoch_steps * self.global_batch / elapsed, 2))
         return global_step
 
-    def _train_step(self, batches, epoch: int, step_in_epoch: int, global_step: int) -> tuple[float, float | None]:
-        """One optimizer step over ``accumulation`` micro-batches; returns (global mean loss, grad norm)."""
+    def _train_step(self, batches, epoch: int, step_in_epoch: int,
+                    global_step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One optimizer step over ``accumulation`` micro-batches; returns (global mean loss, grad norm) as
+        detached device tensors, queued in ``self.steps`` (read on the host every ``log_every`` steps;
+        see :mod:`lt_faceparse.engine.step_values`)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum = torch.zeros((), device=self.info.device)
         for micro in range(self.accumulation):
             batch = next(batches).to(self.info.device, non_blocking=True)
             images = batch.images
-            if self.config["channels_last"] and self.info.device.type == "cuda":
+            if self.config["channels_last"]:
                 images = images.contiguous(memory_format=torch.channels_last)
             last = micro == self.accumulation - 1
             sync = contextlib.nullcontext() if last or not self.info.distributed else self.net.no_sync()
             with sync:
                 with torch.autocast(self.info.device.type, dtype=self.amp_dtype or torch.float32,
                                     enabled=self.amp_dtype is not None):
-                    loss, _ = self.runner.compute_loss(self.net(images, batch.landmarks), batch.labels)
+                    loss, _ = self.runner.compute_loss(self.train_forward(images, batch.landmarks), batch.labels)
                 self.scaler.scale(loss / self.accumulation).backward()
             loss_sum += loss.detach().float()
         mean_loss = all_reduce_sum(loss_sum.to(self._collective_device())) / (self.accumulation * self.info.world_size)
-        mean_loss = float(mean_loss.item())
-        if not math.isfinite(mean_loss):
-            last_good = latest_checkpoint(self.out)
-            message = (f"loss is {mean_loss} at epoch {epoch}, step {step_in_epoch + 1} of the epoch (global step "
-                       f"{global_step}); training stopped before the update. Last good checkpoint: "
-                       f"{last_good if last_good else 'none (nothing was saved yet)'}")
-            self.log.write("diverged", epoch=epoch, step_in_epoch=step_in_epoch + 1, step=global_step,
-                           loss=str(mean_loss), last_good_checkpoint=str(last_good) if last_good else None)
-            raise TrainingDiverged(message)
         grad_norm = None
         if self.config["grad_clip"] is not None:
             self.scaler.unscale_(self.optimizer)
-            grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config["grad_clip"]))
-        self.scaler.step(self.optimizer)
+            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config["grad_clip"])
+        skip = self.steps.add(mean_loss, grad_norm, epoch=epoch, step_in_epoch=step_in_epoch + 1,
+                              global_step=global_step)
+        step_unless(self.optimizer, self.scaler, skip)
         self.scaler.update()
-        return mean_loss, grad_norm
+        return mean_loss.detach(), grad_norm
 
     def _collective_device(self) -> torch.device:
         return self.info.device if self.info.device.type == "cuda" else torch.device("cpu")
@@ -297,6 +308,7 @@ class _Trainer:
     # ---- checkpoints ---------------------------------------------------------------------------------
     def _checkpoint(self, epoch: int, step_in_epoch: int, global_step: int) -> None:
         """Save a training checkpoint (rank 0; every rank contributes its RNG state)."""
+        self.steps.read()  # never checkpoint after a non-finite step (raises TrainingDiverged)
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             raise TrainingDiverged(f"weights hold NaN/inf at epoch {epoch}, global step {global_step}; "
                                    f"not checkpointed. Last good checkpoint: {latest_checkpoint(self.out)}")
@@ -365,7 +377,7 @@ class _Trainer:
                                               rank=self.info.rank, shuffle=True, seed=seed)
         sampler.set_epoch(epochs)
         seeded.set_epoch(epochs)
-        loader = make_loader(seeded, self.per_gpu, shuffle=False, num_workers=self.config["data"]["num_workers"],
+        loader = make_loader(seeded, self.per_gpu, shuffle=False, num_workers=self.num_workers,
                              sampler=sampler, drop_last=True, seed=worker_seed(seed, epochs, self.info.rank))
         momenta = [m.momentum for m in norms]
         for m in norms:
@@ -387,7 +399,7 @@ class _Trainer:
 
         record = evaluate_model(self.runner, self.val_set, protocol=self.config["val"]["protocol"],
                                 batch_size=self.config["val"]["batch_size"], device=self.info.device,
-                                provenance=self._provenance(epoch), num_workers=self.config["data"]["num_workers"],
+                                provenance=self._provenance(epoch), num_workers=self.num_workers,
                                 show_progress=False)
         self.log.write("val", epoch=epoch, split=getattr(self.val_set, "split", None), num_images=record.num_images,
                        mean_f1=record.mean_f1, mean_iou_with_bg=record.mean_iou_with_bg,

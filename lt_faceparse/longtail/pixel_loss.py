@@ -42,11 +42,11 @@ class PixelLoss(nn.Module):
         valid = target != self.ignore_index  # B x H x W
         if keep is not None:
             valid = valid & keep
-        if not bool(valid.any()):
-            return logits.sum() * 0.0
         safe = torch.where(target != self.ignore_index, target, torch.zeros_like(target))
         losses = self.pixel_losses(logits, safe, valid)  # B x H x W
-        return losses[valid].mean()
+        # mean over the valid pixels, 0 without any; computed on the device (no host synchronisation)
+        total = torch.where(valid, losses, torch.zeros_like(losses)).sum()
+        return total / valid.sum().clamp_min(1)
 
     # ---- state kept across steps (saved in training checkpoints) -----------------------------------
     def training_state(self) -> dict[str, Any]:

@@ -125,3 +125,14 @@ def test_measure_speed_cuda_bf16_reports_peak_memory():
     assert result["device"] == "cuda"
     assert result["peak_memory_mb"] > 0
     assert result["fps"] > 0
+
+
+def test_measure_speed_records_the_compile_mode(monkeypatch):
+    from lt_faceparse.engine import compile as compile_module
+
+    modes = []
+    monkeypatch.setattr(compile_module.torch, "compile", lambda module, mode=None: modes.append(mode) or module)
+    result = measure_speed(TwoLayer(), 8, 1, "cpu", compile=True, warmup=0, runs=1, flops=False)
+    assert modes == ["default"] and result["compile"] == "default"  # Inductor's default mode on the CPU
+    assert speed_filename(result).endswith("-compiled.json")
+    assert measure_speed(TwoLayer(), 8, 1, "cpu", warmup=0, runs=1, flops=False)["compile"] is False

@@ -42,3 +42,28 @@ def test_cache_holds_at_most_max_entries():
         for key in range(5):
             cache.get(key, [x], lambda: x + 1)
     assert len(cache._entries) <= 2
+
+
+def test_products_computed_under_autocast_are_kept_apart_from_full_precision_ones():
+    cache = DerivedCache()
+    a, b = torch.randn(4, 4), torch.randn(4, 4)
+    with torch.inference_mode():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = cache.get("ab", [a, b], lambda: a @ b)
+        full = cache.get("ab", [a, b], lambda: a @ b)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert cache.get("ab", [a, b], lambda: a @ b) is low
+    assert low.dtype == torch.bfloat16 and full.dtype == torch.float32
+    assert torch.equal(full, a @ b)
+
+
+def test_segface_runs_in_fp32_after_a_bf16_autocast_pass():
+    from segface.model import SegFace
+
+    torch.manual_seed(0)
+    model = SegFace("mobilenet", num_classes=3).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(x)  # caches the folded fusion weights in bf16
+        assert model(x).dtype == torch.float32  # fp32 pass: its own fp32 entries, no dtype clash

@@ -121,3 +121,33 @@ def test_tanh_warp_model_needs_and_uses_landmarks(images, tmp_path, capsys):
             logits = warped(normalize_image(arr)[None], torch.tensor([points[name]], dtype=torch.float32))
         assert label.shape == arr.shape[:2]
         assert np.array_equal(label, logits[0].argmax(0).numpy())
+
+
+def test_compile_option_reaches_the_parser(checkpoint, monkeypatch):
+    from lt_faceparse.engine import compile as compile_module
+
+    asked = []
+    monkeypatch.setattr(compile_module.torch, "compile", lambda module, mode=None: asked.append(mode) or module)
+    assert not FaceParser.from_checkpoint(checkpoint).net.compiled  # eager by default
+    parser = FaceParser.from_checkpoint(checkpoint, compile=True)
+    assert parser.net.compiled and asked == ["default"]  # Inductor's default mode on the CPU
+    parser = FaceParser.from_checkpoint(checkpoint, compile="max-autotune-no-cudagraphs")
+    assert asked[-1] == "max-autotune-no-cudagraphs"
+    with pytest.raises(ValueError, match="compile must be one of"):
+        FaceParser.from_checkpoint(checkpoint, compile="fastest")
+
+
+def test_parse_cli_compile_flag(checkpoint, images, tmp_path, monkeypatch):
+    import segface.parser as parser_module
+
+    seen = []
+    real = parser_module.FaceParser.from_checkpoint
+    monkeypatch.setattr(parser_module.FaceParser, "from_checkpoint",
+                        classmethod(lambda cls, *a, **kw: seen.append(kw["compile"]) or real(*a, **{**kw, "compile": False})))
+    folder, _ = images
+    assert main(["parse", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "a"), "--compile"]) == 0
+    assert main(["parse", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "b"),
+                 "--compile", "reduce-overhead"]) == 0
+    assert main(["parse", "--checkpoint", str(checkpoint), str(folder), "--out", str(tmp_path / "c")]) == 0
+    assert seen == [True, "reduce-overhead", False]
+

@@ -76,6 +76,11 @@ def test_derived_config_replaces_model_kwargs_as_a_whole():
     ("data.val_split=test", "data.val_split"),
     ("optim.milestones=[200, 80]", "optim.milestones"),
     ("batch.global=0", "batch.global"),
+    ("compile=fast", "compile"),
+    ("compile=1", "compile"),
+    ("formulation=fast", "formulation"),
+    ("data.num_workers=-1", "data.num_workers"),
+    ("data.num_workers=many", "data.num_workers"),
 ])
 def test_bad_values_name_the_file_and_the_key(override, key):
     with pytest.raises(DataError) as err:
@@ -128,3 +133,14 @@ def test_baseline_configs_share_segface_data_and_schedule():
         assert c["model"]["kwargs"]["pretrained"] is True
         for key in ("data", "optim", "batch", "precision"):
             assert c[key] == segface[key], (name, key)
+
+
+def test_speed_settings_default_to_auto_and_accept_their_values():
+    config = load_config("celeba_segface_swinb_512")
+    assert (config["compile"], config["formulation"], config["data"]["num_workers"]) == ("auto", "auto", "auto")
+    assert (DEFAULTS["compile"], DEFAULTS["formulation"], DEFAULTS["data"]["num_workers"]) == ("auto", "auto", "auto")
+    config = load_config("synth_tiny", ["compile=max-autotune-no-cudagraphs", "formulation=literal",
+                                        "data.num_workers=3"])
+    assert (config["compile"], config["formulation"], config["data"]["num_workers"]) == \
+        ("max-autotune-no-cudagraphs", "literal", 3)
+    assert load_config("synth_tiny", ["compile=false"])["compile"] is False

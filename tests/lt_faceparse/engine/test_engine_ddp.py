@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -30,9 +31,10 @@ REPO = HERE.parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
 
 
-def _run(cmd: list[str], timeout: float = 120) -> None:
+def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
 
 
 def _max_diff(a, b) -> float:
@@ -122,3 +124,22 @@ def test_two_rank_evaluation_equals_one_rank_with_an_odd_number_of_images(tmp_pa
     for key in ("gt", "pred", "inter"):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
     assert int(a.gt.sum()) == 7 * 16 * 16  # every pixel of every image counted once
+
+
+@pytest.mark.slow
+def test_two_rank_training_with_the_compiled_forward_matches_one_process(tmp_path):
+    """compile=default under DDP (the CUDA default, here on gloo): Dynamo's DDP graph splitting, a parameter
+    without gradient, and the same weights as one compiled process."""
+    overrides = [f"data.root={tmp_path / 'synth'}", "data.synthetic={num_images: 24, size: 32, seed: 0}",
+                 "data.resolution=32", "model.name=tiny_unused_test", "model.kwargs={width: 8}", "optim.epochs=1",
+                 "batch.global=8", "log_every=1", "find_unused_parameters=true", "compile=default"]
+    ddp = _run(torchrun_command(2, "script", str(REPO / "scripts" / "train.py"), "--config", "synth_tiny",
+                                "--out", str(tmp_path / "ddp"), *overrides), timeout=300)
+    assert "running eagerly" not in ddp.stderr  # the compiled forward held on both ranks
+    register_test_models()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a fallback to eager would fail here
+        single = train(load_config("synth_tiny", [*overrides, f"out={tmp_path / 'single'}"]))
+    assert read_log(tmp_path / "ddp" / "log.jsonl")[0]["world_size"] == 2
+    assert _max_diff(load_file(str(tmp_path / "ddp" / "final.safetensors")),
+                     load_file(str(single / "final.safetensors"))) < 1e-4
