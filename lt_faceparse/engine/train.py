@@ -7,19 +7,23 @@ A run folder holds::
     checkpoints/ckpt_e*_s*.pt   the newest ``checkpoint.keep_last`` training checkpoints
     final.safetensors           the model after the last epoch (``lt_faceparse.weights`` format)
     val/record.json             the last epoch's model scored on the whole val split
+    tb/                         TensorBoard event files (``tensorboard: true``)
 
-The reported model is the last epoch's (``checkpoint_rule: "last epoch"``); the test split is
-never touched during training.
+Global rank 0 alone writes them (also on several nodes). The reported model is the last epoch's
+(``checkpoint_rule: "last epoch"``); the test split is never touched during training. Where a run
+starts (fresh, resumed, already finished) is decided by :mod:`lt_faceparse.engine.resume`;
+SIGTERM/SIGUSR1 checkpoint the current step and stop the run (:mod:`lt_faceparse.engine.preemption`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -28,22 +32,30 @@ from torch.nn.parallel import DistributedDataParallel
 
 from lt_faceparse import __version__
 from lt_faceparse.atomic import atomic_write_text
-from lt_faceparse.engine.checkpoint import (capture_rng, latest_checkpoint, load_checkpoint, restore_rng,
-                                            restore_scheduler, save_checkpoint, scheduler_state)
+from lt_faceparse.engine.checkpoint import (CHECKPOINT_DIR, capture_rng, checkpoint_name, latest_checkpoint,
+                                            restore_rng, restore_scheduler, save_checkpoint, scheduler_state)
 from lt_faceparse.engine.config import ConfigError, dump_config, expand_path, resolve_batch, validate_config
 from lt_faceparse.engine.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier,
-                                             init_distributed, seed_everything, shutdown_distributed)
+                                             init_distributed, launch_environment, rank0_first_then_each_node,
+                                             seed_everything, shutdown_distributed)
+from lt_faceparse.engine.gradients import gradient_norm
+from lt_faceparse.engine.preemption import Preempted, PreemptionGuard, exit_code_for
 from lt_faceparse.engine.progress import EpochProgress, JsonlLog
+from lt_faceparse.engine.resume import agree_on_resume
 from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistributedSampler, steps_per_epoch, worker_seed
+from lt_faceparse.engine.tensorboard import TensorBoardLog
 from lt_faceparse.errors import LTFaceParseError
+
+_LOG = logging.getLogger(__name__)
 
 CHECKPOINT_RULE = "last epoch"
 FINAL_WEIGHTS = "final.safetensors"
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # config keys that may differ between a checkpoint and the run resuming it (the rest must match)
 RESUMABLE_CHANGES = frozenset({"out", "resume", "device", "log_every", "checkpoint", "val", "data.root",
-                               "data.num_workers", "batch.per_gpu", "batch.accumulation", "channels_last"})
+                               "data.num_workers", "batch.per_gpu", "batch.accumulation", "channels_last",
+                               "tensorboard"})
 
 
 class TrainingDiverged(LTFaceParseError):
@@ -57,14 +69,23 @@ def train(config: dict[str, Any], *, train_dataset=None, val_dataset=None) -> Pa
     ``val_dataset`` replace the datasets named in ``config["data"]`` (any dataset of
     :class:`~lt_faceparse.data.sample.Sample` with a ``taxonomy``); with ``train_dataset`` given and
     no ``val_dataset``, or with ``data.val_split: null``, the run has no validation.
+
+    Once set up (data, model), SIGTERM and SIGUSR1 make every rank checkpoint the same optimizer step
+    and raise :class:`~lt_faceparse.engine.preemption.Preempted` (the handlers in place before are
+    restored on return). With ``resume: auto`` a run that already finished returns at once.
     """
     validate_config(config)
     joined = not (dist.is_available() and dist.is_initialized())
     info = init_distributed(config["device"])
     flags = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    trainer = None
     try:
-        return _Trainer(config, info, train_dataset, val_dataset).run()
+        trainer = _Trainer(config, info, train_dataset, val_dataset)
+        with trainer.preemption:
+            return trainer.run()
     finally:
+        if trainer is not None:
+            trainer.tensorboard.close()
         if torch.are_deterministic_algorithms_enabled() != flags[0]:
             torch.use_deterministic_algorithms(flags[0])
         torch.backends.cudnn.benchmark = flags[1]
@@ -77,6 +98,8 @@ class _Trainer:
         self.config = config
         self.info = info
         self.out = expand_path(config["out"])
+        self.preemption = PreemptionGuard()  # entered around run(): signals during setup act as before
+        self.tensorboard = TensorBoardLog(self.out, active=False)  # opened in run(), once resumed
         self.global_batch, self.per_gpu, self.accumulation = resolve_batch(config["batch"], info.world_size)
         self._set_determinism()
         self.train_set, self.val_set = self._datasets(train_dataset, val_dataset)
@@ -145,12 +168,8 @@ class _Trainer:
         from lt_faceparse.data.synthetic import ensure_synthface
 
         spec = dict(fmt=data["dataset"], **data["synthetic"])
-        if self.info.is_main:  # generate once; the other ranks wait and then reuse it
-            root = ensure_synthface(root, **spec)
-        barrier()
-        if not self.info.is_main:
-            root = ensure_synthface(root, **spec)
-        return Path(root)
+        # generated once on a shared filesystem, once per node on node-local ones; never twice at once
+        return Path(rank0_first_then_each_node(lambda: ensure_synthface(root, **spec), self.info))
 
     def _build_model(self) -> tuple[nn.Module, dict[str, Any]]:
         from lt_faceparse.models import build_model
@@ -175,7 +194,12 @@ class _Trainer:
     # ---- run -----------------------------------------------------------------------------------------
     def run(self) -> Path:
         epochs = self.config["optim"]["epochs"]
-        epoch, step_in_epoch, global_step, resumed_from = self._resume()
+        start = self._resume()
+        if start is None:  # resume: auto, and the run already finished
+            return self.out
+        epoch, step_in_epoch, global_step, resumed_from = start
+        self.tensorboard = TensorBoardLog(self.out, active=self.info.is_main and self.config["tensorboard"],
+                                          first_step=global_step + 1)
         sampler = ResumableDistributedSampler(self.train_set, num_replicas=self.info.world_size,
                                               rank=self.info.rank, shuffle=True, seed=self.config["seed"])
         n_steps = steps_per_epoch(len(self.train_set), self.info.world_size, self.per_gpu, self.accumulation)
@@ -190,7 +214,8 @@ class _Trainer:
                        global_batch=self.global_batch, per_gpu=self.per_gpu, accumulation=self.accumulation,
                        steps_per_epoch=n_steps, train_images=len(self.train_set),
                        resumed_from=str(resumed_from) if resumed_from else None,
-                       epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step)
+                       epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
+                       resume=self.config["resume"], **launch_environment())
         seeded = EpochSeededDataset(self.train_set, self.config["seed"])
         with EpochProgress(enabled=self.info.is_main) as progress:
             while epoch < epochs:
@@ -199,12 +224,15 @@ class _Trainer:
                 self.scheduler.step()
                 epoch, step_in_epoch = epoch + 1, 0
                 self._checkpoint(epoch, 0, global_step)
+                if self.preemption.stop_now():
+                    self._stop(epoch, 0, global_step, saved=True)
                 every = self.config["val"]["every_epochs"]
                 if self.val_set is not None and epoch < epochs and every and epoch % every == 0:
-                    self._validate(epoch, save=False)
+                    self._validate(epoch, save=False, step=global_step)
+                self.tensorboard.flush()
         self._precise_bn(seeded)
         if self.val_set is not None:
-            self._validate(epochs, save=True)
+            self._validate(epochs, save=True, step=global_step)
         if self.info.is_main:
             self._save_final()
         barrier()
@@ -235,10 +263,20 @@ class _Trainer:
             images_per_s = self.global_batch / max(time.perf_counter() - tic, 1e-9)
             progress.step(loss, images_per_s)
             if global_step % self.config["log_every"] == 0:
-                self.log.write("step", epoch=epoch, step=global_step, loss=loss, lr=self.scheduler.get_last_lr()[0],
+                if grad_norm is None:  # no grad_clip: the norm of the step's gradients, read at log steps only
+                    norm = gradient_norm(self.model.parameters())
+                    grad_norm = None if norm is None else float(norm)
+                lr = self.scheduler.get_last_lr()[0]
+                self.log.write("step", epoch=epoch, step=global_step, loss=loss, lr=lr,
                                images_per_s=round(images_per_s, 2), grad_norm=grad_norm)
-            if every_steps and global_step % every_steps == 0 and step_in_epoch + 1 < n_steps:
+                self.tensorboard.train_step(global_step, loss=loss, lr=lr, images_per_s=images_per_s,
+                                            grad_norm=grad_norm)
+            saved = bool(every_steps) and global_step % every_steps == 0 and step_in_epoch + 1 < n_steps
+            if saved:
                 self._checkpoint(epoch, step_in_epoch + 1, global_step)
+            if self.preemption.stop_at_this_step() and step_in_epoch + 1 < n_steps:  # (epoch end: see run)
+                del batches, loader  # its data-loader workers stop now, not when the exception is freed
+                self._stop(epoch, step_in_epoch + 1, global_step, saved=saved)
         elapsed = time.perf_counter() - epoch_start
         self.log.write("epoch", epoch=epoch, step=global_step, steps=epoch_steps,
                        loss=epoch_loss / max(epoch_steps, 1), lr=self.scheduler.get_last_lr()[0],
@@ -308,21 +346,40 @@ class _Trainer:
             self.log.write("checkpoint", epoch=epoch, step_in_epoch=step_in_epoch, step=global_step, path=path.name)
         barrier()
 
-    def _resume(self) -> tuple[int, int, int, Path | None]:
-        """(epoch, step in epoch, global step, checkpoint) to start from."""
-        found = latest_checkpoint(self.out)
-        if not self.config["resume"]:
-            if found is not None:
-                raise LTFaceParseError(f"{self.out}: the run folder already holds checkpoints ({found.name}); "
-                                       "resume it (--resume / resume=true) or choose another out")
+    def _stop(self, epoch: int, step_in_epoch: int, global_step: int, *, saved: bool) -> NoReturn:
+        """Preemption agreed by every rank: checkpoint this step (unless just done) and raise Preempted."""
+        if not saved:
+            self._checkpoint(epoch, step_in_epoch, global_step)
+        name, signum = checkpoint_name(global_step, epoch), self.preemption.agreed
+        self.log.write("preempted", signal=signum.name, epoch=epoch, step_in_epoch=step_in_epoch, step=global_step,
+                       checkpoint=name, exit_code=exit_code_for(signum))
+        # raised without a local name: a frame holding its own exception would keep the data loader alive
+        raise Preempted(f"{self.out}: stopped by {signum.name} at epoch {epoch}, step {step_in_epoch} of the epoch "
+                        f"(global step {global_step}) after writing checkpoint {name}; run the same command with "
+                        f"resume=auto (or --resume) to continue", signum=signum,
+                        checkpoint=str(self.out / CHECKPOINT_DIR / name))
+
+    def _resume(self) -> tuple[int, int, int, Path | None] | None:
+        """(epoch, step in epoch, global step, checkpoint) to start from; None when ``resume: auto``
+        finds the run finished."""
+        plan, state = agree_on_resume(self.out, self.config, self.info, final_name=FINAL_WEIGHTS,
+                                      changed_keys=_changed_keys, may_change=RESUMABLE_CHANGES)
+        for name, problem in plan.unreadable:
+            self.log.write("checkpoint_unreadable", path=name, problem=problem)
+        if plan.finished:
+            self.log.write("already_finished", checkpoint=plan.checkpoint.name, **launch_environment())
+            if self.info.is_main:
+                _LOG.warning("%s: this run already finished (%s written, end logged); nothing to train",
+                             self.out, FINAL_WEIGHTS)
+            return None
+        if state is None:
+            if self.info.is_main:
+                _LOG.info("%s: starting a fresh run (world size %d)", self.out, self.info.world_size)
             return 0, 0, 0, None
-        if found is None:
-            return 0, 0, 0, None
-        state = load_checkpoint(found, map_location=self.info.device)
-        changed = _changed_keys(state.get("config", {}), self.config)
-        if changed:
-            raise LTFaceParseError(f"{found}: cannot resume, the config changed since this checkpoint: "
-                                   f"{', '.join(changed)} (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
+        if self.info.is_main:
+            _LOG.info("%s: resuming from %s (epoch %d, step %d of the epoch, global step %d; world size %d)",
+                      self.out, plan.checkpoint.name, state["epoch"], state["step_in_epoch"], state["global_step"],
+                      self.info.world_size)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         restore_scheduler(self.scheduler, state["scheduler"])
@@ -330,7 +387,7 @@ class _Trainer:
             self.scaler.load_state_dict(state["scaler"])
         rng = state["rng"]
         restore_rng(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
-        return state["epoch"], state["step_in_epoch"], state["global_step"], found
+        return state["epoch"], state["step_in_epoch"], state["global_step"], plan.checkpoint
 
     # ---- validation and final weights ----------------------------------------------------------------
     def _precise_bn(self, seeded: EpochSeededDataset) -> None:
@@ -369,7 +426,7 @@ class _Trainer:
                 buffer.copy_(all_reduce_sum(buffer.clone()) / self.info.world_size)
         self.log.write("precise_bn", batches=min(n, len(loader)), layers=len(norms))
 
-    def _validate(self, epoch: int, *, save: bool) -> None:
+    def _validate(self, epoch: int, *, save: bool, step: int) -> None:
         from lt_faceparse.engine.evaluate import evaluate_model
 
         record = evaluate_model(self.runner, self.val_set, protocol=self.config["val"]["protocol"],
@@ -379,6 +436,7 @@ class _Trainer:
         self.log.write("val", epoch=epoch, split=getattr(self.val_set, "split", None), num_images=record.num_images,
                        mean_f1=record.mean_f1, mean_iou_with_bg=record.mean_iou_with_bg,
                        mean_iou_without_bg=record.mean_iou_without_bg, pixel_accuracy=record.pixel_accuracy)
+        self.tensorboard.validation(step, record, self.taxonomy)
         if save and self.info.is_main:
             from lt_faceparse.records import save_record
 
