@@ -1,13 +1,17 @@
 """`lt-faceparse` subcommands of the engine layer: ``train`` and ``eval``.
 
-Both run unchanged under ``torchrun --nproc_per_node=N`` (the process group comes from its
-environment).
+Both run unchanged under ``torchrun --nproc_per_node=N`` and ``torchrun --nnodes=N ...`` (the process
+group comes from its environment). ``train`` exits 0 when the run finished (or had finished, with
+``--resume auto``), 2 on an error, and ``128 + signal`` (143 for SIGTERM, 138 for SIGUSR1) when a
+preemption signal stopped it after a checkpoint: rerun the same command to continue.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="YAML config file or shipped config name")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides (dotted keys)")
     p.add_argument("--out", help="run folder (same as out=DIR)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
+    p.add_argument("--resume", nargs="?", const="true", metavar="{true,false,auto}",
+                   help="continue from the newest complete checkpoint in the run folder (--resume = --resume true); "
+                        "auto: the same, a finished run is left as it is, a fresh folder starts fresh (for "
+                        "torchrun --max-restarts and requeued jobs)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser(
@@ -61,12 +68,27 @@ def _train(args: argparse.Namespace) -> int:
     from lt_faceparse.engine.config import load_config
     from lt_faceparse.engine.train import train
 
+    from lt_faceparse.engine.preemption import Preempted
+
     overrides = list(args.overrides)
+    resume = args.resume
+    if resume is not None and "=" in resume:  # `--resume key=value ...`: the flag alone, then overrides
+        overrides.insert(0, resume)
+        resume = "true"
+    if resume not in (None, "true", "false", "auto"):
+        raise ValueError(f"--resume takes true, false or auto, got {resume!r}")
     if args.out:
         overrides.append(f"out={args.out}")
-    if args.resume:
-        overrides.append("resume=true")
-    run_dir = train(load_config(args.config, overrides))
+    if resume is not None:
+        overrides.append(f"resume={resume}")
+    if _is_rank0():
+        _show_engine_notes()
+    try:
+        run_dir = train(load_config(args.config, overrides))
+    except Preempted as stop:
+        if _is_rank0():
+            print(f"lt-faceparse train: {stop}", file=sys.stderr)
+        return stop.exit_code
     if _is_rank0():
         print(run_dir)
     return 0
@@ -97,6 +119,21 @@ def _eval(args: argparse.Namespace) -> int:
               f"mean F1 {100 * record.mean_f1:.2f}{ci_text} (foreground classes), mean IoU "
               f"{100 * record.mean_iou_with_bg:.2f} (all classes incl. background) -> {args.out}")
     return 0
+
+
+class _StderrNotes(logging.Handler):
+    """Writes records to whatever ``sys.stderr`` is at the time (not the stream of the first call)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"lt-faceparse train: {self.format(record)}", file=sys.stderr)
+
+
+def _show_engine_notes() -> None:
+    """Print the engine's notes (where a run starts, skipped checkpoints, a finished run) on stderr."""
+    log = logging.getLogger("lt_faceparse.engine")
+    if not any(isinstance(h, _StderrNotes) for h in log.handlers):
+        log.addHandler(_StderrNotes())
+    log.setLevel(logging.INFO)
 
 
 def _is_rank0() -> bool:

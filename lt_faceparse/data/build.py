@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing as mp
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -125,6 +126,12 @@ def iter_labels(dataset: FaceParsingDataset, num_workers: int = 0) -> Iterator[t
 def _seed_worker(worker_id: int) -> None:
     # torch seeds each worker from the loader's generator; keep numpy in step for any numpy draws.
     np.random.seed(torch.initial_seed() % 2**32)
+    # torch's worker set-up replaces SIGTERM's handler in C; put back the Python handler the worker
+    # inherited, if any: a training run's preemption guard keeps its workers alive through a
+    # scheduler's SIGTERM until it has checkpointed (lt_faceparse.engine.preemption).
+    inherited = signal.getsignal(signal.SIGTERM)
+    if callable(inherited):
+        signal.signal(signal.SIGTERM, inherited)
 
 
 MAX_AUTO_WORKERS = 16

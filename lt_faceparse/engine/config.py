@@ -82,8 +82,11 @@ DEFAULTS: dict[str, Any] = {
     "deterministic": False,  # torch.use_deterministic_algorithms + seeded everything
     "device": "auto",  # auto | cpu | cuda
     "log_every": 20,  # optimizer steps between step lines in log.jsonl
-    "out": None,  # run folder
-    "resume": False,  # True: continue from the newest checkpoint in ``out``
+    "out": None,  # run folder (on several nodes: on a filesystem every node sees)
+    # false: start fresh (a folder with checkpoints is refused) | true: continue from the newest complete
+    # checkpoint in ``out`` | "auto": as true, and a finished run is left as it is (elastic / requeued jobs)
+    "resume": False,
+    "tensorboard": True,  # TensorBoard event files in ``out/tb`` (global rank 0)
     # long-tail remedies (lt_faceparse.longtail.spec); the defaults train exactly as without them
     "longtail": {
         "loss": "plain",  # plain | weighted_ce | focal | logit_adjusted | seesaw (bare name or {name, params})
@@ -291,11 +294,11 @@ def validate_config(config: dict[str, Any], *, source: str | Path | None = None)
 
     if config["formulation"] not in FORMULATIONS:
         fail("formulation", f"must be one of {list(FORMULATIONS)}, got {config['formulation']!r}")
-    for key in ("channels_last", "sync_bn", "find_unused_parameters", "deterministic"):
+    for key in ("channels_last", "sync_bn", "find_unused_parameters", "deterministic", "tensorboard"):
         if not isinstance(config[key], bool):
             fail(key, f"must be true or false, got {config[key]!r}")
-    if not isinstance(config["resume"], bool):
-        fail("resume", f"must be true or false, got {config['resume']!r}")
+    if not isinstance(config["resume"], bool) and config["resume"] != "auto":
+        fail("resume", f"must be true, false or auto, got {config['resume']!r}")
     for key in ("log_every", "seed", "precise_bn_batches"):
         if not isinstance(config[key], int) or config[key] < (1 if key == "log_every" else 0):
             fail(key, f"must be an integer, got {config[key]!r}")

@@ -2,19 +2,25 @@
 
 The launcher is torchrun: it sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` (and the rendezvous
 address); :func:`init_distributed` reads them and joins the group (NCCL on GPU, gloo on CPU). A
-plain ``python`` run is a world of one and needs no process group at all.
+plain ``python`` run is a world of one and needs no process group at all. On several nodes
+(``torchrun --nnodes=N``) ``RANK`` is global and ``LOCAL_RANK`` numbers the processes of one node:
+devices are chosen by ``LOCAL_RANK``, files are written by global rank 0.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 import torch.distributed as dist
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,29 @@ def init_distributed(device: str = "auto") -> DistInfo:
     else:
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     if world_size > 1 and not dist.is_initialized():
+        if rank == 0 and shared_store_breaks_restarts():
+            _LOG.warning("torchrun --max-restarts is set but TORCH_DISABLE_SHARE_RDZV_TCP_STORE is not 1: torchrun "
+                         "then keeps one store for every restart, and restarted workers can read the previous "
+                         "attempt's addresses and fail to connect; launch torchrun with "
+                         "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 and --rdzv_backend=c10d")
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size,
                                 device_id=dev if dev.type == "cuda" else None)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+
+
+def shared_store_breaks_restarts() -> bool:
+    """Whether torchrun may restart this worker while it shares one TCP store across restarts.
+
+    With that store (the default of torchrun's c10d rendezvous since torch 2.4, and always with its
+    static rendezvous) a restarted worker can read the connection addresses that the previous attempt
+    left there, and process-group set-up then fails ("Connection refused"; observed with gloo in
+    torch 2.14, see pytorch/pytorch#135712 for NCCL). ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` in
+    torchrun's environment makes the c10d rendezvous create a fresh store for every attempt.
+    """
+    env = os.environ
+    restarts = env.get("TORCHELASTIC_MAX_RESTARTS", "0")
+    return restarts.isdigit() and int(restarts) > 0 and env.get("TORCH_DISABLE_SHARE_RDZV_TCP_STORE") != "1"
 
 
 def shutdown_distributed() -> None:
@@ -94,6 +119,57 @@ def all_gather_objects(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank (picklable; identity without a process group)."""
+    if not dist.is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+T = TypeVar("T")
+
+
+def rank0_first_then_each_node(make: Callable[[], T], info: DistInfo) -> T:
+    """Call ``make`` on every rank: global rank 0 first, then the first process of each other node,
+    then the other processes, with a barrier between the stages.
+
+    ``make`` must create something on disk only when it is missing (e.g. ``ensure_synthface``). On a
+    filesystem shared by all nodes, rank 0 creates it and everyone else finds it; on a node-local
+    filesystem, each node's first process creates its own copy. Either way no two processes create
+    the same folder at once, and nothing has to know which kind of filesystem it is.
+    """
+    result = make() if info.is_main else None
+    barrier()
+    if info.local_rank == 0 and not info.is_main:
+        result = make()
+    barrier()
+    if info.local_rank != 0:
+        result = make()
+    return result
+
+
+def launch_environment() -> dict[str, Any]:
+    """How this process was launched, for the run log: host, node rank, processes per node, torchrun's
+    restart count and run id, SLURM's job id and requeue count (None where not set)."""
+    env = os.environ
+
+    def number(key: str) -> int | None:
+        return int(env[key]) if env.get(key, "").isdigit() else None
+
+    return {
+        "host": socket.gethostname(),
+        "node_rank": number("GROUP_RANK"),
+        "local_world_size": number("LOCAL_WORLD_SIZE"),
+        "restart_count": number("TORCHELASTIC_RESTART_COUNT") or 0,
+        "max_restarts": number("TORCHELASTIC_MAX_RESTARTS"),
+        "torchelastic_run_id": env.get("TORCHELASTIC_RUN_ID"),
+        "slurm_job_id": env.get("SLURM_JOB_ID"),
+        "slurm_restart_count": number("SLURM_RESTART_COUNT"),
+    }
 
 
 def seed_everything(seed: int) -> None:

@@ -7,18 +7,22 @@ A run folder holds::
     checkpoints/ckpt_e*_s*.pt   the newest ``checkpoint.keep_last`` training checkpoints
     final.safetensors           the model after the last epoch (``lt_faceparse.weights`` format)
     val/record.json             the last epoch's model scored on the whole val split
+    tb/                         TensorBoard event files (``tensorboard: true``)
 
-The reported model is the last epoch's (``checkpoint_rule: "last epoch"``); the test split is
-never touched during training.
+Global rank 0 alone writes them (also on several nodes). The reported model is the last epoch's
+(``checkpoint_rule: "last epoch"``); the test split is never touched during training. Where a run
+starts (fresh, resumed, already finished) is decided by :mod:`lt_faceparse.engine.resume`;
+SIGTERM/SIGUSR1 checkpoint the current step and stop the run (:mod:`lt_faceparse.engine.preemption`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -28,20 +32,28 @@ from torch.nn.parallel import DistributedDataParallel
 from lt_faceparse import __version__
 from lt_faceparse.atomic import atomic_write_text
 from lt_faceparse.data.build import resolve_num_workers
-from lt_faceparse.engine.checkpoint import (capture_rng, latest_checkpoint, load_checkpoint, restore_rng,
-                                            restore_scheduler, save_checkpoint, scheduler_state)
+from lt_faceparse.engine.checkpoint import (CHECKPOINT_DIR, capture_rng, checkpoint_name, latest_checkpoint,
+                                            restore_rng, restore_scheduler, save_checkpoint, scheduler_state)
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
-from lt_faceparse.engine.config import ConfigError, dump_config, expand_path, resolve_batch, validate_config
+from lt_faceparse.engine.config import (DEFAULTS, ConfigError, dump_config, expand_path, merge_dicts, resolve_batch,
+                                        validate_config)
 from lt_faceparse.engine.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier,
-                                             init_distributed, seed_everything, shutdown_distributed)
+                                             init_distributed, launch_environment, rank0_first_then_each_node,
+                                             seed_everything, shutdown_distributed)
 from lt_faceparse.engine.epoch_loader import EpochLoader
+from lt_faceparse.engine.gradients import gradient_norm
 from lt_faceparse.engine.optim import build_optimizer, is_fused, step_unless
+from lt_faceparse.engine.preemption import Preempted, PreemptionGuard, exit_code_for
 from lt_faceparse.engine.progress import EpochProgress, JsonlLog
+from lt_faceparse.engine.resume import agree_on_resume
 from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistributedSampler, steps_per_epoch, worker_seed
 from lt_faceparse.engine.step_values import StepValues, TrainingDiverged
+from lt_faceparse.engine.tensorboard import TensorBoardLog
 from lt_faceparse.errors import LTFaceParseError
 from lt_faceparse.longtail.training import LongtailTraining
+
+_LOG = logging.getLogger(__name__)
 
 CHECKPOINT_RULE = "last epoch"
 FINAL_WEIGHTS = "final.safetensors"
@@ -49,7 +61,7 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # config keys that may differ between a checkpoint and the run resuming it (the rest must match)
 RESUMABLE_CHANGES = frozenset({"out", "resume", "device", "log_every", "checkpoint", "val", "data.root",
                                "data.num_workers", "batch.per_gpu", "batch.accumulation", "channels_last",
-                               "compile", "formulation"})
+                               "compile", "formulation", "tensorboard"})
 
 
 def train(config: dict[str, Any], *, train_dataset=None, val_dataset=None) -> Path:
@@ -59,14 +71,23 @@ def train(config: dict[str, Any], *, train_dataset=None, val_dataset=None) -> Pa
     ``val_dataset`` replace the datasets named in ``config["data"]`` (any dataset of
     :class:`~lt_faceparse.data.sample.Sample` with a ``taxonomy``); with ``train_dataset`` given and
     no ``val_dataset``, or with ``data.val_split: null``, the run has no validation.
+
+    Once set up (data, model), SIGTERM and SIGUSR1 make every rank checkpoint the same optimizer step
+    and raise :class:`~lt_faceparse.engine.preemption.Preempted` (the handlers in place before are
+    restored on return). With ``resume: auto`` a run that already finished returns at once.
     """
     validate_config(config)
     joined = not (dist.is_available() and dist.is_initialized())
     info = init_distributed(config["device"])
     flags = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    trainer = None
     try:
-        return _Trainer(config, info, train_dataset, val_dataset).run()
+        trainer = _Trainer(config, info, train_dataset, val_dataset)
+        with trainer.preemption:
+            return trainer.run()
     finally:
+        if trainer is not None:
+            trainer.tensorboard.close()
         if torch.are_deterministic_algorithms_enabled() != flags[0]:
             torch.use_deterministic_algorithms(flags[0])
         torch.backends.cudnn.benchmark = flags[1]
@@ -79,6 +100,8 @@ class _Trainer:
         self.config = config
         self.info = info
         self.out = expand_path(config["out"])
+        self.preemption = PreemptionGuard()  # entered around run(): signals during setup act as before
+        self.tensorboard = TensorBoardLog(self.out, active=False)  # opened in run(), once resumed
         self.global_batch, self.per_gpu, self.accumulation = resolve_batch(config["batch"], info.world_size)
         self._set_determinism()
         self.train_set, self.val_set = self._datasets(train_dataset, val_dataset)
@@ -154,12 +177,8 @@ class _Trainer:
         from lt_faceparse.data.synthetic import ensure_synthface
 
         spec = dict(fmt=data["dataset"], **data["synthetic"])
-        if self.info.is_main:  # generate once; the other ranks wait and then reuse it
-            root = ensure_synthface(root, **spec)
-        barrier()
-        if not self.info.is_main:
-            root = ensure_synthface(root, **spec)
-        return Path(root)
+        # generated once on a shared filesystem, once per node on node-local ones; never twice at once
+        return Path(rank0_first_then_each_node(lambda: ensure_synthface(root, **spec), self.info))
 
     def _build_model(self) -> tuple[nn.Module, dict[str, Any]]:
         from lt_faceparse.models import build_model
@@ -188,7 +207,12 @@ class _Trainer:
     # ---- run -----------------------------------------------------------------------------------------
     def run(self) -> Path:
         epochs = self.config["optim"]["epochs"]
-        epoch, step_in_epoch, global_step, resumed_from = self._resume()
+        start = self._resume()
+        if start is None:  # resume: auto, and the run already finished
+            return self.out
+        epoch, step_in_epoch, global_step, resumed_from = start
+        self.tensorboard = TensorBoardLog(self.out, active=self.info.is_main and self.config["tensorboard"],
+                                          first_step=global_step + 1)
         sampler = self.longtail.make_sampler(self.train_set, num_replicas=self.info.world_size, rank=self.info.rank,
                                              seed=self.config["seed"])
         n_steps = self._epoch_steps(sampler, epoch)
@@ -196,16 +220,16 @@ class _Trainer:
             raise ConfigError(f"the training split has {len(self.train_set)} images, fewer than one global "
                              f"batch of {self.global_batch}")
         if self.info.is_main:
-            effective = {**self.config, "batch": {"global": self.global_batch, "per_gpu": self.per_gpu,
-                                                  "accumulation": self.accumulation},
-                         "longtail": self.longtail.config_section()}
+            effective = {**self.effective_config(), "batch": {"global": self.global_batch, "per_gpu": self.per_gpu,
+                                                              "accumulation": self.accumulation}}
             atomic_write_text(self.out / "config.yaml", dump_config(effective))
         self.log.write("start", world_size=self.info.world_size, device=str(self.info.device),
                        global_batch=self.global_batch, per_gpu=self.per_gpu, accumulation=self.accumulation,
                        steps_per_epoch=n_steps, train_images=len(self.train_set),
                        resumed_from=str(resumed_from) if resumed_from else None,
                        epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
-                       longtail=self.longtail.describe()["label"])
+                       longtail=self.longtail.describe()["label"], resume=self.config["resume"],
+                       **launch_environment())
         seeded = EpochSeededDataset(self.longtail.wrap_dataset(self.train_set), self.config["seed"])
         with EpochProgress(enabled=self.info.is_main) as progress:
             while epoch < epochs:
@@ -215,19 +239,45 @@ class _Trainer:
                 self.scheduler.step()
                 epoch, step_in_epoch = epoch + 1, 0
                 self._checkpoint(epoch, 0, global_step)
+                if self.preemption.stop_now():
+                    self._close_train_loader()
+                    self._stop(epoch, 0, global_step, saved=True)
                 every = self.config["val"]["every_epochs"]
                 if self.val_set is not None and epoch < epochs and every and epoch % every == 0:
-                    self._validate(epoch, save=False)
-        if self._train_loader is not None:
-            self._train_loader.close()
+                    self._validate(epoch, save=False, step=global_step)
+                self.tensorboard.flush()
+        self._close_train_loader()
         self._precise_bn(seeded)
         if self.val_set is not None:
-            self._validate(epochs, save=True)
+            self._validate(epochs, save=True, step=global_step)
         if self.info.is_main:
             self._save_final()
         barrier()
         self.log.write("end", epoch=epoch, global_step=global_step)
         return self.out
+
+    def effective_config(self) -> dict[str, Any]:
+        """The config as this run resolved it: the ``longtail`` section with every setting expanded and the
+        priors used inline. ``config.yaml`` and checkpoints store it, and a resume compares against it."""
+        return {**self.config, "longtail": self.longtail.config_section()}
+
+    def _close_train_loader(self) -> None:
+        """Stop the training loader's worker processes (they persist across epochs otherwise)."""
+        if self._train_loader is not None:
+            self._train_loader.close()
+            self._train_loader = None
+
+    def _log_step(self, epoch: int, global_step: int, images_per_s: float) -> None:
+        """A ``step`` line in log.jsonl and the TensorBoard scalars, from the values just read."""
+        grad_norm = self.steps.last_grad_norm
+        if grad_norm is None:  # no grad_clip: the norm of this step's gradients, computed at log steps only
+            norm = gradient_norm(self.model.parameters())
+            grad_norm = None if norm is None else float(norm)
+        lr = self.scheduler.get_last_lr()[0]
+        self.log.write("step", epoch=epoch, step=global_step, loss=self.steps.last_loss, lr=lr,
+                       images_per_s=round(images_per_s, 2), grad_norm=grad_norm)
+        self.tensorboard.train_step(global_step, loss=self.steps.last_loss, lr=lr, images_per_s=images_per_s,
+                                    grad_norm=grad_norm)
 
     def _epoch_steps(self, sampler, epoch: int) -> int:
         """Optimizer steps of ``epoch`` (repeat-factor sampling changes the epoch length)."""
@@ -259,11 +309,14 @@ class _Trainer:
                 progress.step(self.steps.last_loss, images_per_s, advance=interval_steps)
                 interval_start, interval_steps = now, 0
                 if log_now:
-                    self.log.write("step", epoch=epoch, step=global_step, loss=self.steps.last_loss,
-                                   lr=self.scheduler.get_last_lr()[0], images_per_s=round(images_per_s, 2),
-                                   grad_norm=self.steps.last_grad_norm)
-            if every_steps and global_step % every_steps == 0 and step_in_epoch + 1 < n_steps:
+                    self._log_step(epoch, global_step, images_per_s)
+            saved = bool(every_steps) and global_step % every_steps == 0 and step_in_epoch + 1 < n_steps
+            if saved:
                 self._checkpoint(epoch, step_in_epoch + 1, global_step)
+            if self.preemption.stop_at_this_step() and step_in_epoch + 1 < n_steps:  # (epoch end: see run)
+                del batches  # its data-loader workers stop now, not when the exception is freed
+                self._close_train_loader()
+                self._stop(epoch, step_in_epoch + 1, global_step, saved=saved)
         elapsed = time.perf_counter() - epoch_start
         epoch_steps = self.steps.epoch_steps
         self.log.write("epoch", epoch=epoch, step=global_step, steps=epoch_steps,
@@ -324,7 +377,7 @@ class _Trainer:
                 "global_step": global_step,
                 "world_size": self.info.world_size,
                 "rng": rng,
-                "config": self.config,
+                "config": self.effective_config(),
                 "longtail": self.longtail.state_dict(),
                 "library_version": __version__,
             }
@@ -332,21 +385,40 @@ class _Trainer:
             self.log.write("checkpoint", epoch=epoch, step_in_epoch=step_in_epoch, step=global_step, path=path.name)
         barrier()
 
-    def _resume(self) -> tuple[int, int, int, Path | None]:
-        """(epoch, step in epoch, global step, checkpoint) to start from."""
-        found = latest_checkpoint(self.out)
-        if not self.config["resume"]:
-            if found is not None:
-                raise LTFaceParseError(f"{self.out}: the run folder already holds checkpoints ({found.name}); "
-                                       "resume it (--resume / resume=true) or choose another out")
+    def _stop(self, epoch: int, step_in_epoch: int, global_step: int, *, saved: bool) -> NoReturn:
+        """Preemption agreed by every rank: checkpoint this step (unless just done) and raise Preempted."""
+        if not saved:
+            self._checkpoint(epoch, step_in_epoch, global_step)
+        name, signum = checkpoint_name(global_step, epoch), self.preemption.agreed
+        self.log.write("preempted", signal=signum.name, epoch=epoch, step_in_epoch=step_in_epoch, step=global_step,
+                       checkpoint=name, exit_code=exit_code_for(signum))
+        # raised without a local name: a frame holding its own exception would keep the data loader alive
+        raise Preempted(f"{self.out}: stopped by {signum.name} at epoch {epoch}, step {step_in_epoch} of the epoch "
+                        f"(global step {global_step}) after writing checkpoint {name}; run the same command with "
+                        f"resume=auto (or --resume) to continue", signum=signum,
+                        checkpoint=str(self.out / CHECKPOINT_DIR / name))
+
+    def _resume(self) -> tuple[int, int, int, Path | None] | None:
+        """(epoch, step in epoch, global step, checkpoint) to start from; None when ``resume: auto``
+        finds the run finished."""
+        plan, state = agree_on_resume(self.out, self.effective_config(), self.info, final_name=FINAL_WEIGHTS,
+                                      changed_keys=_changed_keys, may_change=RESUMABLE_CHANGES)
+        for name, problem in plan.unreadable:
+            self.log.write("checkpoint_unreadable", path=name, problem=problem)
+        if plan.finished:
+            self.log.write("already_finished", checkpoint=plan.checkpoint.name, **launch_environment())
+            if self.info.is_main:
+                _LOG.warning("%s: this run already finished (%s written, end logged); nothing to train",
+                             self.out, FINAL_WEIGHTS)
+            return None
+        if state is None:
+            if self.info.is_main:
+                _LOG.info("%s: starting a fresh run (world size %d)", self.out, self.info.world_size)
             return 0, 0, 0, None
-        if found is None:
-            return 0, 0, 0, None
-        state = load_checkpoint(found, map_location=self.info.device)
-        changed = _changed_keys(state.get("config", {}), self.config)
-        if changed:
-            raise LTFaceParseError(f"{found}: cannot resume, the config changed since this checkpoint: "
-                                   f"{', '.join(changed)} (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
+        if self.info.is_main:
+            _LOG.info("%s: resuming from %s (epoch %d, step %d of the epoch, global step %d; world size %d)",
+                      self.out, plan.checkpoint.name, state["epoch"], state["step_in_epoch"], state["global_step"],
+                      self.info.world_size)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         restore_scheduler(self.scheduler, state["scheduler"])
@@ -355,7 +427,7 @@ class _Trainer:
             self.scaler.load_state_dict(state["scaler"])
         rng = state["rng"]
         restore_rng(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
-        return state["epoch"], state["step_in_epoch"], state["global_step"], found
+        return state["epoch"], state["step_in_epoch"], state["global_step"], plan.checkpoint
 
     # ---- validation and final weights ----------------------------------------------------------------
     def _precise_bn(self, seeded: EpochSeededDataset) -> None:
@@ -394,7 +466,7 @@ class _Trainer:
                 buffer.copy_(all_reduce_sum(buffer.clone()) / self.info.world_size)
         self.log.write("precise_bn", batches=min(n, len(loader)), layers=len(norms))
 
-    def _validate(self, epoch: int, *, save: bool) -> None:
+    def _validate(self, epoch: int, *, save: bool, step: int) -> None:
         from lt_faceparse.engine.evaluate import evaluate_model
 
         record = evaluate_model(self.runner, self.val_set, protocol=self.config["val"]["protocol"],
@@ -404,6 +476,7 @@ class _Trainer:
         self.log.write("val", epoch=epoch, split=getattr(self.val_set, "split", None), num_images=record.num_images,
                        mean_f1=record.mean_f1, mean_iou_with_bg=record.mean_iou_with_bg,
                        mean_iou_without_bg=record.mean_iou_without_bg, pixel_accuracy=record.pixel_accuracy)
+        self.tensorboard.validation(step, record, self.taxonomy)
         if save and self.info.is_main:
             from lt_faceparse.records import save_record
 
@@ -447,7 +520,10 @@ class _Trainer:
 
 
 def _changed_keys(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ, except those a resumed run may change."""
+    """Dotted keys whose values differ, except those a resumed run may change. A key the saved config
+    lacks (written before the key existed) counts with its default."""
+    if not prefix:
+        saved = merge_dicts(DEFAULTS, saved)
     changed = []
     for key in sorted(set(saved) | set(current)):
         path = f"{prefix}{key}"

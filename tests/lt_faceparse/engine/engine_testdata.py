@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +74,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun_command(nproc: int, *args: str) -> list[str]:
-    """This file run as a script by ``nproc`` torchrun workers rendezvousing on 127.0.0.1."""
-    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--nnodes=1",
-            "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(HERE / "engine_testdata.py"), *args]
+def torchrun_command(nproc: int, *args: str, launcher: tuple[str, ...] | None = None) -> list[str]:
+    """This file run as a script by ``nproc`` torchrun workers rendezvousing on 127.0.0.1
+    (``launcher``: torchrun options replacing the single-node static rendezvous)."""
+    if launcher is None:
+        launcher = ("--nnodes=1", "--master_addr=127.0.0.1", f"--master_port={free_port()}")
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", *launcher,
+            str(HERE / "engine_testdata.py"), *args]
 
 
 class TinyWithUnused(TinyParser):
@@ -86,10 +92,53 @@ class TinyWithUnused(TinyParser):
         self.unused = torch.nn.Linear(2, 2)
 
 
+class TinySignalling(TinyParser):
+    """TinyParser that, in one chosen process, sends itself a signal during its ``at``-th loss call
+    and then sleeps ``delay`` seconds per call: a preemption notice arriving mid-step on one rank.
+
+    The process and the moment come from the environment, so that the config, and thus the run, is
+    the same with and without them: ``LTFP_TEST_SIGNAL="SIGNAME:RANK:AT"``, or
+    ``"SIGNAME:RANK:AT:CHILDREN_AT"`` to signal its child processes (the data-loader workers) too, at
+    call ``CHILDREN_AT``, as a scheduler signals every process of a job; ``LTFP_TEST_STEP_DELAY``
+    seconds."""
+
+    def __init__(self, num_classes: int = 19, width: int = 8):
+        super().__init__(num_classes, width)
+        self.calls = 0
+
+    def loss(self, logits, target):
+        self.calls += 1
+        plan = os.environ.get("LTFP_TEST_SIGNAL")
+        if plan:
+            name, rank, at, *children_at = plan.split(":")
+            if int(os.environ.get("RANK", "0")) == int(rank):
+                if children_at and self.calls == int(children_at[0]):
+                    for pid in child_pids(os.getpid()):
+                        os.kill(pid, getattr(signal, name))
+                if self.calls == int(at):
+                    os.kill(os.getpid(), getattr(signal, name))
+        time.sleep(float(os.environ.get("LTFP_TEST_STEP_DELAY", "0")))
+        return super().loss(logits, target)
+
+
+def child_pids(parent: int) -> list[int]:
+    """Pids of the live child processes of ``parent`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue  # exited meanwhile
+    return pids
+
+
 def register_test_models() -> None:
     from lt_faceparse.models import register_model
 
     register_model("tiny_unused_test", TinyWithUnused, overwrite=True)
+    register_model("tiny_signalling_test", TinySignalling, overwrite=True)
 
 
 def eval_model(seed: int = 0) -> TinyParser:
@@ -109,9 +158,14 @@ def _main(argv: list[str]) -> None:
         return
     spec = json.loads(argv[1])
     if mode == "train":
+        from lt_faceparse.engine.preemption import Preempted
         from lt_faceparse.engine.train import train
 
-        train(spec["config"], train_dataset=MemoryFaces(**spec["dataset"]))
+        register_test_models()
+        try:
+            train(spec["config"], train_dataset=MemoryFaces(**spec["dataset"]))
+        except Preempted as stop:
+            raise SystemExit(stop.exit_code) from None
     elif mode == "eval":
         from lt_faceparse.engine.distributed import barrier, init_distributed, shutdown_distributed
         from lt_faceparse.engine.evaluate import evaluate_model

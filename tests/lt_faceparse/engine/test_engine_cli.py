@@ -33,9 +33,18 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
 
     assert main(args) == 2  # the folder holds a run: refuse to start over without --resume
     assert "--resume" in capsys.readouterr().err
-    assert main(args + ["--resume"]) == 0  # already finished: nothing to train, final weights rewritten
+    # `--resume KEY=VALUE ...` is the bare flag followed by overrides; a finished run: final weights rewritten
+    assert main([*args[:5], "--resume", *args[5:]]) == 0
     starts = [r for r in read_log(run / "log.jsonl") if r["event"] == "start"]
     assert starts[-1]["epoch"] == 2 and starts[-1]["resumed_from"].endswith("ckpt_e0002_s000000008.pt")
+    assert starts[-1]["resume"] is True
+    capsys.readouterr()
+    assert main(args + ["--resume", "auto"]) == 0  # finished: left as it is
+    printed = capsys.readouterr()
+    assert "this run already finished" in printed.err and printed.out.strip() == str(run)
+    assert read_log(run / "log.jsonl")[-1]["event"] == "already_finished"
+    assert main(args + ["--resume", "sometimes"]) == 2
+    assert "--resume takes true, false or auto" in capsys.readouterr().err
 
     out = tmp_path / "eval"
     assert main(["eval", "--checkpoint", str(run / "final.safetensors"), "--dataset", "celebamask-hq",
