@@ -19,7 +19,7 @@ from rich.progress import track
 from lt_faceparse.errors import DataError
 from lt_faceparse.metrics.confusion import ConfusionMatrix
 from lt_faceparse.records import ResultRecord, build_record
-from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
+from lt_faceparse.taxonomy import Taxonomy
 
 LABEL_SUFFIXES = (".png",)
 
@@ -69,8 +69,12 @@ def score_prediction_folders(gt_dir: str | Path, pred_dir: str | Path, taxonomy:
                              numbering: str = "ours", gt_numbering: str = "ours",
                              provenance: Mapping[str, Any] | None = None, bins: Any = None) -> ResultRecord:
     """Score the label PNGs in ``pred_dir`` (ids in ``numbering``) against those in ``gt_dir`` (ids in
-    ``gt_numbering``, 255 = ignore) and return a result record with per-image stats."""
-    taxonomy = get_taxonomy(taxonomy)
+    ``gt_numbering``, 255 = ignore) and return a result record with per-image stats. ``taxonomy``:
+    a name, a weight file, a folder dataset root or its ``classes.txt``
+    (:func:`lt_faceparse.data.folder.resolve_taxonomy`)."""
+    from lt_faceparse.data.folder import resolve_taxonomy
+
+    taxonomy = resolve_taxonomy(taxonomy)
     pairs = match_files(gt_dir, pred_dir)
     pred_lut, gt_lut = taxonomy.lut_from(numbering), taxonomy.lut_from(gt_numbering)
     metric = ConfusionMatrix(taxonomy.num_classes, ignore_index=taxonomy.ignore_index)

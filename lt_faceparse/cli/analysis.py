@@ -78,7 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score saved label PNGs against ground-truth PNGs; writes a result record",
                        description="Match prediction and ground-truth PNGs by file name, accumulate one "
                        "confusion matrix and write record JSON + per-image npz.")
-    p.add_argument("--taxonomy", required=True, help="celebamask-hq | lapa | helen | a registered taxonomy")
+    p.add_argument("--taxonomy", required=True,
+                   help="celebamask-hq | lapa | helen, a folder dataset root or its classes.txt, or a weight file "
+                        "(.safetensors: the taxonomy it was trained with)")
     p.add_argument("--gt", required=True, help="folder of ground-truth label PNGs (255 = ignore)")
     p.add_argument("--pred", required=True, help="folder of predicted label PNGs")
     p.add_argument("--out", required=True, help="record path (.json) or folder")

@@ -112,6 +112,26 @@ def taxonomy_for_folder(root: str | Path) -> Taxonomy:
                                kinds=[c.kind for c in lines], register=True)
 
 
+def resolve_taxonomy(spec: str | Path | Taxonomy) -> Taxonomy:
+    """The taxonomy a user names on the command line: a built-in or registered name, a weight file
+    (``.safetensors``: the taxonomy it carries), a folder dataset root, or its ``classes.txt``."""
+    if isinstance(spec, Taxonomy):
+        return spec
+    path = Path(spec)
+    if path.suffix == ".safetensors" and path.is_file():
+        from lt_faceparse.weights import read_metadata, taxonomy_of
+
+        return taxonomy_of(read_metadata(path), path)
+    if path.is_dir():
+        return taxonomy_for_folder(path)
+    if path.is_file():
+        if path.name != CLASSES_FILE:
+            raise DataError(path, f"not a class list: a folder dataset's class list is named {CLASSES_FILE} "
+                                  "(or give the dataset root, a weight file or a taxonomy name)")
+        return taxonomy_for_folder(path.parent)
+    return get_taxonomy(str(spec))
+
+
 def folder_splits(root: str | Path) -> list[str]:
     """Splits present under ``root``: sub-folders holding ``images/``, or ``["all"]``."""
     root = Path(root)

@@ -20,6 +20,7 @@ import numpy as np
 from lt_faceparse.errors import DataError
 from lt_faceparse.reporting import figures as F
 from lt_faceparse.reporting.leaderboard import (
+    NO_POSTHOC,
     Leaderboard,
     build_leaderboard,
     class_ci,
@@ -363,9 +364,10 @@ def example_dataset_root(record: Any, data_root: str | Path | None) -> tuple[Pat
 
 
 def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutputs, *, data_root: str | None,
-                    count: int, device: str) -> None:
+                    count: int, device: str, suffix: str = "") -> None:
     """Qualitative grid (Figure 3 style) and token figures (Figure 4a + attention per layer); the
-    images come from the dataset root stored in the records (or ``data_root``)."""
+    images come from the dataset root stored in the records (or ``data_root``). ``suffix`` ends every
+    file stem (one per protocol group when a report has several)."""
     from lt_faceparse.data import build_dataset, dataset_class
     from lt_faceparse.data.transforms import denormalize
     from lt_faceparse.reporting import attention as A
@@ -403,7 +405,7 @@ def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutput
                  "accessory classes)")
     fig = F.qualitative_figure(images, labels, predictions, taxonomy, names=[s.name for s in samples],
                                crop_classes=tail)
-    outputs.add("qualitative", F.save_figure(fig, out_dir, "qualitative", (
+    outputs.add("qualitative", F.save_figure(fig, out_dir, f"qualitative{suffix}", (
         f"Qualitative comparison (SegFace Figure 3 style): input, ground truth, each model's prediction, and a "
         f"zoomed crop around the rarest of the {tail_text} present (ground truth, then each model). Images "
         f"chosen as the test images with the most of these classes. Colours: class palette (class_legend). "
@@ -418,14 +420,14 @@ def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutput
         for n, (sample, image, label) in enumerate(zip(samples[:2], images[:2], labels[:2])):
             maps = A.token_maps(model, sample.image.to(device))
             classes = A.default_classes(label, taxonomy)
-            stem = f"token_masks_{_slug(record_label(r))}_{n}"
+            stem = f"token_masks_{_slug(record_label(r))}{suffix}_{n}"
             share = {taxonomy[c].display: A.attention_peak_in_class(maps, label, c) for c in classes}
             share_text = ", ".join(f"{k} {100 * v:.0f}%" for k, v in share.items() if v == v)
             outputs.add("token_masks", F.save_figure(
                 A.token_mask_figure(image, maps, taxonomy, classes), out_dir, stem,
                 f"Class-token masks sigmoid(S_i) of {record_label(r)} on test image {sample.name} (SegFace Figure 4a "
                 f"style; white = 1). Classes: tail classes present first, then head classes. " + caption_base))
-            stem = f"token_attention_{_slug(record_label(r))}_{n}"
+            stem = f"token_attention_{_slug(record_label(r))}{suffix}_{n}"
             outputs.add("token_attention", F.save_figure(
                 A.token_attention_figure(image, maps, taxonomy, classes), out_dir, stem,
                 f"Token-to-face cross-attention of each class token of {record_label(r)} per decoder layer (last "
@@ -503,8 +505,14 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
     outputs.leaderboard = board
     outputs.add("leaderboard", write_leaderboard(board, tables_dir))
 
-    # per protocol group of our records: Figure 1, F1 vs presence, confusion heatmaps
-    for protocol, members in group_records(records):
+    # per protocol group of our plainly scored records: Figure 1, F1 vs presence, confusion heatmaps, examples
+    # (post-hoc variants of a model are compared with it in the long-tail analysis below, not drawn again);
+    # with several such groups (datasets, splits, protocols), every file stem ends in the group's name
+    figure_groups = [(protocol, members) for protocol, members in group_records(records)
+                     if protocol.get("posthoc", NO_POSTHOC) == NO_POSTHOC]
+    for protocol, members in figure_groups:
+        suffix = "" if len(figure_groups) == 1 else "_" + _slug("_".join(
+            protocol[k] for k in ("dataset", "split", "merge", "protocol")))
         taxonomy = taxonomy_of_record(members[0])
         main = main_records(members)
         caption = data_caption(main) + " " + models_caption(main)
@@ -512,12 +520,12 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
             presence = presence_by_id(frequency, taxonomy)
             series = series_of(main, taxonomy)
             outputs.add("figure1", F.save_figure(
-                F.frequency_f1_figure(presence, series, taxonomy), figures_dir, "fig1_presence_vs_f1",
+                F.frequency_f1_figure(presence, series, taxonomy), figures_dir, f"fig1_presence_vs_f1{suffix}",
                 "SegFace Figure 1, done properly: bars = presence probability of each foreground class (training "
                 "split, sorted), lines = each model's per-class test F1 (pooled pixel counts). "
                 + frequency_caption(frequency) + " " + caption))
             outputs.add("f1_vs_presence", F.save_figure(
-                F.f1_vs_presence_figure(presence, series, taxonomy), figures_dir, "f1_vs_log_presence",
+                F.f1_vs_presence_figure(presence, series, taxonomy), figures_dir, f"f1_vs_log_presence{suffix}",
                 "Per-class test F1 against presence probability (log axis); error bars = 95% percentile "
                 "bootstrap intervals over test images (classes absent from a resample skipped). "
                 + frequency_caption(frequency) + " " + caption))
@@ -527,7 +535,7 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
             cm = r.confusion_matrix()
             if cm is None:
                 continue
-            stem = f"confusion_{_slug(record_label(r))}"
+            stem = f"confusion_{_slug(record_label(r))}{suffix}"
             outputs.tail_destinations[record_label(r)] = F.tail_destinations(cm, taxonomy)
             outputs.add("confusion", F.save_figure(
                 F.confusion_figure(cm, taxonomy), figures_dir, stem,
@@ -536,7 +544,8 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
                 + ("Framed red rows = tail (accessory) classes, with every cell >= 1% printed: where tail pixels "
                    "go. " if taxonomy.accessory_ids else "")
                 + data_caption([r])))
-        example_figures(main, figures_dir, outputs, data_root=data_root, count=examples, device=device)
+        example_figures(main, figures_dir, outputs, data_root=data_root, count=examples, device=device,
+                        suffix=suffix)
         longtail_report((), main, outputs, frequency=frequency, results=results, split=split,
                         reference=reference, n_resamples=n_resamples)
     # remedies against plain across groups: a post-hoc option has its own leaderboard group but is

@@ -85,3 +85,41 @@ def test_score_cli_writes_record(folders, tmp_path, capsys):
     assert main(["score", "--taxonomy", "celebamask-hq", "--gt", str(gt), "--pred", str(pred),
                  "--out", str(out)]) == 2
     assert "pred/a.png" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_folder_taxonomy_is_named_by_its_class_list_or_a_weight_file(tmp_path):
+    """`score --taxonomy` takes a folder dataset's classes.txt (or root) or a weight file trained on it,
+    in a fresh process where that taxonomy was never registered."""
+    import subprocess
+    import sys
+
+    from lt_faceparse.data.folder import resolve_taxonomy
+    from lt_faceparse.engine.tiny import TinyParser
+    from lt_faceparse.weights import save_model
+
+    root = tmp_path / "mine"
+    root.mkdir()
+    (root / "classes.txt").write_text("background\nskin\thuman skin\nhair\n")
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    _png(gt / "a.png", [[0, 1, 1], [2, 2, 255]])
+    _png(pred / "a.png", [[0, 1, 2], [2, 2, 2]])
+    taxonomy = resolve_taxonomy(root / "classes.txt")
+    assert taxonomy.names == ["background", "skin", "hair"] and taxonomy.display_names[1] == "human skin"
+    assert resolve_taxonomy(root) == taxonomy and resolve_taxonomy("lapa").name == "lapa"
+    weights = save_model(TinyParser(num_classes=3, width=4), tmp_path / "w.safetensors",
+                         {"model": "tiny", "model_kwargs": {"num_classes": 3, "width": 4},
+                          "taxonomy": taxonomy, "resolution": 16})
+    with pytest.raises(DataError, match="not a class list"):
+        resolve_taxonomy(gt / "a.png")
+    for spec in (root / "classes.txt", weights):
+        out = tmp_path / f"rec_{spec.suffix}"
+        done = subprocess.run([sys.executable, "-m", "lt_faceparse", "score", "--taxonomy", str(spec), "--gt", str(gt),
+                               "--pred", str(pred), "--out", str(out)], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        record = load_record(out / "record.json")
+        # skin: 2 gt pixels, 1 predicted, 1 shared -> F1 2/3; hair: 2 gt, 3 predicted (the ignore pixel
+        # does not count), 2 shared -> 4/5
+        assert record.per_class_f1()["skin"] == pytest.approx(2 / 3)
+        assert record.per_class_f1()["hair"] == pytest.approx(4 / 5)
+        assert record.taxonomy == taxonomy.name

@@ -233,6 +233,12 @@ def test_report_writes_the_longtail_pieces_and_readme_section(records, tmp_path)
     assert all(is_plain(r) for r in main_records(outputs.records))
     assert {"longtail_table", "longtail_delta", "longtail_figure"} <= set(outputs.files)
     assert [a.comparison.kind for a in outputs.longtail] == ["models", "remedies"]
+    # the flip-TTA record has its own leaderboard group, but the per-model figures are drawn once, for the
+    # plainly scored models (a post-hoc group must not overwrite Figure 1 or add its own confusion matrix)
+    figures = sorted(p.name for p in outputs.files["confusion"])
+    assert figures == [f"confusion_{m}_m_64.{ext}" for m in ("fcn", "segface") for ext in ("caption.txt", "pdf", "png")]
+    fig1 = (tmp_path / "out" / "figures" / "fig1_presence_vs_f1.caption.txt").read_text()
+    assert "TTA" not in fig1 and [p.name for p in outputs.files["figure1"]].count("fig1_presence_vs_f1.png") == 1
     section = "\n".join(longtail_section(outputs))
     assert "## Long-tail remedies" in section
     assert "**Chosen on val**" in section and "focal, val tail" in section
