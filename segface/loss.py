@@ -49,8 +49,10 @@ class CEDiceLoss(nn.Module):
         k = logits.shape[1]
         mask = valid.unsqueeze(1).to(logits.dtype)  # B x 1 x H x W
         probs = logits.softmax(dim=1) * mask
-        classes = torch.arange(k, device=target.device)
-        onehot = (target.unsqueeze(-1) == classes).permute(0, 3, 1, 2).to(logits.dtype) * mask  # B x K x H x W
+        classes = torch.arange(k, device=target.device).view(1, k, 1, 1)
+        # built in probs' own layout (B x K x H x W, contiguous): a permuted B x H x W x K one-hot made
+        # every product below a strided broadcast (a CPU training step 12% slower on two threads)
+        onehot = (target.unsqueeze(1) == classes).to(logits.dtype) * mask
         dims = (0, 2, 3)
         inter = (probs * onehot).sum(dims)
         denom = (probs * probs).sum(dims) + onehot.sum(dims)  # t is 0/1: sum(t^2) = sum(t)
