@@ -43,6 +43,22 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_save_figure(fig: Any, stem: str | Path, *, dpi: float | None = None) -> list[Path]:
+    """Write a matplotlib figure as ``stem.png`` and ``stem.pdf``, each atomically, tightly cropped.
+
+    The PDF carries no creation date, so re-rendering an unchanged figure rewrites the same bytes (a
+    regenerated ``reports/`` folder differs only where its numbers do)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ext, metadata in (("png", None), ("pdf", {"CreationDate": None})):
+        path = stem.with_name(f"{stem.name}.{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight", metadata=metadata)
+        written.append(path)
+    return written
+
+
 def atomic_write_json(path: str | Path, obj: Any, *, indent: int = 2) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False, allow_nan=True) + "\n")
 

@@ -23,15 +23,9 @@ def _pyplot():
 
 
 def _save(fig, stem: Path) -> list[Path]:
-    from lt_faceparse.atomic import atomic_path
+    from lt_faceparse.atomic import atomic_save_figure
 
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for ext in ("png", "pdf"):
-        path = stem.with_suffix(f".{ext}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-        out.append(path)
+    out = atomic_save_figure(fig, stem, dpi=150)
     _pyplot().close(fig)
     return out
 

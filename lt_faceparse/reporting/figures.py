@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lt_faceparse.atomic import atomic_path, atomic_write_text  # noqa: E402
+from lt_faceparse.atomic import atomic_save_figure, atomic_write_text  # noqa: E402
 from lt_faceparse.taxonomy import Taxonomy  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -67,12 +67,8 @@ def class_colors(taxonomy: Taxonomy, ids: Sequence[int]) -> list[tuple[float, fl
 def save_figure(fig: "plt.Figure", out_dir: str | Path, stem: str, caption: str) -> dict[str, Path]:
     """Write ``stem.png``, ``stem.pdf`` (atomically) and ``stem.caption.txt``; close the figure."""
     out_dir = Path(out_dir)
-    paths = {}
-    for ext in ("png", "pdf"):
-        path = out_dir / f"{stem}.{ext}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, bbox_inches="tight")
-        paths[ext] = path
+    png, pdf = atomic_save_figure(fig, out_dir / stem)
+    paths = {"png": png, "pdf": pdf}
     paths["caption"] = atomic_write_text(out_dir / f"{stem}.caption.txt", caption.strip() + "\n")
     plt.close(fig)
     return paths

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from lt_faceparse.reporting.tables import Column, Table, write_table
+from lt_faceparse.reporting.tables import Column, Table, file_slug, write_table
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 PROTOCOL_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol", "posthoc")
@@ -195,7 +195,7 @@ class LeaderboardGroup:
     @property
     def slug(self) -> str:
         parts = [self.protocol[k] for k in PROTOCOL_KEYS if k != "posthoc" or self.protocol[k] != NO_POSTHOC]
-        return "-".join("".join(ch if ch.isalnum() else "_" for ch in p.lower()) for p in parts)
+        return "-".join(file_slug(p) for p in parts)
 
 
 @dataclass

@@ -45,7 +45,7 @@ from lt_faceparse.reporting.leaderboard import (
     provenance_of,
     record_label,
 )
-from lt_faceparse.reporting.tables import Column, Table
+from lt_faceparse.reporting.tables import Column, Table, file_slug
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 # the issue's bar for a useful remedy: tail mean F1 up by 10 points (p < 0.05), head down by at most 1
@@ -102,12 +102,6 @@ class Comparison:
     stem: str  # file stem of its table and figure
 
 
-def _slug(text: str) -> str:
-    import re
-
-    return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
-
-
 def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), *,
                      model_reference: str | None = None) -> tuple[list[Comparison], list[str]]:
     """The remedy comparisons in ``records`` and the model comparison of ``model_records`` (see the
@@ -139,7 +133,7 @@ def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), 
         methods = [r for r in group if r is not plain[0]]
         comparisons.append(Comparison(
             "remedies", plain[0], methods, "plain", [remedy_label(r) for r in methods],
-            f"Long-tail remedies of {name} vs plain", f"longtail_remedies_{_slug(name)}"))
+            f"Long-tail remedies of {name} vs plain", f"longtail_remedies_{file_slug(name)}"))
     models = [r for r in model_records if not is_reported(r)]
     if len(models) >= 2:
         labels = [record_label(r) for r in models]

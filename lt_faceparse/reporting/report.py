@@ -37,7 +37,7 @@ from lt_faceparse.reporting.leaderboard import (
     write_leaderboard,
 )
 from lt_faceparse.reporting.longtail import is_plain
-from lt_faceparse.reporting.tables import Column, Table, write_table
+from lt_faceparse.reporting.tables import Column, Table, file_slug, write_table
 from lt_faceparse.taxonomy import Taxonomy
 
 
@@ -420,14 +420,14 @@ def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutput
         for n, (sample, image, label) in enumerate(zip(samples[:2], images[:2], labels[:2])):
             maps = A.token_maps(model, sample.image.to(device))
             classes = A.default_classes(label, taxonomy)
-            stem = f"token_masks_{_slug(record_label(r))}{suffix}_{n}"
+            stem = f"token_masks_{file_slug(record_label(r))}{suffix}_{n}"
             share = {taxonomy[c].display: A.attention_peak_in_class(maps, label, c) for c in classes}
             share_text = ", ".join(f"{k} {100 * v:.0f}%" for k, v in share.items() if v == v)
             outputs.add("token_masks", F.save_figure(
                 A.token_mask_figure(image, maps, taxonomy, classes), out_dir, stem,
                 f"Class-token masks sigmoid(S_i) of {record_label(r)} on test image {sample.name} (SegFace Figure 4a "
                 f"style; white = 1). Classes: tail classes present first, then head classes. " + caption_base))
-            stem = f"token_attention_{_slug(record_label(r))}{suffix}_{n}"
+            stem = f"token_attention_{file_slug(record_label(r))}{suffix}_{n}"
             outputs.add("token_attention", F.save_figure(
                 A.token_attention_figure(image, maps, taxonomy, classes), out_dir, stem,
                 f"Token-to-face cross-attention of each class token of {record_label(r)} per decoder layer (last "
@@ -454,13 +454,6 @@ def short_labels(records: Sequence[Any]) -> list[str]:
         if len(set(labels)) == len(labels):
             return labels
     return [record_label(r) for r in records]
-
-
-def _slug(text: str) -> str:
-    """File-name form of a label: "segface (mobilenet) @64" -> "segface_mobilenet_64"."""
-    import re
-
-    return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
 
 
 # ---- the report ---------------------------------------------------------------------------------------
@@ -511,7 +504,7 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
     figure_groups = [(protocol, members) for protocol, members in group_records(records)
                      if protocol.get("posthoc", NO_POSTHOC) == NO_POSTHOC]
     for protocol, members in figure_groups:
-        suffix = "" if len(figure_groups) == 1 else "_" + _slug("_".join(
+        suffix = "" if len(figure_groups) == 1 else "_" + file_slug("_".join(
             protocol[k] for k in ("dataset", "split", "merge", "protocol")))
         taxonomy = taxonomy_of_record(members[0])
         main = main_records(members)
@@ -535,7 +528,7 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
             cm = r.confusion_matrix()
             if cm is None:
                 continue
-            stem = f"confusion_{_slug(record_label(r))}{suffix}"
+            stem = f"confusion_{file_slug(record_label(r))}{suffix}"
             outputs.tail_destinations[record_label(r)] = F.tail_destinations(cm, taxonomy)
             outputs.add("confusion", F.save_figure(
                 F.confusion_figure(cm, taxonomy), figures_dir, stem,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -194,6 +195,12 @@ def to_rich(table: Table):
     for row in _cells(table):
         rich_table.add_row(*[f"[bold]{t}[/bold]" if b else t for t, b in row])
     return rich_table
+
+
+def file_slug(text: str) -> str:
+    """ASCII file-name form of a label: "segface (mobilenet) @64" -> "segface_mobilenet_64",
+    "post-hoc LA(τ=1)" -> "post_hoc_la_1" (runs of anything but a-z and 0-9 become one underscore)."""
+    return re.sub(r"[^0-9a-z]+", "_", text.lower()).strip("_")
 
 
 def write_table(table: Table, out_dir: str | Path, stem: str) -> dict[str, Path]:

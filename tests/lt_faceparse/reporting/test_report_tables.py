@@ -5,6 +5,7 @@ import pytest
 from lt_faceparse.reporting.tables import (
     Column,
     Table,
+    file_slug,
     format_cell,
     latex_escape,
     to_csv,
@@ -123,3 +124,9 @@ def test_wide_latex_tables_are_scaled_to_the_text_width():
     assert "\\resizebox{\\textwidth}{!}{%" in lines
     assert lines[-2] == "\\end{tabular}}"
     assert text.count("{") == text.count("}")
+
+
+def test_file_slug_is_ascii_and_collapses_runs():
+    assert file_slug("segface (timm/mobilenetv3_large_100) @64") == "segface_timm_mobilenetv3_large_100_64"
+    assert file_slug("post-hoc LA(τ=1)") == "post_hoc_la_1"
+    assert file_slug("n/a") == "n_a"
