@@ -10,7 +10,7 @@ again (:func:`lt_faceparse.reporting.sweep.finished_row`); an interrupted run re
 checkpoint. ``reuse_results=True`` (``--reuse-results``) trains nothing: it takes the finished rows and
 records under ``out_dir`` as they are, keeps their speed records, and re-renders the report.
 
-Plans: :data:`QUICK` (CI smoke run), :data:`DEFAULT` (the 2-core CPU benchmark, about 12 minutes on
+Plans: :data:`QUICK` (CI smoke run), :data:`DEFAULT` (the 2-core CPU benchmark, about 13 minutes on
 an idle machine), :data:`GPU` (one CUDA GPU, ``--device cuda``). Independent settings train side by
 side in ``plan.workers`` processes (:mod:`lt_faceparse.reporting.parallel`); long-tail remedy settings
 (``plan.remedies``) train SegFace with a ``longtail:`` config section at the same budget as plain.
@@ -97,7 +97,7 @@ QUICK = BenchmarkPlan(
     notes="smoke run: every stage on a few images; the numbers mean nothing",
 )
 
-# 2-core CPU, about 12 minutes on an idle machine with three remedies (about 6 without them), every
+# 2-core CPU, about 13 minutes on an idle machine (781 s measured) with three remedies (about 6 without them), every
 # number measured on val (SegFace plain, see DESIGN.md "Choosing the CPU plan"): 64 px input (96 px
 # gave a lower val head mean F1 at the same compute: fewer steps), batch 8 (batch 4: more steps but
 # noisy BatchNorm statistics, val head 49-53 against 56-58), AdamW lr 2e-3 (4e-3: head 53 against 62),
