@@ -17,6 +17,21 @@ import torch.nn.functional as F
 from lt_faceparse.taxonomy import IGNORE_INDEX
 
 
+def _hard_pixels(pixel_loss: torch.Tensor, threshold: float, min_kept_divisor: int) -> torch.Tensor:
+    """Which entries of the flat ``pixel_loss`` OHEM averages over, as an index for ``pixel_loss[...]``: the
+    bool mask of the losses above ``-log(threshold)`` when there are more than ``min_kept`` of them, else
+    the positions of the ``min_kept`` largest (in ``topk``'s order)."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold is a probability in (0, 1], got {threshold}")
+    if min_kept_divisor < 1:
+        raise ValueError(f"min_kept_divisor must be >= 1, got {min_kept_divisor}")
+    min_kept = max(1, pixel_loss.numel() // min_kept_divisor)
+    hard = pixel_loss > -math.log(threshold)
+    if int(hard.sum()) > min_kept:
+        return hard
+    return pixel_loss.topk(min_kept, sorted=False).indices
+
+
 def ohem_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -31,17 +46,8 @@ def ohem_cross_entropy(
     included (ignored pixels have loss 0, so they are only ever kept when fewer than ``min_kept``
     pixels carry any loss).
     """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold is a probability in (0, 1], got {threshold}")
-    if min_kept_divisor < 1:
-        raise ValueError(f"min_kept_divisor must be >= 1, got {min_kept_divisor}")
-    loss_threshold = -math.log(threshold)
     pixel_loss = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none").flatten()
-    min_kept = max(1, pixel_loss.numel() // min_kept_divisor)
-    hard = pixel_loss[pixel_loss > loss_threshold]
-    if hard.numel() > min_kept:
-        return hard.mean()
-    return pixel_loss.topk(min_kept, sorted=False).values.mean()
+    return pixel_loss[_hard_pixels(pixel_loss.detach(), threshold, min_kept_divisor)].mean()
 
 
 def ohem_keep_mask(
@@ -53,15 +59,12 @@ def ohem_keep_mask(
     ignore_index: int = IGNORE_INDEX,
 ) -> torch.Tensor:
     """B x H x W bool: the pixels :func:`ohem_cross_entropy` averages over (the same rule)."""
-    loss_threshold = -math.log(threshold)
     with torch.no_grad():
         pixel_loss = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none").flatten()
-        min_kept = max(1, pixel_loss.numel() // min_kept_divisor)
-        hard = pixel_loss > loss_threshold
-        if int(hard.sum()) <= min_kept:
-            hard = torch.zeros_like(hard)
-            hard[pixel_loss.topk(min_kept, sorted=False).indices] = True
-    return hard.view_as(target)
+        keep = _hard_pixels(pixel_loss, threshold, min_kept_divisor)
+        if keep.dtype != torch.bool:
+            keep = torch.zeros_like(pixel_loss, dtype=torch.bool).index_fill_(0, keep, True)
+    return keep.view_as(target)
 
 
 class OhemCrossEntropy(nn.Module):

@@ -136,28 +136,28 @@ class PreemptionGuard:
             self.agreed = signal.Signals(int(flag.item()))
         return self.agreed is not None
 
-    def stop_at_this_step(self) -> bool:
-        """Whether every rank stops after the optimizer step that just ended (call at every step)."""
+    def _settled(self) -> bool:
+        """Whether the answer is known without a new agreement: already agreed, a single process (its own
+        signal decides), or the previous step's all-reduce carried a signal."""
         if self.agreed is not None:
             return True
         if self._group is None:
             self.agreed = self.received
-            return self.agreed is not None
-        if self._take_pending():
             return True
+        return self._take_pending()
+
+    def stop_at_this_step(self) -> bool:
+        """Whether every rank stops after the optimizer step that just ended (call at every step)."""
+        if self._settled():
+            return self.agreed is not None
         flag = self._local_flag()
         self._pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group, async_op=True), flag)
         return False
 
     def stop_now(self) -> bool:
         """Whether every rank stops here (a synchronous agreement, for epoch ends)."""
-        if self.agreed is not None:
-            return True
-        if self._group is None:
-            self.agreed = self.received
+        if self._settled():
             return self.agreed is not None
-        if self._take_pending():
-            return True
         flag = self._local_flag()
         dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
         if int(flag.item()):

@@ -1,18 +1,12 @@
 """The SegFace inference speed harness (formulations vs each other and BiSeNet), on tiny inputs."""
 
 import pytest
-import torch
 
 from lt_faceparse.speed_segface import (bench_segface, format_ratio_rows, format_rows, inference_ratio_rows,
                                         time_sections)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

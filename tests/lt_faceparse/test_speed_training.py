@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from lt_faceparse.data.build import build_dataset
 from lt_faceparse.speed_loading import loader_images_per_s, per_item_ms
@@ -11,12 +10,7 @@ from lt_faceparse.speed_training import (format_end_to_end, format_step_rows, sy
                                          train_end_to_end, training_step_rows)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,8 @@
-"""SegFace tests run single-threaded: the CI box is small and shared, and oversubscription costs more than it gains."""
+"""SegFace tests run single-threaded (tests/conftest.py: one_torch_thread)."""
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test of this folder runs on one torch thread (tests/conftest.py)."""

@@ -92,6 +92,21 @@ class TinyWithUnused(TinyParser):
         self.unused = torch.nn.Linear(2, 2)
 
 
+class TinyNaNLoss(TinyParser):
+    """TinyParser whose loss is NaN from its ``nan_at``-th call on (``once``: at that call only)."""
+
+    def __init__(self, num_classes: int = 19, width: int = 8, nan_at: int = 6, once: bool = False):
+        super().__init__(num_classes, width)
+        self.build_kwargs.update(nan_at=nan_at, once=once)
+        self.calls = 0
+
+    def loss(self, logits, target):
+        self.calls += 1
+        loss = super().loss(logits, target)
+        at, once = self.build_kwargs["nan_at"], self.build_kwargs["once"]
+        return loss * float("nan") if (self.calls == at if once else self.calls >= at) else loss
+
+
 class TinySignalling(TinyParser):
     """TinyParser that, in one chosen process, sends itself a signal during its ``at``-th loss call
     and then sleeps ``delay`` seconds per call: a preemption notice arriving mid-step on one rank.
@@ -139,6 +154,7 @@ def register_test_models() -> None:
 
     register_model("tiny_unused_test", TinyWithUnused, overwrite=True)
     register_model("tiny_signalling_test", TinySignalling, overwrite=True)
+    register_model("tiny_nan_test", TinyNaNLoss, overwrite=True)
 
 
 def eval_model(seed: int = 0) -> TinyParser:

@@ -6,13 +6,12 @@ import shutil
 
 import pytest
 import torch
-from engine_testdata import MemoryFaces, tiny_config
+from engine_testdata import MemoryFaces, TinyNaNLoss, tiny_config
 from safetensors.torch import load_file
 
 from lt_faceparse.engine.checkpoint import list_checkpoints, load_checkpoint
 from lt_faceparse.engine.config import load_config
 from lt_faceparse.engine.progress import read_log
-from lt_faceparse.engine.tiny import TinyParser
 from lt_faceparse.engine.train import TrainingDiverged, train
 from lt_faceparse.errors import LTFaceParseError
 from lt_faceparse.models import register_model
@@ -92,22 +91,8 @@ def test_resume_from_a_mid_epoch_checkpoint_equals_the_uninterrupted_run(tmp_pat
     assert resumed["resumed_from"].endswith("ckpt_e0001_s000000006.pt") and resumed["global_step"] == 6
 
 
-class _NaNAfter(TinyParser):
-    """TinyParser whose loss turns NaN at its ``nan_at``-th call."""
-
-    def __init__(self, num_classes: int = 19, width: int = 8, nan_at: int = 6):
-        super().__init__(num_classes, width)
-        self.build_kwargs["nan_at"] = nan_at
-        self.calls = 0
-
-    def loss(self, logits, target):
-        self.calls += 1
-        loss = super().loss(logits, target)
-        return loss * float("nan") if self.calls >= self.build_kwargs["nan_at"] else loss
-
-
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-    register_model("tiny_nan_test", _NaNAfter, overwrite=True)
+    register_model("tiny_nan_test", TinyNaNLoss, overwrite=True)
     config = tiny_config(tmp_path / "run", model={"name": "tiny_nan_test", "kwargs": {"width": 8, "nan_at": 6}},
                          checkpoint={"every_steps": 2, "keep_last": 5})
     with pytest.raises(TrainingDiverged) as err:

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from engine_testdata import MemoryFaces, tiny_config
+from engine_testdata import MemoryFaces, TinyNaNLoss, tiny_config
 from safetensors.torch import load_file
 
 from lt_faceparse.data.sample import Sample
@@ -24,20 +24,6 @@ def _weights(run_dir) -> dict[str, torch.Tensor]:
     return load_file(str(run_dir / "final.safetensors"))
 
 
-class _NaNAt(TinyParser):
-    """TinyParser whose loss is NaN at exactly its ``nan_at``-th call."""
-
-    def __init__(self, num_classes: int = 19, width: int = 8, nan_at: int = 5):
-        super().__init__(num_classes, width)
-        self.build_kwargs["nan_at"] = nan_at
-        self.calls = 0
-
-    def loss(self, logits, target):
-        self.calls += 1
-        loss = super().loss(logits, target)
-        return loss * float("nan") if self.calls == self.build_kwargs["nan_at"] else loss
-
-
 @pytest.fixture
 def fused_on_cpu(monkeypatch):
     """Run the CUDA path's optimizer (fused AdamW, deferred reads) on the CPU, which has the kernel."""
@@ -45,8 +31,9 @@ def fused_on_cpu(monkeypatch):
 
 
 def test_deferred_reads_stop_a_diverged_run_at_the_next_read_with_no_checkpoint_after_it(tmp_path, fused_on_cpu):
-    register_model("tiny_nan_at_test", _NaNAt, overwrite=True)
-    config = tiny_config(tmp_path / "run", model={"name": "tiny_nan_at_test", "kwargs": {"width": 8, "nan_at": 5}},
+    register_model("tiny_nan_test", TinyNaNLoss, overwrite=True)
+    nan_once_at_5 = {"name": "tiny_nan_test", "kwargs": {"width": 8, "nan_at": 5, "once": True}}
+    config = tiny_config(tmp_path / "run", model=nan_once_at_5,
                          optim={"epochs": 3}, log_every=3, checkpoint={"every_steps": 0, "keep_last": 5})
     with pytest.raises(TrainingDiverged) as err:
         train(config, train_dataset=MemoryFaces(32))  # 4 steps per epoch: NaN at epoch 1, step 1
