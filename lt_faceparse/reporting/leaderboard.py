@@ -240,16 +240,37 @@ def _taxonomy_for(protocol: dict[str, str], records: Sequence[Any]) -> Taxonomy 
     return taxonomy_of_record(records[0]) if records else None
 
 
-def _unique_labels(records: Sequence[Any]) -> list[str]:
-    labels = [record_label(r) for r in records]
-    seen: dict[str, int] = {}
+def _origin_candidates(record: Any) -> list[str]:
+    """Ways to tell a record from others of the same label, most readable first: its run folder (from
+    the weights it was scored from), its record's folder, the run named in its provenance, its source."""
+    prov = provenance_of(record)
     out = []
-    for label, record in zip(labels, records):
-        if labels.count(label) > 1:
-            seen[label] = seen.get(label, 0) + 1
-            source = provenance_of(record).get("run") or provenance_of(record).get("source")
-            label = f"{label} [{source}]" if source else f"{label} #{seen[label]}"
-        out.append(label)
+    if prov.get("weights"):
+        out.append(Path(str(prov["weights"])).parent.name)
+    path = getattr(record, "path", None)
+    if path is not None:
+        out.append(Path(path).parent.name if Path(path).name == "record.json" else Path(path).stem)
+    out.extend(str(prov[k]) for k in ("run", "source") if prov.get(k))
+    return [c for c in out if c]
+
+
+def unique_labels(records: Sequence[Any]) -> list[str]:
+    """:func:`record_label` of each record; labels that several records share get ``[origin]`` appended,
+    the first kind of origin (:func:`_origin_candidates`) that tells them apart, else ``#n``."""
+    labels = [record_label(r) for r in records]
+    out = list(labels)
+    for label in {lab for lab in labels if labels.count(lab) > 1}:
+        idx = [i for i, lab in enumerate(labels) if lab == label]
+        candidates = [_origin_candidates(records[i]) for i in idx]
+        for k in range(max(len(c) for c in candidates)):
+            origins = [c[k] if k < len(c) else None for c in candidates]
+            if None not in origins and len(set(origins)) == len(origins):
+                for i, origin in zip(idx, origins):
+                    out[i] = f"{label} [{origin}]"
+                break
+        else:
+            for n, i in enumerate(idx, 1):
+                out[i] = f"{label} #{n}"
     return out
 
 
@@ -276,7 +297,7 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
     """The Table-1-style table of one protocol group (``bins``: presence bins of this group's
     dataset, for records that do not carry their own)."""
     taxonomy = _taxonomy_for(protocol, records)
-    labels = list(labels or _unique_labels(records))
+    labels = list(labels or unique_labels(records))
     class_ids = taxonomy.display_order if taxonomy else []
     columns = [
         Column("method", "Method", "str"),
@@ -497,7 +518,7 @@ def build_leaderboard(records: Iterable[Any], *, speed_records: Sequence[dict] =
     groups = []
     for protocol, members in group_records(records, mixed=mixed):
         members = sorted(members, key=lambda r: (is_reported(r), -_sort_value(getattr(r, "mean_f1", None))))
-        labels = _unique_labels(members)
+        labels = unique_labels(members)
         group_bins = (bins or {}).get(protocol["dataset"])
         table = leaderboard_table(members, protocol, speed_records=speed_records, labels=labels, bins=group_bins)
         notes = _mixed_notes(members)

@@ -15,7 +15,7 @@ from typing import Any
 
 from lt_faceparse.atomic import atomic_write_text
 from lt_faceparse.reporting.leaderboard import (class_f1, head_tail_means, mean_f1_ci, provenance_of, record_label,
-                                                taxonomy_of_record)
+                                                taxonomy_of_record, unique_labels)
 
 FILE_NOTES = {
     "leaderboard": "Leaderboard (Table 1 style) per comparable protocol group: per-class F1 in the paper's column "
@@ -74,7 +74,7 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
     be made (records not scored on the same images) is listed in ``outputs.skipped``."""
     from lt_faceparse.errors import IncomparableError
     from lt_faceparse.metrics.bootstrap import paired_bootstrap
-    from lt_faceparse.reporting.report import main_records, fps_of
+    from lt_faceparse.reporting.report import fps_of, main_records, repeated_settings
 
     main = main_records(outputs.records)
     if not main:
@@ -100,12 +100,17 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
         f"{record_label(r)} {_pct(r.mean_f1)}"
         + (f" [95% CI {_pct(mean_f1_ci(r)[0])}, {_pct(mean_f1_ci(r)[1])}]" if mean_f1_ci(r) else "")
         for r in ranked) + ".")
+    for same in repeated_settings(outputs.records, main):
+        names = unique_labels(same)
+        lines.append(f"- {len(same)} records share the setting of {record_label(same[0])} ({', '.join(names)}): the "
+                     f"findings and figures use the first one, {names[0]} (scores "
+                     + ", ".join(_pct(r.mean_f1) for r in same) + " mean F1); the leaderboard lists each.")
     segface = next((r for r in main if provenance_of(r).get("model") == "segface"), None)
     if segface is not None:
         best = ranked[0]
-        if best is segface:
+        if best is segface and len(main) > 1:
             lines.append(f"- SegFace ({record_label(segface)}) has the highest mean F1 of the {len(main)} models.")
-        else:
+        elif best is not segface:
             lines.append(f"- SegFace does **not** have the highest mean F1: {record_label(best)} leads by "
                          f"{100 * (best.mean_f1 - segface.mean_f1):.2f} points.")
         for other in main:

@@ -624,6 +624,24 @@ def main_records(records: Sequence[Any]) -> list[Any]:
     return sorted(chosen.values(), key=lambda r: (provenance_of(r).get("model") != "segface", record_label(r)))
 
 
+def _setting(record: Any) -> tuple:
+    prov = provenance_of(record)
+    return tuple(prov.get(k) for k in ("model", "backbone", "resolution", "dataset", "split", "protocol"))
+
+
+def repeated_settings(records: Sequence[Any], main: Sequence[Any]) -> list[list[Any]]:
+    """For each record of ``main`` (:func:`main_records`) that shares its setting (model, backbone, resolution,
+    dataset, split, protocol) with other plain records of ours (repeated runs, other seeds): that record
+    first, then the others."""
+    ours = [r for r in records if is_plain(r) and not is_reported(r)]
+    out = []
+    for r in main:
+        others = [x for x in ours if x is not r and _setting(x) == _setting(r)]
+        if others:
+            out.append([r, *others])
+    return out
+
+
 def headline_numbers(outputs: ReportOutputs) -> dict[str, Any]:
     """The numbers the README quotes, computed from the records (fractions)."""
     main = main_records(outputs.records)

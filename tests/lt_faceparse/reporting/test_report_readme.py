@@ -63,3 +63,27 @@ def test_unexpected_errors_in_a_finding_propagate(tmp_path, monkeypatch):
     monkeypatch.setattr(bootstrap, "paired_bootstrap", broken)
     with pytest.raises(ValueError, match="has 3 classes"):
         findings(_outputs(tmp_path, ["a", "b", "c"]), n_resamples=50)
+
+
+def test_repeated_runs_of_one_setting_are_named_by_run_folder_and_the_choice_is_said(tmp_path):
+    from lt_faceparse.reporting.leaderboard import unique_labels
+
+    first, second = _record("segface", ["a", "b", "c"], 0), _record("segface", ["a", "b", "c"], 30)
+    first.provenance.update(weights="runs/seed0/final.safetensors", source="trained with lt-faceparse 0.1.0")
+    second.provenance.update(weights="runs/seed1/final.safetensors", source="trained with lt-faceparse 0.1.0")
+    assert unique_labels([first, second]) == ["segface @64 [seed0]", "segface @64 [seed1]"]
+    outputs = ReportOutputs(tmp_path)
+    outputs.records = [first, second, _record("bisenet", ["a", "b", "c"], 30)]
+    lines = findings(outputs, n_resamples=50)
+    (line,) = [line for line in lines if "share the setting" in line]
+    assert line == (f"- 2 records share the setting of segface @64 (segface @64 [seed0], segface @64 [seed1]): the "
+                    f"findings and figures use the first one, segface @64 [seed0] (scores {100 * first.mean_f1:.2f}, "
+                    f"{100 * second.mean_f1:.2f} mean F1); the leaderboard lists each.")
+    assert any(line.startswith("- SegFace (segface @64) has the highest mean F1 of the 2 models") for line in lines)
+
+
+def test_labels_fall_back_to_numbers_when_nothing_tells_records_apart():
+    from lt_faceparse.reporting.leaderboard import unique_labels
+
+    records = [_record("segface", ["a"], 0), _record("segface", ["a"], 0), _record("bisenet", ["a"], 0)]
+    assert unique_labels(records) == ["segface @64 #1", "segface @64 #2", "bisenet @64"]
