@@ -18,16 +18,16 @@ from lt_faceparse.taxonomy import IGNORE_INDEX
 
 
 def _hard_pixels(pixel_loss: torch.Tensor, threshold: float, min_kept_divisor: int) -> torch.Tensor:
-    """Which entries of the flat ``pixel_loss`` OHEM averages over, as an index for ``pixel_loss[...]``: the
-    bool mask of the losses above ``-log(threshold)`` when there are more than ``min_kept`` of them, else
-    the positions of the ``min_kept`` largest (in ``topk``'s order)."""
+    """Positions in the flat ``pixel_loss`` that OHEM averages over: those with a loss above ``-log(threshold)``
+    (ascending) when there are more than ``min_kept`` of them, else those of the ``min_kept`` largest losses.
+    Counting the hard pixels is this loss's one host synchronisation."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold is a probability in (0, 1], got {threshold}")
     if min_kept_divisor < 1:
         raise ValueError(f"min_kept_divisor must be >= 1, got {min_kept_divisor}")
     min_kept = max(1, pixel_loss.numel() // min_kept_divisor)
-    hard = pixel_loss > -math.log(threshold)
-    if int(hard.sum()) > min_kept:
+    hard = (pixel_loss > -math.log(threshold)).nonzero().squeeze(1)
+    if hard.numel() > min_kept:
         return hard
     return pixel_loss.topk(min_kept, sorted=False).indices
 
@@ -61,9 +61,8 @@ def ohem_keep_mask(
     """B x H x W bool: the pixels :func:`ohem_cross_entropy` averages over (the same rule)."""
     with torch.no_grad():
         pixel_loss = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none").flatten()
-        keep = _hard_pixels(pixel_loss, threshold, min_kept_divisor)
-        if keep.dtype != torch.bool:
-            keep = torch.zeros_like(pixel_loss, dtype=torch.bool).index_fill_(0, keep, True)
+        hard = _hard_pixels(pixel_loss, threshold, min_kept_divisor)
+        keep = torch.zeros_like(pixel_loss, dtype=torch.bool).index_fill_(0, hard, True)
     return keep.view_as(target)
 
 
