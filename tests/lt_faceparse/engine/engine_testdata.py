@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -16,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from lt_faceparse.data.sample import Sample
+from lt_faceparse.engine.checkpoint import list_checkpoints, load_checkpoint
 from lt_faceparse.engine.config import DEFAULTS, merge_dicts, validate_config
 from lt_faceparse.engine.tiny import TinyParser
 from lt_faceparse.taxonomy import get_taxonomy
@@ -66,6 +68,21 @@ def tiny_config(out: str | Path, **sections) -> dict:
     config = merge_dicts(merge_dicts(DEFAULTS, base), sections)
     validate_config(config)
     return config
+
+
+def cut_in_place(run: Path, step: int) -> None:
+    """Make the finished ``run`` look killed after ``step`` steps (later checkpoints and the final weights removed)."""
+    for path in list_checkpoints(run):
+        if load_checkpoint(path)["global_step"] > step:
+            path.unlink()
+    (run / "final.safetensors").unlink()
+
+
+def cut_copy(whole: Path, folder: Path, keep_until_step: int) -> Path:
+    """A copy of the finished run ``whole`` at ``folder``, as a run killed after ``keep_until_step`` steps."""
+    shutil.copytree(whole, folder)
+    cut_in_place(folder, keep_until_step)
+    return folder
 
 
 def free_port() -> int:

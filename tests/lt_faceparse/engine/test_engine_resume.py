@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import torch
-from engine_testdata import MemoryFaces, tiny_config
+from engine_testdata import MemoryFaces, cut_copy, cut_in_place, tiny_config
 from safetensors.torch import load_file
 
 from lt_faceparse.engine.checkpoint import CHECKPOINT_DIR, list_checkpoints, load_checkpoint
@@ -36,19 +36,6 @@ def whole(tmp_path_factory):
         torch.set_num_threads(threads)
 
 
-def _cut_in_place(run, step: int) -> None:
-    """Make ``run`` look killed after ``step`` steps (later checkpoints and the final weights removed)."""
-    for path in list_checkpoints(run):
-        if load_checkpoint(path)["global_step"] > step:
-            path.unlink()
-    (run / "final.safetensors").unlink()
-
-
-def _cut(whole, folder, keep_until_step: int):
-    """A copy of ``whole`` as a run killed after ``keep_until_step`` steps."""
-    shutil.copytree(whole, folder)
-    _cut_in_place(folder, keep_until_step)
-    return folder
 
 
 def _starts(run):
@@ -65,7 +52,7 @@ def test_first_start_of_an_auto_run_begins_fresh_and_logs_its_launch(tmp_path, m
 
 
 def test_restart_continues_from_the_newest_checkpoint_and_equals_the_uninterrupted_run(whole, tmp_path, monkeypatch):
-    cut = _cut(whole, tmp_path / "cut", keep_until_step=6)
+    cut = cut_copy(whole, tmp_path / "cut", keep_until_step=6)
     stale = cut / CHECKPOINT_DIR / ".ckpt_e0001_s000000007.pt.abc123.tmp"  # a write killed half-way
     stale.write_bytes(b"partial")
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
@@ -78,7 +65,7 @@ def test_restart_continues_from_the_newest_checkpoint_and_equals_the_uninterrupt
 
 
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one_with_a_warning(whole, tmp_path, caplog):
-    cut = _cut(whole, tmp_path / "cut", keep_until_step=7)
+    cut = cut_copy(whole, tmp_path / "cut", keep_until_step=7)
     newest = list_checkpoints(cut)[-1]
     assert newest.name == "ckpt_e0001_s000000007.pt"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a partial copy
@@ -93,7 +80,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one_with_a_war
 
 
 def test_no_readable_checkpoint_is_refused_rather_than_silently_restarted(whole, tmp_path):
-    cut = _cut(whole, tmp_path / "cut", keep_until_step=2)
+    cut = cut_copy(whole, tmp_path / "cut", keep_until_step=2)
     for path in list_checkpoints(cut):
         path.write_bytes(b"")
     with pytest.raises(ResumeRefused, match="no checkpoint can be read"):
@@ -120,7 +107,7 @@ def test_a_folder_of_another_config_is_refused_with_the_folder_and_the_keys(whol
         run = tmp_path / f"other{cut_at}"
         shutil.copytree(whole, run)
         if not finished:
-            _cut_in_place(run, cut_at)
+            cut_in_place(run, cut_at)
         with pytest.raises(ResumeRefused) as err:
             train(tiny_config(run, resume="auto", **{**SECTIONS, "optim": {"epochs": 3, "lr": 0.5}, "seed": 3}),
                   train_dataset=MemoryFaces(32))
@@ -166,7 +153,7 @@ def test_a_restart_before_the_first_checkpoint_of_a_remedy_run_matches_its_confi
 def test_a_checkpoint_from_before_newer_config_keys_resumes_with_their_defaults(whole, tmp_path):
     """Keys added to the schema later (the long-tail section, TensorBoard, compile, formulation) count
     with their defaults when a checkpoint's config lacks them."""
-    cut = _cut(whole, tmp_path / "old", keep_until_step=5)
+    cut = cut_copy(whole, tmp_path / "old", keep_until_step=5)
     for path in list_checkpoints(cut):
         state = load_checkpoint(path)
         for key in ("longtail", "tensorboard", "compile", "formulation"):

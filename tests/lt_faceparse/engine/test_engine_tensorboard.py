@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-import shutil
 
 import pytest
-from engine_testdata import MemoryFaces, tiny_config
+from engine_testdata import MemoryFaces, cut_copy, tiny_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lt_faceparse.engine.checkpoint import list_checkpoints, load_checkpoint
 from lt_faceparse.engine.progress import read_log
 from lt_faceparse.engine.train import train
 from lt_faceparse.records import load_record
@@ -78,12 +76,8 @@ def test_event_files_hold_the_training_and_validation_scalars(tmp_path, grad_cli
 def test_a_resumed_run_hides_the_steps_logged_after_its_checkpoint(tmp_path):
     sections = dict(optim={"epochs": 2}, checkpoint={"every_steps": 1, "keep_last": 100}, deterministic=True)
     whole = train(tiny_config(tmp_path / "whole", **sections), train_dataset=MemoryFaces(32))
-    cut = tmp_path / "cut"
-    shutil.copytree(whole, cut)  # its event file holds steps 1..8: as if killed after step 8 ...
-    for path in list_checkpoints(cut):
-        if load_checkpoint(path)["global_step"] > 5:  # ... with checkpoints up to step 5 only
-            path.unlink()
-    (cut / "final.safetensors").unlink()
+    # its event file holds steps 1..8: as if killed after step 8, with checkpoints up to step 5 only
+    cut = cut_copy(whole, tmp_path / "cut", keep_until_step=5)
     train(tiny_config(cut, resume="auto", **sections), train_dataset=MemoryFaces(32))
     assert len(list((cut / "tb").glob("events.out.tfevents.*"))) == 2
     resumed, reference = _events(cut), _events(whole)

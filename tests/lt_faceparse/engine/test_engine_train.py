@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 import torch
-from engine_testdata import MemoryFaces, TinyNaNLoss, tiny_config
+from engine_testdata import MemoryFaces, TinyNaNLoss, cut_copy, tiny_config
 from safetensors.torch import load_file
 
 from lt_faceparse.engine.checkpoint import list_checkpoints, load_checkpoint
@@ -75,12 +74,7 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
 def test_resume_from_a_mid_epoch_checkpoint_equals_the_uninterrupted_run(tmp_path):
     sections = dict(optim={"epochs": 3}, checkpoint={"every_steps": 1, "keep_last": 100}, deterministic=True)
     whole = train(tiny_config(tmp_path / "whole", **sections), train_dataset=MemoryFaces(32))
-    cut = tmp_path / "cut"
-    shutil.copytree(whole, cut)
-    for path in list_checkpoints(cut):
-        if load_checkpoint(path)["global_step"] > 6:
-            path.unlink()
-    (cut / "final.safetensors").unlink()
+    cut = cut_copy(whole, tmp_path / "cut", keep_until_step=6)
     state = load_checkpoint(list_checkpoints(cut)[-1])
     assert (state["epoch"], state["step_in_epoch"]) == (1, 2)  # mid-epoch: 2 of 4 steps done
     with pytest.raises(LTFaceParseError, match="resume"):

@@ -3,11 +3,10 @@ persistent workers (same epochs, same augmentation, exact resume), the formulati
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 import torch
-from engine_testdata import MemoryFaces, TinyNaNLoss, tiny_config
+from engine_testdata import MemoryFaces, TinyNaNLoss, cut_copy, tiny_config
 from safetensors.torch import load_file
 
 from lt_faceparse.data.sample import Sample
@@ -90,12 +89,7 @@ def test_resume_with_persistent_workers_equals_the_uninterrupted_run(tmp_path):
     sections = dict(optim={"epochs": 3}, checkpoint={"every_steps": 1, "keep_last": 100}, deterministic=True,
                     data={"num_workers": 2})
     whole = train(tiny_config(tmp_path / "whole", **sections), train_dataset=_FlippedFaces(16))
-    cut = tmp_path / "cut"
-    shutil.copytree(whole, cut)
-    for path in list_checkpoints(cut):
-        if load_checkpoint(path)["global_step"] > 3:
-            path.unlink()
-    (cut / "final.safetensors").unlink()
+    cut = cut_copy(whole, tmp_path / "cut", keep_until_step=3)
     assert (load_checkpoint(list_checkpoints(cut)[-1])["step_in_epoch"]) == 1  # 2 steps per epoch: mid-epoch 1
     train(tiny_config(cut, resume=True, **sections), train_dataset=_FlippedFaces(16))
     a, b = _weights(whole), _weights(cut)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 from default_reference import MODELS, digest, reference_weights
+from engine_testdata import cut_copy, torchrun_command
 from safetensors.torch import load_file
 
 from lt_faceparse.cli import main as cli_main
@@ -169,14 +169,8 @@ def test_seesaw_repeat_factor_and_copy_paste_resume_exactly_mid_epoch(synth_root
     starts = [r for r in read_log(whole / "log.jsonl") if r["event"] in ("start", "epoch")]
     steps = [r["steps"] for r in starts if r["event"] == "epoch"]
     assert max(steps) > 3 and min(steps) >= 3  # 24 images with repeats: epochs longer than uniform's 3 steps
-    cut = tmp_path / "cut"
-    shutil.copytree(whole, cut)
     total = sum(steps)
-    keep = steps[0] + 2  # mid-epoch 1
-    for ckpt in list_checkpoints(cut):
-        if load_checkpoint(ckpt)["global_step"] > keep:
-            ckpt.unlink()
-    (cut / "final.safetensors").unlink()
+    cut = cut_copy(whole, tmp_path / "cut", keep_until_step=steps[0] + 2)  # mid-epoch 1
     state = load_checkpoint(list_checkpoints(cut)[-1])
     assert (state["epoch"], state["step_in_epoch"]) == (1, 2)
     assert state["longtail"]["loss"]["accumulated"].sum() > 0
@@ -191,8 +185,6 @@ def test_seesaw_repeat_factor_and_copy_paste_resume_exactly_mid_epoch(synth_root
 
 @pytest.mark.slow
 def test_stateful_remedies_under_two_rank_ddp_match_one_process(synth_root, tmp_path):
-    from engine_testdata import torchrun_command
-
     # epoch_size: dataset keeps 24 samples per epoch, a multiple of the global batch: with a varying epoch
     # length DistributedSampler's padding would add a step on 2 ranks that one process does not take
     section = {**STATEFUL, "sampler": {"name": "repeat_factor", "threshold": 0.5, "epoch_size": "dataset"}}
