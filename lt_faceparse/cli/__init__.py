@@ -7,6 +7,7 @@ Subcommands are grouped by layer, one module each (``data``, ``analysis``, ``mod
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from typing import Sequence
@@ -37,11 +38,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (LTFaceParseError, FileNotFoundError, KeyError, ValueError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    except (LTFaceParseError, OSError, KeyError, ValueError) as err:
+        if isinstance(err, OSError):
+            msg = describe_os_error(err)
+        else:
+            msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"lt-faceparse {args.command}: error: {msg}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+_OS_PROBLEMS = {
+    errno.ENOSPC: "no space left on device (nothing already written there was changed)",
+    errno.EDQUOT: "disk quota exceeded (nothing already written there was changed)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a path component is a file, not a folder",
+    errno.EISDIR: "is a folder, not a file",
+    errno.EROFS: "read-only file system",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line naming the file and the problem of a filesystem error (``"<file>: <problem>"``)."""
+    problem = _OS_PROBLEMS.get(err.errno or -1) or (err.strerror or str(err)).lower()
+    if err.filename is None:
+        return problem if err.errno in _OS_PROBLEMS or not str(err) else str(err)
+    return f"{err.filename}: {problem}"
 
 
 if __name__ == "__main__":  # pragma: no cover
