@@ -61,7 +61,11 @@ def read_class_lines(path: str | Path) -> list[ClassLine]:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "class list not found (line i = name of class id i)")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:  # utf-8-sig: a byte-order mark (Windows editors) is not part of the first class name
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text (byte {err.start}: {err.reason}); save the class list as "
+                              "UTF-8") from None
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
