@@ -523,10 +523,11 @@ class Mismatch:
 
 
 def check_comparable(records: Sequence[ResultRecord], force: bool = False,
-                     keys: Sequence[str] = COMPARABILITY_KEYS) -> list[Mismatch]:
+                     keys: Sequence[str] = COMPARABILITY_KEYS,
+                     hint: str = "pass force=True to compare anyway") -> list[Mismatch]:
     """Compare every record with the first on taxonomy, split, merge preset and protocol.
 
-    Raises :class:`IncomparableError` listing the differences unless ``force``; with ``force`` the
+    Raises :class:`IncomparableError` listing the differences (and ``hint``) unless ``force``; with ``force`` the
     list of :class:`Mismatch` is returned (empty when all agree) so tables can mark those rows."""
     mismatches = []
     if records:
@@ -539,5 +540,5 @@ def check_comparable(records: Sequence[ResultRecord], force: bool = False,
     if mismatches and not force:
         ref_label = f"{records[0].label} [{records[0].path}]" if records[0].path else records[0].label
         raise IncomparableError(f"records are not comparable with {ref_label}: "
-                                + "; ".join(str(m) for m in mismatches) + " (pass force=True to compare anyway)")
+                                + "; ".join(str(m) for m in mismatches) + f" ({hint})")
     return mismatches

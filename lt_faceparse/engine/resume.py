@@ -11,7 +11,8 @@
 
 Either resuming mode refuses a run folder made by another config, naming the folder and the keys
 that differ (the same comparison as a plain resume: ``changed_keys``); the reference is the
-checkpoint's config, or, before the first checkpoint, the folder's ``config.yaml``.
+checkpoint's config, or, before the first checkpoint, the folder's ``config.yaml`` (unless that
+start failed with an error, logged as ``failed``: a fixed config then starts the run over).
 
 "Complete": checkpoints are written atomically, but a file can still be truncated (a filesystem
 without atomic rename, a partial copy). The newest checkpoint that loads is used; newer ones
@@ -60,17 +61,22 @@ def run_finished(run_dir: str | Path, final_name: str) -> bool:
     """Whether the run in ``run_dir`` ended: final weights present and an ``end`` record in
     ``log.jsonl`` after its last ``start`` (a line cut short by a kill is skipped)."""
     run_dir = Path(run_dir)
-    if not (run_dir / final_name).is_file() or not (run_dir / "log.jsonl").is_file():
-        return False
+    return (run_dir / final_name).is_file() and _last_event(run_dir, ("start", "end")) == "end"
+
+
+def _last_event(run_dir: Path, events: tuple[str, ...]) -> str | None:
+    """The last of ``events`` in ``run_dir/log.jsonl`` (None: no log, or none of them)."""
+    if not (run_dir / "log.jsonl").is_file():
+        return None
     last = None
     for line in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines():
         try:
             event = json.loads(line).get("event")
         except (json.JSONDecodeError, AttributeError):
             continue  # a line cut short by a kill
-        if event in ("start", "end"):
+        if event in events:
             last = event
-    return last == "end"
+    return last
 
 
 def plan_resume(run_dir: str | Path, config: dict[str, Any], *, final_name: str, changed_keys: ChangedKeys,
@@ -106,7 +112,8 @@ def plan_resume(run_dir: str | Path, config: dict[str, Any], *, final_name: str,
         raise ResumeRefused(f"{run_dir}: no checkpoint can be read ({'; '.join(f'{n}: {r}' for n, r in unreadable)}); "
                             "move them away to start this run over")
     saved = run_dir / "config.yaml"
-    if saved.is_file():  # started, killed before its first checkpoint
+    # started, killed before its first checkpoint (a start that failed with an error binds nothing)
+    if saved.is_file() and _last_event(run_dir, ("start", "failed")) != "failed":
         try:
             saved_config = parse_yaml(saved.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:

@@ -84,7 +84,11 @@ def train(config: dict[str, Any], *, train_dataset=None, val_dataset=None) -> Pa
     try:
         trainer = _Trainer(config, info, train_dataset, val_dataset)
         with trainer.preemption:
-            return trainer.run()
+            try:
+                return trainer.run()
+            except Exception as err:
+                trainer.log_failed_start(err)
+                raise
     finally:
         if trainer is not None:
             trainer.tensorboard.close()
@@ -131,6 +135,7 @@ class _Trainer:
         self.num_workers = resolve_num_workers(config["data"]["num_workers"],
                                                int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         self._train_loader: EpochLoader | None = None
+        self.started = False  # "start" logged by this process
         seed_everything(config["seed"] + info.rank)  # per-rank randomness from here on (dropout, ...)
 
     # ---- setup -------------------------------------------------------------------------------------
@@ -230,6 +235,7 @@ class _Trainer:
                        epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
                        longtail=self.longtail.describe()["label"], resume=self.config["resume"],
                        **launch_environment())
+        self.started = True
         seeded = EpochSeededDataset(self.longtail.wrap_dataset(self.train_set), self.config["seed"])
         with EpochProgress(enabled=self.info.is_main) as progress:
             while epoch < epochs:
@@ -255,6 +261,13 @@ class _Trainer:
         barrier()
         self.log.write("end", epoch=epoch, global_step=global_step)
         return self.out
+
+    def log_failed_start(self, err: Exception) -> None:
+        """Log ``failed`` when this start raised ``err`` before the run's first checkpoint: its
+        ``config.yaml`` then no longer binds a ``resume`` (a fixed config may start the run over)."""
+        if self.started and not isinstance(err, Preempted) and latest_checkpoint(self.out) is None:
+            with contextlib.suppress(OSError):  # a full disk: the error raised says so
+                self.log.write("failed", error=f"{type(err).__name__}: {err}")
 
     def effective_config(self) -> dict[str, Any]:
         """The config as this run resolved it: the ``longtail`` section with every setting expanded and the
