@@ -34,6 +34,16 @@ class DataError(LTFaceParseError, ValueError):
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
 
 
+class BatchIncomplete(LTFaceParseError):
+    """A batch job did every item it could and reported each bad one; ``failures``: ``(item, problem)``
+    of the items it could not do, ``done``: how many it did."""
+
+    def __init__(self, message: str, *, failures: list[tuple[str, str]], done: int):
+        super().__init__(message)
+        self.failures = failures
+        self.done = done
+
+
 class IncomparableError(LTFaceParseError, ValueError):
     """Two results were asked to be compared although their protocols differ."""
 

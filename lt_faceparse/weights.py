@@ -11,6 +11,7 @@ weight file is all that ``parse``, ``eval``, ``export-onnx`` and ``report`` need
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,7 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
     with torch.inference_mode(False):
         model = build_model(meta["model"], **kwargs)
         state = load_file(str(path), device=str(map_location))
+        _warn_non_finite(state, path)
         try:
             result = model.load_state_dict(state, strict=False)
         except RuntimeError as err:  # shape mismatches
@@ -157,6 +159,16 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
         )
     model.to(map_location).eval()
     return model, meta
+
+
+def _warn_non_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Warn (naming the file) when weights are NaN or infinite: such a model predicts one class everywhere."""
+    floats = [t for t in state.values() if t.is_floating_point()]
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in floats)
+    if bad:
+        total = sum(t.numel() for t in floats)
+        warnings.warn(f"{path}: {bad:,} of {total:,} weights are NaN or infinite; the model's predictions, and any "
+                      "score of them, are meaningless", stacklevel=3)
 
 
 RUN_WEIGHTS = ("final.safetensors", "model.safetensors")  # a training run's final weights, save_model's default
