@@ -24,6 +24,7 @@ folder to be on a filesystem that every node sees.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ import yaml
 from lt_faceparse.engine.checkpoint import CHECKPOINT_DIR, list_checkpoints, load_checkpoint
 from lt_faceparse.engine.config import parse_yaml
 from lt_faceparse.engine.distributed import DistInfo, all_gather_objects, broadcast_object
+from lt_faceparse.engine.preemption import Preempted
+from lt_faceparse.engine.progress import JsonlLog
 from lt_faceparse.errors import DataError, LTFaceParseError
 
 _LOG = logging.getLogger(__name__)
@@ -77,6 +80,14 @@ def _last_event(run_dir: Path, events: tuple[str, ...]) -> str | None:
         if event in events:
             last = event
     return last
+
+
+def log_failed_start(log: JsonlLog, run_dir: str | Path, err: Exception) -> None:
+    """Log ``failed`` when a start that logged ``start`` raised ``err`` before the run's first
+    checkpoint: its ``config.yaml`` then no longer binds a resume (a fixed config starts the run over)."""
+    if not isinstance(err, Preempted) and not list_checkpoints(run_dir):
+        with contextlib.suppress(OSError):  # a full disk: the error raised says so
+            log.write("failed", error=f"{type(err).__name__}: {err}")
 
 
 def plan_resume(run_dir: str | Path, config: dict[str, Any], *, final_name: str, changed_keys: ChangedKeys,

@@ -45,7 +45,7 @@ from lt_faceparse.engine.gradients import gradient_norm
 from lt_faceparse.engine.optim import build_optimizer, is_fused, step_unless
 from lt_faceparse.engine.preemption import Preempted, PreemptionGuard, exit_code_for
 from lt_faceparse.engine.progress import EpochProgress, JsonlLog
-from lt_faceparse.engine.resume import agree_on_resume
+from lt_faceparse.engine.resume import agree_on_resume, log_failed_start
 from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistributedSampler, steps_per_epoch, worker_seed
 from lt_faceparse.engine.step_values import StepValues, TrainingDiverged
@@ -87,7 +87,8 @@ def train(config: dict[str, Any], *, train_dataset=None, val_dataset=None) -> Pa
             try:
                 return trainer.run()
             except Exception as err:
-                trainer.log_failed_start(err)
+                if trainer.started:
+                    log_failed_start(trainer.log, trainer.out, err)
                 raise
     finally:
         if trainer is not None:
@@ -261,13 +262,6 @@ class _Trainer:
         barrier()
         self.log.write("end", epoch=epoch, global_step=global_step)
         return self.out
-
-    def log_failed_start(self, err: Exception) -> None:
-        """Log ``failed`` when this start raised ``err`` before the run's first checkpoint: its
-        ``config.yaml`` then no longer binds a ``resume`` (a fixed config may start the run over)."""
-        if self.started and not isinstance(err, Preempted) and latest_checkpoint(self.out) is None:
-            with contextlib.suppress(OSError):  # a full disk: the error raised says so
-                self.log.write("failed", error=f"{type(err).__name__}: {err}")
 
     def effective_config(self) -> dict[str, Any]:
         """The config as this run resolved it: the ``longtail`` section with every setting expanded and the
