@@ -63,6 +63,7 @@ _OS_PROBLEMS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
     errno.ENOTDIR: "not a folder (a file is in the way)",
+    errno.EEXIST: "already exists (a file where a folder is needed?)",
     errno.EISDIR: "is a folder, not a file",
     errno.EROFS: "read-only file system",
     errno.ENOENT: "no such file or folder",

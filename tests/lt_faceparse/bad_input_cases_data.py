@@ -105,6 +105,9 @@ def out_is_a_file(tmp_path, capsys, monkeypatch):
     code, err = run(capsys, "synth", "--format", "folder", "--num-images", "4", "--size", "32", "--workers", "1",
                     "--out", blocker / "sub")
     assert code == 2 and str(blocker) in error_line(err)
+    code, err = run(capsys, "train", "--config", "synth_tiny", "data.dataset=folder", f"data.root={root}",
+                    "data.synthetic=null", "data.resolution=16", "--out", blocker)
+    assert code == 2 and str(blocker) in error_line(err)
 
 
 def out_not_writable(tmp_path, capsys, monkeypatch):

@@ -22,7 +22,7 @@ by another test names it in ``covered_by`` instead of repeating it.
 | freq_full_disk_keeps_the_old_report | ENOSPC while `freq` draws its figures | exit 2; the old report folder byte for byte |
 | classes_bom | `classes.txt` with a UTF-8 byte-order mark | class 0 is `background` (kind background); freq draws its PDF |
 | classes_latin1 | `classes.txt` in Latin-1 | freq exit 2 / check-dataset exit 1 naming classes.txt, "UTF-8" |
-| out_is_a_file | `--out` is a file: freq, eval, parse, synth | exit 2, one line naming it |
+| out_is_a_file | `--out` is a file: freq, eval, parse, synth, train | exit 2, one line naming it |
 | out_not_writable | `--out` without write permission (EACCES) | exit 2 "permission denied" naming the folder |
 | corrupt_checkpoint_is_skipped | a checkpoint of the right size with a flipped byte | checksum refused; resume takes the previous one |
 | nan_weights_warn | a weight file of NaNs scored by eval | a warning naming the file |
