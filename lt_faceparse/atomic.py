@@ -8,14 +8,14 @@ A reader (or a resumed run) never sees a half-written result or checkpoint, and 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
-import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 
 @contextlib.contextmanager
