@@ -1,12 +1,28 @@
-"""Errors that name the offending file and the problem."""
+"""Errors that name the offending file and the problem.
+
+Every error here pickles and unpickles to an equal error (``__reduce__``), so that one raised in a
+worker process (a ``multiprocessing`` pool, a DataLoader worker) reaches the parent intact.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class LTFaceParseError(Exception):
     """Base class of the library's own errors."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt without calling ``__init__`` (subclasses take other arguments than the message)
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[LTFaceParseError], args: tuple[Any, ...], state: dict[str, Any]) -> LTFaceParseError:
+    err = cls.__new__(cls, *args)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class DataError(LTFaceParseError, ValueError):
@@ -16,6 +32,16 @@ class DataError(LTFaceParseError, ValueError):
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+
+class BatchIncomplete(LTFaceParseError):
+    """A batch job did every item it could and reported each bad one; ``failures``: ``(item, problem)``
+    of the items it could not do, ``done``: how many it did."""
+
+    def __init__(self, message: str, *, failures: list[tuple[str, str]], done: int):
+        super().__init__(message)
+        self.failures = failures
+        self.done = done
 
 
 class IncomparableError(LTFaceParseError, ValueError):

@@ -22,10 +22,12 @@ caches, then read from there; nothing is fetched when a cached copy exists or in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import urllib.error
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -50,18 +52,38 @@ def torch_hub_checkpoint(url: str) -> Path:
 def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a local weight file, without executing pickled code."""
     path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
     try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise DataError(path, f"not a loadable weight file ({type(err).__name__}: {err})") from None
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError; safetensors its own
+        raise DataError(path, f"not a loadable weight file ({type(err).__name__}: {_one_line(err)})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     return state
+
+
+@contextlib.contextmanager
+def pretrained_file_errors(pretrained: bool | str, what: str) -> Iterator[None]:
+    """Loading the pretrained weights ``pretrained`` into ``what`` (e.g. "backbone resnet101"): a
+    file that does not fit (shapes, names) or cannot be read raises a one-line :class:`DataError`
+    naming the file, not a RuntimeError or SafetensorError."""
+    try:
+        yield
+    except (DataError, FileNotFoundError, KeyError):
+        raise
+    except Exception as err:  # load_state_dict's RuntimeError, safetensors' and timm's own errors
+        source = _local_file(pretrained) or f"pretrained={pretrained!r}"
+        raise DataError(source, f"pretrained weights do not fit {what} ({type(err).__name__}: "
+                                f"{_one_line(err)})") from None
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    text = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _local_file(pretrained: bool | str) -> Path | None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from lt_faceparse import __version__
 from lt_faceparse.analysis.bins import f1_by_bin
-from lt_faceparse.atomic import atomic_save_npz, atomic_write_json, read_json
+from lt_faceparse.atomic import atomic_folder, atomic_save_npz, atomic_write_json, read_json
 from lt_faceparse.errors import DataError, IncomparableError
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.metrics.scores import CONVENTIONS, counts_from_confusion, scores_from_counts
@@ -354,15 +354,16 @@ def save_record(record: ResultRecord, out: str | Path) -> Path:
     json_path, npz_path = _paths(out)
     stats = record.per_image if record.path is not None else record._per_image
     data = record.to_dict()
-    if stats is not None:
-        buf_arrays = stats.to_arrays()
-        atomic_save_npz(npz_path, **buf_arrays)
-        data["per_image_file"] = npz_path.name
-        data["per_image_sha256"] = hashlib.sha256(npz_path.read_bytes()).hexdigest()
-    else:
-        data["per_image_file"] = None
-    validate_record_dict(data, json_path)
-    atomic_write_json(json_path, data)
+    # the two files change together (a full disk leaves the earlier record); a .json path shares its folder
+    with atomic_folder(json_path.parent, swap=Path(out).suffix.lower() != ".json") as tmp:
+        if stats is not None:
+            atomic_save_npz(tmp / npz_path.name, **stats.to_arrays())
+            data["per_image_file"] = npz_path.name
+            data["per_image_sha256"] = hashlib.sha256((tmp / npz_path.name).read_bytes()).hexdigest()
+        else:
+            data["per_image_file"] = None
+        validate_record_dict(data, json_path)
+        atomic_write_json(tmp / json_path.name, data)
     record.path, record.per_image_file, record._per_image = json_path, data["per_image_file"], stats
     return json_path
 
@@ -522,10 +523,11 @@ class Mismatch:
 
 
 def check_comparable(records: Sequence[ResultRecord], force: bool = False,
-                     keys: Sequence[str] = COMPARABILITY_KEYS) -> list[Mismatch]:
+                     keys: Sequence[str] = COMPARABILITY_KEYS,
+                     hint: str = "pass force=True to compare anyway") -> list[Mismatch]:
     """Compare every record with the first on taxonomy, split, merge preset and protocol.
 
-    Raises :class:`IncomparableError` listing the differences unless ``force``; with ``force`` the
+    Raises :class:`IncomparableError` listing the differences (and ``hint``) unless ``force``; with ``force`` the
     list of :class:`Mismatch` is returned (empty when all agree) so tables can mark those rows."""
     mismatches = []
     if records:
@@ -538,5 +540,5 @@ def check_comparable(records: Sequence[ResultRecord], force: bool = False,
     if mismatches and not force:
         ref_label = f"{records[0].label} [{records[0].path}]" if records[0].path else records[0].label
         raise IncomparableError(f"records are not comparable with {ref_label}: "
-                                + "; ".join(str(m) for m in mismatches) + " (pass force=True to compare anyway)")
+                                + "; ".join(str(m) for m in mismatches) + f" ({hint})")
     return mismatches

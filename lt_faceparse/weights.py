@@ -11,6 +11,7 @@ weight file is all that ``parse``, ``eval``, ``export-onnx`` and ``report`` need
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,7 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
     with torch.inference_mode(False):
         model = build_model(meta["model"], **kwargs)
         state = load_file(str(path), device=str(map_location))
+        _warn_non_finite(state, path)
         try:
             result = model.load_state_dict(state, strict=False)
         except RuntimeError as err:  # shape mismatches
@@ -159,10 +161,38 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
     return model, meta
 
 
+def _warn_non_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Warn (naming the file) when weights are NaN or infinite: such a model predicts one class everywhere."""
+    floats = [t for t in state.values() if t.is_floating_point()]
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in floats)
+    if bad:
+        total = sum(t.numel() for t in floats)
+        warnings.warn(f"{path}: {bad:,} of {total:,} weights are NaN or infinite; the model's predictions, and any "
+                      "score of them, are meaningless", stacklevel=3)
+
+
+RUN_WEIGHTS = ("final.safetensors", "model.safetensors")  # a training run's final weights, save_model's default
+
+
 def _resolve(path: str | Path) -> Path:
+    """The weight file ``path`` names: the file, or in a folder (a run folder) the first of :data:`RUN_WEIGHTS`."""
     path = Path(path)
     if path.is_dir():
-        path = path / "model.safetensors"
+        found = [path / name for name in RUN_WEIGHTS if (path / name).is_file()]
+        if not found:
+            raise FileNotFoundError(f"{path}: this folder holds no weight file ({' or '.join(RUN_WEIGHTS)}; a "
+                                    "training run writes final.safetensors when it ends)")
+        path = found[0]
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such weight file")
+    if path.suffix != ".safetensors" and _is_torch_file(path):
+        raise DataError(path, "a PyTorch checkpoint, not a weight file: eval and parse read the .safetensors "
+                              "weights a run writes (final.safetensors in its folder)")
     return path
+
+
+def _is_torch_file(path: Path) -> bool:
+    """Whether ``path`` looks like a ``torch.save`` file (a zip archive, or a legacy pickle)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -24,7 +25,7 @@ from PIL import Image
 from lt_faceparse.atomic import atomic_write_bytes
 from lt_faceparse.data.transforms import normalize_image, resize_image
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
-from lt_faceparse.errors import DataError
+from lt_faceparse.errors import BatchIncomplete, DataError
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -133,25 +134,36 @@ class FaceParser:
 
     # ---- files in, files out ---------------------------------------------------------------------
     def parse_files(self, inputs: Iterable[str | Path], out_dir: str | Path, *, probs: bool = False,
-                    landmarks_file: str | Path | None = None) -> list[Path]:
+                    landmarks_file: str | Path | None = None, strict: bool = False) -> list[Path]:
         """Parse image files and folders of images; write ``<stem>_label.png`` (class ids),
         ``<stem>_overlay.png`` (taxonomy colours over the image) and, with ``probs``,
-        ``<stem>_probs/<id>_<name>.png`` (probability x 255). Returns the label paths."""
+        ``<stem>_probs/<id>_<name>.png`` (probability x 255). Returns the label paths.
+
+        An image that cannot be read is reported (a warning naming it) and skipped; the others are
+        parsed, then :class:`~lt_faceparse.errors.BatchIncomplete` says how many failed. ``strict``:
+        raise the first bad image's :class:`DataError` at once instead."""
         paths = collect_images(inputs)
         points = read_landmarks(landmarks_file, paths) if landmarks_file is not None else None
         out_dir = Path(out_dir)
         written: list[Path] = []
+        failures: list[tuple[str, str]] = []
         from rich.progress import Progress
 
         with Progress(disable=not sys.stderr.isatty()) as progress:
             task = progress.add_task("parsing", total=len(paths))
             for start in range(0, len(paths), self.batch_size):
                 chunk = paths[start:start + self.batch_size]
-                images = [read_image(p) for p in chunk]
                 lms = None if points is None else points[start:start + self.batch_size]
-                for path, image, parse in zip(chunk, images, self.predict(images, lms, probs=probs)):
+                readable, images, lms = _readable(chunk, lms, failures, strict)
+                parses = self.predict(images, lms, probs=probs) if images else []
+                for path, image, parse in zip(readable, images, parses):
                     written.append(self._write(out_dir, path.stem, image, parse))
                 progress.advance(task, len(chunk))
+        if failures:
+            raise BatchIncomplete(f"{len(failures)} of {len(paths)} image(s) could not be parsed, each reported "
+                                  f"above (first: {failures[0][0]}: {failures[0][1]}); the other {len(written)} "
+                                  f"were written to {out_dir}",
+                                  failures=failures, done=len(written))
         return written
 
     def _write(self, out_dir: Path, stem: str, image: np.ndarray, parse: FaceParse) -> Path:
@@ -168,12 +180,33 @@ class FaceParser:
 def parse_images(checkpoint: str | Path, inputs: Iterable[str | Path], out_dir: str | Path, *,
                  probs: bool = False, landmarks_file: str | Path | None = None,
                  device: str = "cpu", batch_size: int = 4, logit_adjust: float | None = None,
-                 tta: str | None = None, priors: str | Path | None = None, compile: bool | str = False) -> list[Path]:
+                 tta: str | None = None, priors: str | Path | None = None, compile: bool | str = False,
+                 strict: bool = False) -> list[Path]:
     """Parse image files/folders with the model stored at ``checkpoint``; see :meth:`FaceParser.parse_files`
-    (post-hoc options and ``compile``: :class:`FaceParser`)."""
+    (``strict``: stop at the first bad image; post-hoc options and ``compile``: :class:`FaceParser`)."""
     parser = FaceParser.from_checkpoint(checkpoint, device=device, batch_size=batch_size, logit_adjust=logit_adjust,
                                         tta=tta, priors=priors, compile=compile)
-    return parser.parse_files(inputs, out_dir, probs=probs, landmarks_file=landmarks_file)
+    return parser.parse_files(inputs, out_dir, probs=probs, landmarks_file=landmarks_file, strict=strict)
+
+
+def _readable(paths: list[Path], landmarks: list[np.ndarray] | None, failures: list[tuple[str, str]],
+              strict: bool) -> tuple[list[Path], list[np.ndarray], list[np.ndarray] | None]:
+    """The images of ``paths`` that read (with their landmarks); each that does not is warned about
+    and added to ``failures`` (``strict``: its error is raised)."""
+    kept, images, kept_landmarks = [], [], []
+    for i, path in enumerate(paths):
+        try:
+            images.append(read_image(path))
+        except DataError as err:
+            if strict:
+                raise
+            warnings.warn(f"skipped {err}", stacklevel=3)
+            failures.append((str(path), err.problem))
+            continue
+        kept.append(path)
+        if landmarks is not None:
+            kept_landmarks.append(landmarks[i])
+    return kept, images, None if landmarks is None else kept_landmarks
 
 
 def collect_images(inputs: Iterable[str | Path]) -> list[Path]:

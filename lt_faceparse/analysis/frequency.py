@@ -23,7 +23,7 @@ from rich.progress import Progress
 
 from lt_faceparse.analysis.bins import BIN_NAMES, assign_bins, check_thresholds
 from lt_faceparse.analysis.gini import gini
-from lt_faceparse.atomic import atomic_write_json, atomic_write_text
+from lt_faceparse.atomic import atomic_folder, atomic_write_json, atomic_write_text
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy, adopt_taxonomy, get_taxonomy
 
@@ -233,8 +233,10 @@ def frequency_report(dataset_name: str, root: str | Path, split: str, out_dir: s
                                           thresholds=thresholds)
         if len(merges) > 1 and table.summary["merge"] is None:
             raise ValueError(f"dataset {dataset_name!r} has no merge presets; pass at most one --merge")
-        write_frequency_report(table, Path(out_dir) / preset if len(merges) > 1 else out_dir, log_scale)
         tables[preset] = table
-    if len(merges) > 1:
-        compare_presets(tables, out_dir, log_scale)
+    with atomic_folder(out_dir) as tmp:  # the report's files change together (a full disk leaves the old ones)
+        for preset, table in tables.items():
+            write_frequency_report(table, tmp / preset if len(merges) > 1 else tmp, log_scale)
+        if len(merges) > 1:
+            compare_presets(tables, tmp, log_scale)
     return tables

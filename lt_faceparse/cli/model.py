@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='JSON {"<image name>": 5 (or 106) [x, y] points}; required by tanh-warp (LaPa) models')
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first image that cannot be read (default: report each, parse the rest, "
+                        "then exit 2 with their count)")
     p.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
                    help="torch.compile the model (CUDA graphs on CUDA); optionally a torch.compile mode "
                         "(default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs). Worth it for "
@@ -58,7 +61,8 @@ def _parse(args: argparse.Namespace) -> int:
 
     written = parse_images(args.checkpoint, args.inputs, args.out, probs=args.probs,
                            landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size,
-                           logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors, compile=args.compile)
+                           logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors, compile=args.compile,
+                           strict=args.strict)
     posthoc = []
     if args.tta:
         posthoc.append("flip TTA (logits of the mirror image, left/right swapped, averaged)")

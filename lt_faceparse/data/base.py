@@ -10,9 +10,10 @@ with left/right swap, ImageNet normalisation.
 from __future__ import annotations
 
 import json
+import warnings
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Iterable
 
 import numpy as np
 import torch
@@ -101,6 +102,18 @@ def check_label_ids(label: np.ndarray, num_classes: int, path: str | Path) -> No
         bad = np.unique(label[(label >= num_classes) & (label != 255)])
         if bad.size:
             raise DataError(path, f"label ids {bad.tolist()} outside the taxonomy's 0..{num_classes - 1}")
+
+
+def warn_labels_without_image(label_dir: Path, names: Iterable[str]) -> None:
+    """Warn, with their count, about the label PNGs of ``label_dir`` whose image is missing: the
+    dataset leaves them out (``check-dataset`` lists each)."""
+    if not label_dir.is_dir():
+        return
+    listed = set(names)
+    orphans = sorted(p.name for p in label_dir.glob("*.png") if p.stem not in listed)
+    if orphans:
+        warnings.warn(f"{label_dir}: {len(orphans)} label file(s) have no image and are left out (e.g. "
+                      f"{orphans[0]}; check-dataset lists them)", stacklevel=3)
 
 
 class FaceParsingDataset(Dataset):

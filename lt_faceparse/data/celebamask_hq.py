@@ -198,6 +198,17 @@ def merge_part_masks(masks: dict[str, np.ndarray], order: Iterable[str],
     return label
 
 
+def _warn_unmapped_images(root: Path, mapped: set[int]) -> None:
+    """Warn, with their count, about images the mapping file does not list (a file cut short): they
+    belong to no split and are left out."""
+    images = [e.name for e in os.scandir(root / IMAGE_DIR) if e.name.endswith(".jpg") and e.name[:-4].isdigit()]
+    unmapped = sorted((n for n in images if int(n[:-4]) not in mapped), key=lambda n: int(n[:-4]))
+    if unmapped:
+        warnings.warn(f"{root / MAPPING_FILE}: lists {len(images) - len(unmapped)} of the {len(images)} images in "
+                      f"{IMAGE_DIR}; the other {len(unmapped)} (e.g. {unmapped[0]}) belong to no split and are "
+                      "left out (is the file cut short?)", stacklevel=3)
+
+
 class CelebAMaskHQ(FaceParsingDataset):
     """CelebAMask-HQ split with label maps merged from the part masks (cached on disk).
 
@@ -224,6 +235,7 @@ class CelebAMaskHQ(FaceParsingDataset):
         else:
             raise ValueError(f"unknown CelebAMask-HQ split {split!r}; use train, val, test or all")
         self.indices = indices
+        _warn_unmapped_images(root, {i for s in splits.values() for i in s})
         self._masks = scan_masks(root)
         super().__init__(root, split, get_taxonomy("celebamask-hq"), [str(i) for i in indices],
                          merge=self.merge_name, **kwargs)

@@ -97,7 +97,9 @@ def _split_size_warnings(where: Path, dataset: str, sizes: dict[str, int], publi
     out = []
     for split, want in published.items():
         have = sizes.get(split, 0)
-        if have != want:
+        if have == 0:  # an empty split folder trains or scores on nothing
+            out.append(_err(where, f"split '{split}' has no images (its folder is empty or missing)"))
+        elif have != want:
             note = f" ({notes[split]})" if notes and split in notes else ""
             out.append(_warn(where, f"split '{split}' has {have:,} images{note}; the published {dataset} split has "
                                     f"{want:,} (expected for SynthFace-LT or a subset; results are then not "
@@ -329,6 +331,8 @@ def _folder_tasks(root: Path, deep: bool, problems: list[Problem]) -> list:
     for split in splits:
         base = root if split == Fo.ALL_SPLIT else root / split
         images = {p.stem: p for p in (base / "images").iterdir() if p.suffix.lower() in Fo.IMAGE_SUFFIXES}
+        if not images:
+            problems.append(_err(base / "images", "split folder holds no images"))
         labels_dir = base / "labels"
         labeled = labels_dir.is_dir()
         if labeled:

@@ -38,7 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lt_faceparse.data.base import FaceParsingDataset, check_label_ids, read_id_png, read_rgb
+from lt_faceparse.data.base import (FaceParsingDataset, check_label_ids, read_id_png, read_rgb,
+                                    warn_labels_without_image)
 from lt_faceparse.errors import DataError, SplitNotFound
 from lt_faceparse.taxonomy import KINDS, BUILTIN_TAXONOMIES, Taxonomy, get_taxonomy, taxonomy_from_names
 
@@ -61,7 +62,11 @@ def read_class_lines(path: str | Path) -> list[ClassLine]:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "class list not found (line i = name of class id i)")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:  # utf-8-sig: a byte-order mark (Windows editors) is not part of the first class name
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text (byte {err.start}: {err.reason}); save the class list as "
+                              "UTF-8") from None
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -169,6 +174,7 @@ class FolderDataset(FaceParsingDataset):
         self._images = {p.stem: p for p in sorted((self.split_dir / "images").iterdir())
                         if p.suffix.lower() in IMAGE_SUFFIXES}
         self.labeled = (self.split_dir / "labels").is_dir()
+        warn_labels_without_image(self.split_dir / "labels", self._images)
         super().__init__(root, split, tax, sorted(self._images), **kwargs)
 
     def image_path(self, index: int) -> Path:

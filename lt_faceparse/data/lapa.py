@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lt_faceparse.data.base import FaceParsingDataset, check_label_ids, read_id_png, read_rgb
+from lt_faceparse.data.base import (FaceParsingDataset, check_label_ids, read_id_png, read_rgb,
+                                    warn_labels_without_image)
 from lt_faceparse.errors import DataError, SplitNotFound
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -121,6 +122,7 @@ class LaPa(FaceParsingDataset):
                              "(landmark_mirror=...); the released recipe does not flip")
         root = Path(root)
         self._image_paths = list_split(root, split)
+        warn_labels_without_image(root / split / "labels", self._image_paths)
         super().__init__(root, split, get_taxonomy("lapa"), sorted(self._image_paths), **kwargs)
 
     def image_path(self, index: int) -> Path:

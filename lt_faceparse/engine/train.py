@@ -45,7 +45,7 @@ from lt_faceparse.engine.gradients import gradient_norm
 from lt_faceparse.engine.optim import build_optimizer, is_fused, step_unless
 from lt_faceparse.engine.preemption import Preempted, PreemptionGuard, exit_code_for
 from lt_faceparse.engine.progress import EpochProgress, JsonlLog
-from lt_faceparse.engine.resume import agree_on_resume
+from lt_faceparse.engine.resume import agree_on_resume, log_failed_start
 from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistributedSampler, steps_per_epoch, worker_seed
 from lt_faceparse.engine.step_values import StepValues, TrainingDiverged
@@ -84,7 +84,12 @@ def train(config: dict[str, Any], *, train_dataset=None, val_dataset=None) -> Pa
     try:
         trainer = _Trainer(config, info, train_dataset, val_dataset)
         with trainer.preemption:
-            return trainer.run()
+            try:
+                return trainer.run()
+            except Exception as err:
+                if trainer.started:
+                    log_failed_start(trainer.log, trainer.out, err)
+                raise
     finally:
         if trainer is not None:
             trainer.tensorboard.close()
@@ -131,6 +136,7 @@ class _Trainer:
         self.num_workers = resolve_num_workers(config["data"]["num_workers"],
                                                int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         self._train_loader: EpochLoader | None = None
+        self.started = False  # "start" logged by this process
         seed_everything(config["seed"] + info.rank)  # per-rank randomness from here on (dropout, ...)
 
     # ---- setup -------------------------------------------------------------------------------------
@@ -230,6 +236,7 @@ class _Trainer:
                        epoch=epoch, step_in_epoch=step_in_epoch, global_step=global_step,
                        longtail=self.longtail.describe()["label"], resume=self.config["resume"],
                        **launch_environment())
+        self.started = True
         seeded = EpochSeededDataset(self.longtail.wrap_dataset(self.train_set), self.config["seed"])
         with EpochProgress(enabled=self.info.is_main) as progress:
             while epoch < epochs:

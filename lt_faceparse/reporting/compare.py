@@ -88,7 +88,8 @@ def check_pairable(record_a: Any, record_b: Any) -> None:
             raise IncomparableError(f"record {which} ({record_label(record)} [{_path(record)}]) has no per-image "
                                     "statistics (a published row, or a record without per_image.npz); a paired "
                                     "test needs them")
-    check_comparable([record_a, record_b], keys=COMPARE_KEYS)
+    check_comparable([record_a, record_b], keys=COMPARE_KEYS,
+                     hint="a paired test needs both scored on the same images in the same way; score them alike")
 
 
 def compare_records(record_a: Any, record_b: Any, *, n_resamples: int = 1000, confidence: float = 0.95,
