@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("parse", help="parse face images of any size with a trained model")
-    p.add_argument("--checkpoint", required=True, help="our weight file (.safetensors or its folder)")
+    from lt_faceparse.cli.zoo import add_weights_arguments
+
+    add_weights_arguments(p, "our weight file (.safetensors or its folder)")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     p.add_argument("--out", required=True, help="output folder for label PNGs and colour overlays")
     p.add_argument("--probs", action="store_true", help="also write per-class probability maps")
@@ -54,9 +56,10 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
+    from lt_faceparse.cli.zoo import weights_of
     from segface.parser import parse_images
 
-    written = parse_images(args.checkpoint, args.inputs, args.out, probs=args.probs,
+    written = parse_images(weights_of(args, parsing=True), args.inputs, args.out, probs=args.probs,
                            landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size,
                            logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors, compile=args.compile)
     posthoc = []
