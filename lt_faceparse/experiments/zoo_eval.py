@@ -23,7 +23,6 @@ from lt_faceparse.records import ResultRecord
 from lt_faceparse.zoo import ZooEntry, pretrained_weights, zoo_entries
 
 SPEED_WARMUP = 2
-PROTOCOL_KEYS = ("dataset", "split", "merge", "protocol", "data_root")
 
 
 @dataclass
@@ -102,7 +101,7 @@ def zoo_eval(dataset: str, root: str | Path, out_dir: str | Path | None = None, 
     out_dir = Path(out_dir) if out_dir is not None else Path("zoo_eval") / dataset
     merge = merge if merge is not None else default_merge(dataset)
     device = _resolve_device(device)
-    wanted = {"dataset": dataset, "split": split, "merge": merge, "protocol": protocol,
+    wanted = {"data_format": dataset, "split": split, "merge": merge, "protocol": protocol,
               "data_root": str(Path(root).resolve())}
     result = ZooEvalResult()
     for number, entry in enumerate(entries, 1):
