@@ -80,7 +80,7 @@ def _protocol_note(records: Sequence[ResultRecord]) -> str:
     boot = (f"95% CI: percentile bootstrap over images ({ci.get('n_resamples')} resamples, seed {ci.get('seed')})"
             if ci else "no bootstrap intervals")
     return (f"Re-scored here: {prov.get('dataset')} {prov.get('split')} split ({records[0].num_images} images), "
-            f"merge {prov.get('merge')}, protocol {prov.get('protocol')}, one confusion matrix over the split, "
+            f"merge {prov.get('merge') or 'none (not CelebAMask-HQ)'}, protocol {prov.get('protocol')}, one confusion matrix over the split, "
             f"F1 = 2|G∩P|/(|G|+|P|), mean over the foreground classes; {boot}. Published: as printed by the "
             "source named in the row (the SegFace paper scores at the network input resolution). "
             "Δ = re-scored − published, in percent points.")
