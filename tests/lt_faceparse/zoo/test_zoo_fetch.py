@@ -143,3 +143,12 @@ def test_user_supplied_bisenet_is_checked_and_converted_beside_it(hf_cache, tmp_
     meta = read_metadata(weights)
     assert meta["model"] == "bisenet" and meta["source_sha256"] == digest and meta["merge"] == "zll"
     assert meta["licence"]["summary"].startswith("non-commercial research only")
+
+
+@pytest.mark.parametrize("weights", [[], ["--checkpoint", "w.safetensors", "--model", MOBILENET]])
+def test_parse_and_eval_take_exactly_one_of_checkpoint_and_model(weights, capsys):
+    for command in (["parse", "img.png", "--out", "o"],
+                    ["eval", "--dataset", "celebamask-hq", "--root", "r", "--split", "test", "--out", "o"]):
+        with pytest.raises(SystemExit) as stop:
+            main([*command, *weights])
+        assert stop.value.code == 2 and "--checkpoint" in capsys.readouterr().err
