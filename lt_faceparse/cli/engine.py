@@ -104,7 +104,7 @@ def _eval(args: argparse.Namespace) -> int:
                                  merge=args.merge, resolution=args.resolution, batch_size=args.batch_size,
                                  device=args.device, num_workers=args.num_workers, n_resamples=args.bootstrap,
                                  seed=args.bootstrap_seed, logit_adjust=args.logit_adjust, tta=args.tta,
-                                 priors=args.priors)
+                                 priors=args.priors, provenance={"zoo_model": args.model} if args.model else None)
     if _is_rank0():
         from lt_faceparse.longtail.spec import posthoc_label
         from lt_faceparse.reporting.leaderboard import merge_text

@@ -66,18 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from lt_faceparse.reporting.zoo_tables import format_zoo_list, zoo_list_table
+    from lt_faceparse.reporting.zoo_tables import print_zoo_list
     from lt_faceparse.zoo import zoo_entries
 
-    entries = zoo_entries()
-    if args.format is None and sys.stdout.isatty():
-        from rich.console import Console
-
-        from lt_faceparse.reporting.tables import to_rich
-
-        Console().print(to_rich(zoo_list_table(entries)))
-        return 0
-    sys.stdout.write(format_zoo_list(entries, args.format or "md"))
+    print_zoo_list(zoo_entries(), args.format)
     return 0
 
 

@@ -9,13 +9,14 @@ models side by side, and one per-class table per model against its published row
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from lt_faceparse.records import ResultRecord
 from lt_faceparse.reporting.leaderboard import class_ci, mean_f1_ci
 from lt_faceparse.reporting.published import published_rows
-from lt_faceparse.reporting.tables import Column, Table, file_slug, to_csv, to_markdown, write_table
+from lt_faceparse.reporting.tables import Column, Table, file_slug, to_csv, to_markdown, to_rich, write_table
 from lt_faceparse.taxonomy import get_taxonomy
 from lt_faceparse.zoo import ZooEntry, cache_state
 
@@ -55,6 +56,19 @@ def format_zoo_list(entries: Sequence[ZooEntry], fmt: str) -> str:
     if fmt == "json":
         return json.dumps([{**e.to_dict(), "cached": cache_state(e)} for e in entries], indent=2) + "\n"
     raise ValueError(f"--format must be one of {LIST_FORMATS}, got {fmt!r}")
+
+
+def print_zoo_list(entries: Sequence[ZooEntry], fmt: str | None = None) -> None:
+    """Print the ``zoo list`` table on stdout: as ``fmt`` (md, csv, json), else a rich table in a
+    terminal (model names never cut) and Markdown otherwise."""
+    if fmt is None and sys.stdout.isatty():
+        from rich.console import Console
+
+        table = to_rich(zoo_list_table(entries))
+        table.columns[0].no_wrap = True
+        Console().print(table)
+        return
+    sys.stdout.write(format_zoo_list(entries, fmt or "md"))
 
 
 def published_row_of(entry: ZooEntry) -> dict[str, Any] | None:

@@ -24,8 +24,8 @@ SEGFACE_REPO = "kartiknarayan/SegFace"
 SEGFACE_RELEASE = "segface-release"  # format: a release model_299.pt (segface.convert.convert_official)
 ZLL_CHECKPOINT = "face-parsing.pytorch"  # format: a plain BiSeNet state dict (baselines.convert_zll)
 FORMATS = (SEGFACE_RELEASE, ZLL_CHECKPOINT)
-README_SOURCE = "SegFace release README (github Kartik-3004/SegFace, commit 9416628)"
-PAPER_SOURCE = "SegFace (AAAI 2025)"
+README_SOURCE = "SegFace release README (Kartik-3004/SegFace@9416628)"
+PAPER_SOURCE = "SegFace AAAI 2025"
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,13 @@ SEGFACE_WEIGHTS = f"MIT (model card of {SEGFACE_REPO} on the Hugging Face Hub)"
 
 SEGFACE_CELEBA_LICENCE = LicenceTerms(
     weights=SEGFACE_WEIGHTS, data=CELEBAMASK_HQ_TERMS,
-    summary="non-commercial research only (trained on CelebAMask-HQ; weights MIT)")
+    summary="non-commercial research only (CelebAMask-HQ terms)")
 SEGFACE_LAPA_LICENCE = LicenceTerms(
     weights=SEGFACE_WEIGHTS, data=LAPA_TERMS,
-    summary="non-commercial research only (trained on LaPa; weights MIT)")
+    summary="non-commercial research only (LaPa terms)")
 ZLL_LICENCE = LicenceTerms(
     weights="MIT (repository zllrunning/face-parsing.PyTorch)", data=CELEBAMASK_HQ_TERMS,
-    summary="non-commercial research only (trained on CelebAMask-HQ; code MIT)")
+    summary="non-commercial research only (CelebAMask-HQ terms)")
 
 
 @dataclass(frozen=True)

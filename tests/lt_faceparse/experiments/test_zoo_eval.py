@@ -106,3 +106,12 @@ def test_records_of_a_converted_file_carry_its_licence_terms(celeba_tree, stand_
 def test_no_matching_model_is_a_clear_error(celeba_tree, capsys):
     assert main(["zoo", "eval", "--dataset", "lapa", "--root", str(celeba_tree), "--models", "segface/mobilenet*"]) == 2
     assert "no released model of lapa matches segface/mobilenet*" in capsys.readouterr().err
+
+
+def test_eval_by_name_writes_a_record_with_the_zoo_name_and_licence(celeba_tree, stand_ins, tmp_path):
+    assert main(["eval", "--model", stand_ins[1], "--dataset", "celebamask-hq", "--root", str(celeba_tree),
+                 "--split", "test", "--out", str(tmp_path / "rec"), "--bootstrap", "0", "--device", "cpu"]) == 0
+    prov = load_record(tmp_path / "rec").provenance
+    assert prov["zoo_model"] == stand_ins[1] and prov["licence"]["summary"].startswith("non-commercial research only")
+    assert prov["merge"] == "segface" and prov["resolution"] == 64
+    assert Path(prov["weights"]).parent.name == "lt-faceparse"  # the converted file cached beside the download
