@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 
+from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""
@@ -34,8 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval", help="score a weight file on a dataset split and write a result record",
         description="Score a weight file (lt-faceparse safetensors) on every image of a split; writes "
                     "record.json and per_image.npz to --out. Scores come from one global confusion matrix.")
-    from lt_faceparse.cli.zoo import add_weights_arguments
-
     add_weights_arguments(p, "weight file (e.g. RUN/final.safetensors)")
     p.add_argument("--dataset", required=True, help="celebamask-hq | lapa | helen | folder")
     p.add_argument("--root", required=True, help="dataset root folder")
@@ -97,7 +97,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from lt_faceparse.cli.zoo import weights_of
     from lt_faceparse.engine.evaluate import evaluate_checkpoint
 
     record = evaluate_checkpoint(weights_of(args), args.dataset, args.root, args.split, args.protocol, args.out,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""
@@ -19,8 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("parse", help="parse face images of any size with a trained model")
-    from lt_faceparse.cli.zoo import add_weights_arguments
-
     add_weights_arguments(p, "our weight file (.safetensors or its folder)")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     p.add_argument("--out", required=True, help="output folder for label PNGs and colour overlays")
@@ -56,7 +56,6 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
-    from lt_faceparse.cli.zoo import weights_of
     from segface.parser import parse_images
 
     written = parse_images(weights_of(args, parsing=True), args.inputs, args.out, probs=args.probs,

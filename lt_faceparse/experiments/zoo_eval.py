@@ -18,8 +18,13 @@ from typing import Any
 
 import torch
 
+from lt_faceparse.engine.evaluate import evaluate_checkpoint
 from lt_faceparse.errors import DataError
-from lt_faceparse.records import ResultRecord
+from lt_faceparse.records import ResultRecord, load_record
+from lt_faceparse.reporting.zoo_tables import write_zoo_leaderboard
+from lt_faceparse.speed import measure_speed
+from lt_faceparse.taxonomy import get_taxonomy
+from lt_faceparse.weights import load_model
 from lt_faceparse.zoo import ZooEntry, pretrained_weights, zoo_entries
 
 SPEED_WARMUP = 2
@@ -48,8 +53,6 @@ def record_dir(out_dir: Path, entry: ZooEntry) -> Path:
 
 def finished_record(folder: Path, wanted: dict[str, Any]) -> ResultRecord | None:
     """The record in ``folder`` when there is one; a DataError when it was made under another protocol."""
-    from lt_faceparse.records import load_record
-
     if not (folder / "record.json").is_file():
         return None
     record = load_record(folder)
@@ -63,9 +66,6 @@ def finished_record(folder: Path, wanted: dict[str, Any]) -> ResultRecord | None
 
 def speed_on_this_machine(weights: Path, resolution: int, device: str, runs: int) -> dict[str, Any]:
     """Batch-1 fp32 latency of the model of ``weights`` at ``resolution`` (see :mod:`lt_faceparse.speed`)."""
-    from lt_faceparse.speed import measure_speed
-    from lt_faceparse.weights import load_model
-
     model, _ = load_model(weights, map_location=device)
     result = measure_speed(model, resolution, 1, device, warmup=SPEED_WARMUP, runs=runs, flops=False)
     keep = ("images_per_s", "latency_ms_median", "latency_ms_iqr", "batch_size", "dtype", "warmup", "runs",
@@ -90,10 +90,6 @@ def zoo_eval(dataset: str, root: str | Path, out_dir: str | Path | None = None, 
     ``input`` (the release's: at each model's input resolution). ``merge`` defaults to
     :func:`default_merge`. A model whose file cannot be obtained is reported, and the others go on.
     """
-    from lt_faceparse.engine.evaluate import evaluate_checkpoint
-    from lt_faceparse.reporting.zoo_tables import write_zoo_leaderboard
-    from lt_faceparse.taxonomy import get_taxonomy
-
     dataset = get_taxonomy(dataset).name
     entries = zoo_entries(models, dataset=dataset)
     if not entries:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from rich.console import Console
+
 from lt_faceparse.records import ResultRecord
 from lt_faceparse.reporting.leaderboard import class_ci, mean_f1_ci
 from lt_faceparse.reporting.published import published_rows
@@ -62,8 +64,6 @@ def print_zoo_list(entries: Sequence[ZooEntry], fmt: str | None = None) -> None:
     """Print the ``zoo list`` table on stdout: as ``fmt`` (md, csv, json), else a rich table in a
     terminal (model names never cut) and Markdown otherwise."""
     if fmt is None and sys.stdout.isatty():
-        from rich.console import Console
-
         table = to_rich(zoo_list_table(entries))
         table.columns[0].no_wrap = True
         Console().print(table)

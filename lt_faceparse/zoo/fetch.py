@@ -27,8 +27,11 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from lt_faceparse.errors import DataError
 from lt_faceparse.pretrained import DOWNLOAD_ERRORS, OFFLINE_VARIABLES, offline
+from lt_faceparse.weights import save_model
 from lt_faceparse.zoo.registry import SEGFACE_RELEASE, ZLL_CHECKPOINT, ZooEntry, get_entry
 
 ZOO_HOME_VARIABLE = "LT_FACEPARSE_ZOO"
@@ -42,7 +45,7 @@ def zoo_home() -> Path:
 
 def hub_cache_dir() -> Path:
     """The Hugging Face hub cache in use (``huggingface_hub.constants.HF_HUB_CACHE``)."""
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # read at call time: HF_HUB_CACHE may be set after import
 
     return Path(constants.HF_HUB_CACHE)
 
@@ -57,7 +60,7 @@ def cached_source(entry: ZooEntry) -> Path | None:
     if entry.hub_repo is None:
         path = user_file_path(entry)
         return path if path.is_file() else None
-    import huggingface_hub
+    import huggingface_hub  # optional heavy import: only for Hub entries (tests replace its functions)
 
     hit = huggingface_hub.try_to_load_from_cache(entry.hub_repo, entry.file, cache_dir=hub_cache_dir())
     return Path(hit) if isinstance(hit, str) else None
@@ -83,7 +86,7 @@ def source_file(entry: ZooEntry) -> Path:
     if offline():
         switches = ", ".join(f"{v}={os.environ[v]}" for v in OFFLINE_VARIABLES if os.environ.get(v))
         raise DataError(None, _missing_message(entry, f"offline mode {switches}: nothing is downloaded"))
-    import huggingface_hub
+    import huggingface_hub  # looked up at call time: tests replace hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
@@ -138,15 +141,13 @@ def zoo_metadata(entry: ZooEntry, identity: str) -> dict[str, Any]:
 
 def convert_entry(entry: ZooEntry, source: Path, out: Path, identity: str) -> Path:
     """Convert the released file ``source`` of ``entry`` (no pickled code runs) and write ``out``."""
-    from lt_faceparse.weights import save_model
-
     if entry.format == SEGFACE_RELEASE:
-        from segface.convert import convert_official
+        from segface.convert import convert_official  # torchvision model builders: only when converting
 
         model = convert_official(source, entry.backbone, entry.taxonomy, resolution=entry.resolution)
         meta = dict(model.metadata)
     elif entry.format == ZLL_CHECKPOINT:
-        from baselines.convert_zll import convert_zll, zll_metadata
+        from baselines.convert_zll import convert_zll, zll_metadata  # only when converting
 
         model = convert_zll(source)
         meta = zll_metadata(model, source)
@@ -184,6 +185,4 @@ def _status(text: str):
     """A rich spinner on stderr in a terminal; nothing otherwise."""
     if not sys.stderr.isatty():
         return nullcontext()
-    from rich.console import Console
-
     return Console(stderr=True).status(text)
