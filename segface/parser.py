@@ -29,6 +29,8 @@ from lt_faceparse.errors import BatchIncomplete, DataError
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+LANDMARKS_NEEDED = ("this model was trained on RoI tanh-warped faces: pass 5 (or 106) landmarks per image "
+                    "(--landmarks FILE)")
 
 
 @dataclass
@@ -92,6 +94,15 @@ class FaceParser:
                    warp=meta.get("warp"), logit_adjust=logit_adjust, tta=tta, priors=priors, metadata=meta,
                    compile=compile)
 
+    @classmethod
+    def from_pretrained(cls, name: str, **kwargs) -> "FaceParser":
+        """A parser for released model ``name`` (``lt-faceparse zoo list``, e.g. ``"segface/swinb_celeba_512"``):
+        its weight file is downloaded and converted on first use, then read from the cache
+        (:func:`lt_faceparse.zoo.pretrained_weights`); ``kwargs`` as in :meth:`from_checkpoint`."""
+        from lt_faceparse.zoo import pretrained_weights
+
+        return cls.from_checkpoint(pretrained_weights(name), **kwargs)
+
     # ---- arrays in, arrays out -------------------------------------------------------------------
     def predict(self, images: Sequence[np.ndarray], landmarks: Sequence[np.ndarray] | None = None, *,
                 probs: bool = False) -> list[FaceParse]:
@@ -100,8 +111,7 @@ class FaceParser:
             raise DataError(None, "landmarks given, but this model was not trained on tanh-warped faces")
         if self.warp is not None:
             if landmarks is None:
-                raise DataError(None, "this model was trained on RoI tanh-warped faces: pass 5 (or 106) "
-                                      "landmarks per image (--landmarks FILE)")
+                raise DataError(None, LANDMARKS_NEEDED)
             return [self._predict_warped(img, lm, probs) for img, lm in zip(images, landmarks)]
         results: list[FaceParse] = []
         for start in range(0, len(images), self.batch_size):

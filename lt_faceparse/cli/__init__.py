@@ -1,7 +1,7 @@
 """``lt-faceparse`` command line: argument parsing only; each subcommand calls one library function.
 
 Subcommands are grouped by layer, one module each (``data``, ``analysis``, ``model``, ``baselines``,
-``engine``, ``report``); each module exposes ``register(subparsers)``.
+``engine``, ``report``, ``zoo``); each module exposes ``register(subparsers)``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from lt_faceparse import __version__
 from lt_faceparse.errors import LTFaceParseError
 from lt_faceparse.runtime import prefer_huge_pages
 
-_GROUPS = ("data", "analysis", "model", "baselines", "engine", "report")
+_GROUPS = ("data", "analysis", "model", "baselines", "engine", "report", "zoo")
 
 
 def build_parser() -> argparse.ArgumentParser:

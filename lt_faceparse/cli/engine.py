@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 
+from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""
@@ -34,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval", help="score a weight file on a dataset split and write a result record",
         description="Score a weight file (lt-faceparse safetensors) on every image of a split; writes "
                     "record.json and per_image.npz to --out. Scores come from one global confusion matrix.")
-    p.add_argument("--checkpoint", required=True, help="weight file (e.g. RUN/final.safetensors)")
+    add_weights_arguments(p, "weight file (e.g. RUN/final.safetensors)")
     p.add_argument("--dataset", required=True, help="celebamask-hq | lapa | helen | folder")
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--split", required=True, choices=("val", "test"))
@@ -97,11 +99,11 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from lt_faceparse.engine.evaluate import evaluate_checkpoint
 
-    record = evaluate_checkpoint(args.checkpoint, args.dataset, args.root, args.split, args.protocol, args.out,
+    record = evaluate_checkpoint(weights_of(args), args.dataset, args.root, args.split, args.protocol, args.out,
                                  merge=args.merge, resolution=args.resolution, batch_size=args.batch_size,
                                  device=args.device, num_workers=args.num_workers, n_resamples=args.bootstrap,
                                  seed=args.bootstrap_seed, logit_adjust=args.logit_adjust, tta=args.tta,
-                                 priors=args.priors)
+                                 priors=args.priors, provenance={"zoo_model": args.model} if args.model else None)
     if _is_rank0():
         from lt_faceparse.longtail.spec import posthoc_label
         from lt_faceparse.reporting.leaderboard import merge_text

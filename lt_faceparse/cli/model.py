@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("parse", help="parse face images of any size with a trained model")
-    p.add_argument("--checkpoint", required=True, help="our weight file (.safetensors or its folder)")
+    add_weights_arguments(p, "our weight file (.safetensors or its folder)")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     p.add_argument("--out", required=True, help="output folder for label PNGs and colour overlays")
     p.add_argument("--probs", action="store_true", help="also write per-class probability maps")
@@ -59,7 +61,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _parse(args: argparse.Namespace) -> int:
     from segface.parser import parse_images
 
-    written = parse_images(args.checkpoint, args.inputs, args.out, probs=args.probs,
+    written = parse_images(weights_of(args, parsing=True), args.inputs, args.out, probs=args.probs,
                            landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size,
                            logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors, compile=args.compile,
                            strict=args.strict)

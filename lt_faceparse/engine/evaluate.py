@@ -155,6 +155,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
             "source": meta.get("source"),
             "reported": False,
             "longtail": meta.get("longtail"),
+            "licence": meta.get("licence"),  # terms of a released model's weights (lt_faceparse.zoo)
             "posthoc": posthoc,
             **(provenance or {}),
         }
