@@ -10,7 +10,7 @@ import pytest
 from lt_faceparse.analysis.bins import assign_bins
 from lt_faceparse.analysis.frequency import FrequencyTable, write_frequency_report
 from lt_faceparse.metrics.per_image import PerImageStats
-from lt_faceparse.records import build_record, save_record
+from lt_faceparse.records import Provenance, build_record, save_record
 from lt_faceparse.reporting.leaderboard import head_tail_means
 from lt_faceparse.reporting.longtail import (
     analyse,
@@ -110,7 +110,7 @@ def _prov(provenance: dict):
         pass
 
     fake = Fake()
-    fake.provenance = provenance
+    fake.provenance = Provenance.from_dict(provenance)
     return fake
 
 
@@ -224,12 +224,12 @@ def test_report_writes_the_longtail_pieces_and_readme_section(records, tmp_path)
     # val records of plain and focal: val chooses focal
     for name in ("plain", "focal"):
         r = records[name]
-        val = build_record(r.confusion_matrix(), TAX, {**r.provenance, "split": "val"}, per_image=r.per_image)
+        val = build_record(r.confusion_matrix(), TAX, r.provenance.replace(split="val"), per_image=r.per_image)
         save_record(val, results / name / "val")
     write_frequency_report(_frequency(), tmp_path / "freq")
     outputs = run_report(results, tmp_path / "out", freq=tmp_path / "freq", examples=0, n_resamples=200,
                          include_reported=False)
-    assert [r.provenance["model"] for r in main_records(outputs.records)] == ["segface", "fcn"]
+    assert [r.provenance.model for r in main_records(outputs.records)] == ["segface", "fcn"]
     assert all(is_plain(r) for r in main_records(outputs.records))
     assert {"longtail_table", "longtail_delta", "longtail_figure"} <= set(outputs.files)
     assert [a.comparison.kind for a in outputs.longtail] == ["models", "remedies"]
