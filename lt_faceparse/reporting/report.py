@@ -629,7 +629,7 @@ def main_records(records: Sequence[Any]) -> list[Any]:
 
 def _setting(record: Any) -> tuple:
     prov = provenance_of(record)
-    return tuple(prov.get(k) for k in ("model", "backbone", "resolution", "dataset", "split", "protocol"))
+    return prov.model, prov.backbone, prov.resolution, prov.dataset, prov.split, prov.protocol
 
 
 def repeated_settings(records: Sequence[Any], main: Sequence[Any]) -> list[list[Any]]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from lt_faceparse.atomic import atomic_write_json, read_json
+from lt_faceparse.records import remedy_of
 
 SWEEP_FILE = "sweep.json"
 REUSE_MODES = ("local", "results")
@@ -276,7 +277,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "name": setting.name,
         "axis": setting.axis,
         "remedy": setting.remedy,
-        "longtail": (record.provenance.longtail or {}).get("label", "plain"),
+        "longtail": remedy_of(record),
         "model": setting.model,
         "backbone": setting.backbone,
         "resolution": setting.resolution,

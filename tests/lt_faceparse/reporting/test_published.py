@@ -102,12 +102,12 @@ def test_paper_text_claims_follow_from_the_transcribed_rows():
 
 def test_provenance_of_each_peer():
     seg = _record("1b/segface-512").provenance
-    assert seg["reported"] is True and seg["checkpoint_rule"] == "last epoch" and seg["protocol"] == "input"
-    assert seg["merge"] == "segface" and seg["pretraining"] == "ImageNet-1K" and seg["dataset"] == "celebamask-hq"
+    assert seg.reported is True and seg.checkpoint_rule == "last epoch" and seg.protocol == "input"
+    assert seg.merge == "segface" and seg.pretraining == "ImageNet-1K" and seg.dataset == "celebamask-hq"
     dml = _record("1b/dml-csr-473").provenance
-    assert (dml["checkpoint_rule"], dml["protocol"], dml["merge"], dml["resolution"]) == ("best on test", "native", "unknown", 473)
+    assert (dml.checkpoint_rule, dml.protocol, dml.merge, dml.resolution) == ("best on test", "native", "unknown", 473)
     liif = _record("1b/fp-liif-512").provenance
-    assert (liif["checkpoint_rule"], liif["protocol"], liif["pretraining"]) == ("unknown",) * 3
+    assert (liif.checkpoint_rule, liif.protocol, liif.pretraining) == ("unknown",) * 3
     assert _record("1a/segface-512").provenance.merge is None  # LaPa ships single label maps
     farl = {r.provenance.published_id: r for r in load_published(table="farl")}
     assert farl["farl/celebamask-hq-best"].mean_f1 == pytest.approx(0.8956)
@@ -118,7 +118,7 @@ def test_provenance_of_each_peer():
     assert all(r.provenance.checkpoint_rule == "best on test" for k, r in farl.items() if k.endswith("best"))
     assert all("FaRL" in r.provenance.source for r in farl.values())
     swin = _record("2a/swin").provenance
-    assert swin["num_params"] == 91_006_000 and swin["fps"] == 38.95 and swin["table"] == "SegFace Table 2a"
+    assert swin.num_params == 91_006_000 and swin.fps == 38.95 and swin.table == "SegFace Table 2a"
 
 
 def test_tables_2a_2b_as_frames():

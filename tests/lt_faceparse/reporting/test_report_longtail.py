@@ -10,6 +10,7 @@ import pytest
 from lt_faceparse.analysis.bins import assign_bins
 from lt_faceparse.analysis.frequency import FrequencyTable, write_frequency_report
 from lt_faceparse.metrics.per_image import PerImageStats
+from lt_faceparse.longtail import spec
 from lt_faceparse.records import Provenance, build_record, save_record
 from lt_faceparse.reporting.leaderboard import head_tail_means
 from lt_faceparse.reporting.longtail import (
@@ -81,8 +82,8 @@ def records():
     gt = _gt()
     plain = _record(gt, 0.85, 0.20, {"model": "segface", "run": "segface-m-r64"})
     focal = _record(gt, 0.84, 0.60, {"model": "segface", "remedy": "focal", "run": "segface-m-r64-focal",
-                                     "longtail": {"loss": {"name": "focal", "gamma": 2.0}, "sampler": "uniform",
-                                                  "copy_paste": None}}, seed=2)
+                                     "longtail": _longtail(loss={"name": "focal", "gamma": 2.0}, sampler="uniform",
+                                                           copy_paste=None)}, seed=2)
     tta = _record(gt, 0.86, 0.21, {"model": "segface", "posthoc": {"logit_adjust": None, "tta": "flip"},
                                    "run": "segface-m-r64"}, seed=3)
     fcn = _record(gt, 0.70, 0.10, {"model": "fcn", "run": "fcn-m-r64"}, seed=4)
@@ -91,18 +92,24 @@ def records():
 
 def test_plain_and_remedy_names():
     assert is_plain(_prov({}))
-    assert is_plain(_prov({"longtail": {"loss": "plain", "sampler": {"name": "uniform"}, "copy_paste": None,
-                                        "priors": "train split"}, "posthoc": {"logit_adjust": None, "tta": None}}))
-    focal = _prov({"longtail": {"loss": {"name": "focal", "gamma": 2.0}}})
+    assert is_plain(_prov({"longtail": _longtail(loss="plain", sampler={"name": "uniform"}, copy_paste=None,
+                                                 priors="train split"),
+                           "posthoc": {"logit_adjust": None, "tta": None}}))
+    focal = _prov({"longtail": _longtail(loss={"name": "focal", "gamma": 2.0})})
     assert not is_plain(focal) and remedy_description(focal) == "focal(γ=2)"
     assert remedy_label(focal) == "focal(γ=2)"
-    both = _prov({"remedy": "rfs+cp", "longtail": {"sampler": {"name": "repeat_factor", "threshold": 0.3},
-                                                    "copy_paste": {"classes": ["hat"], "prob": 0.5}}})
+    both = _prov({"remedy": "rfs+cp", "longtail": _longtail(sampler={"name": "repeat_factor", "threshold": 0.3},
+                                                             copy_paste={"classes": ["hat"], "prob": 0.5})})
     assert remedy_label(both) == "rfs+cp"
     assert remedy_description(both) == "RFS(t=0.3) + copy-paste(p=0.5, hat)"
     tau = _prov({"posthoc": {"logit_adjust": 1.0, "tta": None}})
     assert not is_plain(tau) and remedy_description(tau) == "post-hoc LA(τ=1)"
     assert remedy_description(_prov({"remedy": "x"})) == "remedy x (parameters not recorded)"
+
+
+def _longtail(**section) -> dict:
+    """A ``longtail`` provenance entry as training writes it: the remedies' label and their settings."""
+    return {"label": spec.remedy_label(section), **section}
 
 
 def _prov(provenance: dict):
