@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from lt_faceparse import __version__
 from lt_faceparse.errors import DataError
 
@@ -192,7 +194,7 @@ def make_provenance(provenance: Mapping[str, Any] | Provenance | None, taxonomy:
     if given.get("taxonomy") not in (None, taxonomy):
         raise ValueError(f"provenance taxonomy {given['taxonomy']!r} differs from the scored taxonomy {taxonomy!r}")
     out = {k: None for k in PROVENANCE_KEYS}
-    out.update(given)
+    out.update((k, v.item() if isinstance(v, np.generic) else v) for k, v in given.items())  # as JSON stores them
     out["taxonomy"] = taxonomy
     out["reported"] = bool(given.get("reported", reported))
     out["library_version"] = out["library_version"] or __version__

@@ -2,6 +2,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lt_faceparse.errors import DataError
@@ -36,6 +37,8 @@ def test_round_trip_keeps_keys_order_and_nulls_as_written():
     back = Provenance.from_dict(json.loads(json.dumps(out)))
     assert back == prov and back.to_dict() == out and list(back.to_dict()) == list(out)
     assert back.resolution == 64 and back.longtail["label"] == "plain"
+    counted = make_provenance({"num_params": np.int64(5), "fps": np.float32(2.5)}, "celebamask-hq")
+    assert type(counted.num_params) is int and counted.fps == 2.5  # numpy scalars stored as JSON stores them
     moved = back.replace(run="r2", remedy="focal")
     assert moved.run == "r2" and list(moved.to_dict())[-1] == "remedy" and back.run == "r1"
 
@@ -53,6 +56,18 @@ def test_unknown_key_and_wrong_type_are_one_line_errors_naming_the_file(tmp_path
         assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
     with pytest.raises(DataError, match="unknown keys"):
         build_record([[3, 1], [0, 4]], _two_classes(), {"modle": "m"}, num_images=1)
+
+
+def test_the_cli_names_the_file_of_an_unknown_key_and_exits_2(tmp_path, capsys):
+    from lt_faceparse.cli import main
+
+    good = save_record(build_record([[3, 1], [0, 4]], _two_classes(), {"model": "m"}, num_images=1), tmp_path / "a")
+    data = json.loads(good.read_text())
+    bad = tmp_path / "b.json"
+    bad.write_text(json.dumps({**data, "provenance": {**data["provenance"], "seed": 3}}))
+    assert main(["compare", str(good), str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(bad) in err and "provenance has unknown keys ['seed']" in err and "Traceback" not in err
 
 
 def test_the_schema_version_is_written(tmp_path):

@@ -5,7 +5,8 @@ import pytest
 
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.records import ResultRecord, build_record, protocol_of, reported_record, save_record
-from lt_faceparse.reporting.leaderboard import build_leaderboard, collect_records, group_records, head_tail_means, run_leaderboard
+from lt_faceparse.reporting.leaderboard import (build_leaderboard, collect_records, group_records, head_tail_means,
+                                                run_leaderboard)
 from lt_faceparse.reporting.tables import to_csv, to_markdown
 from lt_faceparse.taxonomy import get_taxonomy
 
