@@ -79,6 +79,32 @@ def remedy_of(record: Any) -> str:
     return training_remedy(provenance_of(record))
 
 
+def record_is_plain(record: Any) -> bool:
+    """Trained and scored without any long-tail remedy or post-hoc option: no remedy in ``longtail``,
+    ``posthoc`` absent or all off, and ``remedy`` absent or ``plain``."""
+    prov = provenance_of(record)
+    return prov.remedy in (None, PLAIN) and not remedy_parts(prov)
+
+
+def record_remedy_description(record: Any) -> str:
+    """The record's training remedies and post-hoc options with their parameters (the labels of
+    :func:`remedy_parts`, e.g. ``focal(γ=2) + flip TTA``); ``plain`` when it has none."""
+    prov = provenance_of(record)
+    parts = remedy_parts(prov)
+    if not parts and prov.remedy not in (None, PLAIN):
+        parts.append(f"remedy {prov.remedy} (parameters not recorded)")
+    return " + ".join(parts) or PLAIN
+
+
+def record_remedy_label(record: Any) -> str:
+    """Short name of the record's remedy: provenance ``remedy`` (the benchmark's label), else the
+    description, else ``plain``."""
+    prov = provenance_of(record)
+    if prov.remedy not in (None, PLAIN):
+        return str(prov.remedy)
+    return record_remedy_description(record)
+
+
 def protocol_of(record: Any) -> dict[str, str]:
     """The fields that must agree for two records to share a table (``unknown`` when missing;
     merge ``n/a`` for data without a merge order)."""

@@ -34,7 +34,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from lt_faceparse.records import PLAIN, class_f1, is_reported, protocol_of, provenance_of, record_label, remedy_parts
+from lt_faceparse.records import (class_f1, is_reported, protocol_of, provenance_of, record_is_plain, record_label,
+                                  record_remedy_description, record_remedy_label)
 from lt_faceparse.reporting.leaderboard import BIN_NAMES, find_reference, head_tail_means
 from lt_faceparse.reporting.tables import Column, Table, file_slug
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
@@ -43,33 +44,6 @@ from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 TAIL_GAIN, HEAD_LOSS, ALPHA = 0.10, 0.01, 0.05
 GROUP_TITLES = {"head": "Head F1", "tail": "Tail F1", "rare": "F1@rare", "common": "F1@common",
                 "frequent": "F1@frequent", "mean": "Mean F1"}
-
-
-# ---- what a record is: plain or a remedy ---------------------------------------------------------------
-
-def is_plain(record: Any) -> bool:
-    """Trained and scored without any long-tail remedy or post-hoc option (see the module docstring)."""
-    prov = provenance_of(record)
-    return prov.remedy in (None, PLAIN) and not remedy_parts(prov)
-
-
-def remedy_description(record: Any) -> str:
-    """The record's training remedies and post-hoc options with their parameters (the labels of
-    :func:`lt_faceparse.records.remedy_parts`, e.g. ``focal(γ=2) + flip TTA``); ``plain`` when it has none."""
-    prov = provenance_of(record)
-    parts = remedy_parts(prov)
-    if not parts and prov.remedy not in (None, PLAIN):
-        parts.append(f"remedy {prov.remedy} (parameters not recorded)")
-    return " + ".join(parts) or PLAIN
-
-
-def remedy_label(record: Any) -> str:
-    """Short name of the record's remedy: provenance ``remedy`` (the benchmark's label), else the
-    description, else ``plain``."""
-    prov = provenance_of(record)
-    if prov.remedy not in (None, PLAIN):
-        return str(prov.remedy)
-    return remedy_description(record)
 
 
 def _model_label(record: Any) -> str:
@@ -115,7 +89,7 @@ def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), 
         resolution = provenance_of(group[0]).resolution
         if len(group) < 2:
             continue
-        plain = [r for r in group if is_plain(r)]
+        plain = [r for r in group if record_is_plain(r)]
         name = f"{_model_label(group[0])} @{resolution}"
         if len(plain) != 1:
             notes.append(f"long-tail remedies of {name} ({protocol['split']} split): {len(plain)} plain records "
@@ -123,7 +97,7 @@ def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), 
             continue
         methods = [r for r in group if r is not plain[0]]
         comparisons.append(Comparison(
-            "remedies", plain[0], methods, "plain", [remedy_label(r) for r in methods],
+            "remedies", plain[0], methods, "plain", [record_remedy_label(r) for r in methods],
             f"Long-tail remedies of {name} vs plain", f"longtail_remedies_{file_slug(name)}"))
     models = [r for r in model_records if not is_reported(r)]
     if len(models) >= 2:
@@ -249,7 +223,7 @@ def longtail_table(analysis: LongTailAnalysis) -> Table:
     rows = []
     for i, (label, record) in enumerate(zip(analysis.labels, analysis.records)):
         row: dict[str, Any] = {"method": label + (" (reference)" if i == 0 else ""),
-                               "settings": remedy_description(record)}
+                               "settings": record_remedy_description(record)}
         for g in analysis.groups:
             value, lo, hi = group_value(analysis, i, g)
             row[g] = value

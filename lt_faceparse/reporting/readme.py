@@ -15,7 +15,7 @@ from typing import Any
 
 from lt_faceparse.atomic import atomic_write_text
 from lt_faceparse.records import (class_f1, mean_f1_ci, posthoc_label, provenance_of, record_label,
-                                  taxonomy_of_record)
+                                  record_remedy_description, taxonomy_of_record)
 from lt_faceparse.reporting.leaderboard import head_tail_means, unique_labels
 
 FILE_NOTES = {
@@ -201,7 +201,7 @@ def longtail_section(outputs: Any) -> list[str]:
     """The "Long-tail remedies" section: every remedy against plain with paired-bootstrap Δ and p-values,
     the remedy chosen on val and whether it meets the bar (+10 tail points, p < 0.05, head loss at most
     1 point), stated whichever way the numbers go."""
-    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN, holm, remedy_description
+    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN, holm
 
     analyses = [a for a in outputs.longtail if a.comparison.kind == "remedies"]
     bar = (f"+{100 * TAIL_GAIN:.0f} tail points (paired bootstrap p < {ALPHA}) with at most {100 * HEAD_LOSS:.0f} "
@@ -238,7 +238,7 @@ def longtail_section(outputs: Any) -> list[str]:
                      f"mean F1 {_delta_text(test.groups['mean'])}"]
             tail_ids = a.groups.get("tail", [])
             gains = [f"{a.taxonomy[i].display} {100 * test.delta[i]:+.1f}" for i in tail_ids if test.delta[i] == test.delta[i]]
-            lines.append(f"- {label} ({remedy_description(record)}): " + "; ".join(parts)
+            lines.append(f"- {label} ({record_remedy_description(record)}): " + "; ".join(parts)
                          + (f". Tail classes: {', '.join(gains)}" if gains else "") + ".")
         lines += ["", *_remedy_verdict(a, bar), ""]
     return lines

@@ -27,6 +27,7 @@ from lt_faceparse.records import (
     mean_f1_ci,
     merge_text,
     provenance_of,
+    record_is_plain,
     record_label,
     record_merge_text,
     taxonomy_of_record,
@@ -39,7 +40,6 @@ from lt_faceparse.reporting.leaderboard import (
     head_tail_means,
     write_leaderboard,
 )
-from lt_faceparse.reporting.longtail import is_plain
 from lt_faceparse.reporting.tables import Column, Table, file_slug, write_table
 from lt_faceparse.taxonomy import Taxonomy
 
@@ -492,7 +492,7 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
         published = load_published()
     if reference is None:
         reference = next((record_label(r) for r in records
-                          if provenance_of(r).model == "segface" and is_plain(r)), None)
+                          if provenance_of(r).model == "segface" and record_is_plain(r)), None)
     bins = None
     if frequency is not None:
         bins = {str(frequency.summary.get("dataset")): frequency.bins()}
@@ -615,7 +615,7 @@ def longtail_report(members: Sequence[Any], main: Sequence[Any], outputs: Report
 def main_records(records: Sequence[Any]) -> list[Any]:
     """One plain record (no long-tail remedy, no post-hoc option) per (model, backbone): the one at
     the most common resolution, SegFace first."""
-    records = [r for r in records if is_plain(r)] or list(records)
+    records = [r for r in records if record_is_plain(r)] or list(records)
     resolutions = [provenance_of(r).resolution for r in records]
     common = max(set(resolutions), key=lambda v: (resolutions.count(v), -(v or 0)))
     chosen: dict[tuple, Any] = {}
@@ -636,7 +636,7 @@ def repeated_settings(records: Sequence[Any], main: Sequence[Any]) -> list[list[
     """For each record of ``main`` (:func:`main_records`) that shares its setting (model, backbone, resolution,
     dataset, split, protocol) with other plain records of ours (repeated runs, other seeds): that record
     first, then the others."""
-    ours = [r for r in records if is_plain(r) and not is_reported(r)]
+    ours = [r for r in records if record_is_plain(r) and not is_reported(r)]
     out = []
     for r in main:
         others = [x for x in ours if x is not r and _setting(x) == _setting(r)]

@@ -2,8 +2,9 @@ import pytest
 
 from lt_faceparse.longtail import spec
 from lt_faceparse.records import (PLAIN, Provenance, architecture_of, build_record, is_reported, merge_text,
-                                  posthoc_label, protocol_of, provenance_of, record_label, record_merge_text,
-                                  remedy_of, remedy_parts, training_remedy)
+                                  posthoc_label, protocol_of, provenance_of, record_is_plain, record_label,
+                                  record_merge_text, record_remedy_description, record_remedy_label, remedy_of,
+                                  remedy_parts, training_remedy)
 from lt_faceparse.taxonomy import taxonomy_from_names
 
 TWO = taxonomy_from_names("two", ["background", "face"])
@@ -36,6 +37,35 @@ def test_post_hoc_and_remedy_labels():
     assert remedy_parts(prov) == ["focal(γ=2)", "copy-paste(p=0.5, accessories)", "post-hoc LA(τ=1)", "flip TTA"]
     assert remedy_parts(Provenance(longtail={"label": "plain"}, posthoc={"logit_adjust": None, "tta": None})) == []
     assert remedy_parts(Provenance()) == [] and training_remedy(Provenance()) == PLAIN
+
+
+def _longtail(**section) -> dict:
+    """A ``longtail`` provenance entry as training writes it: the remedies' label and their settings."""
+    return {"label": spec.remedy_label(section), **section}
+
+
+class _Scored:
+    """What the reporting layer passes: any object with a provenance."""
+
+    def __init__(self, **provenance):
+        self.provenance = Provenance.from_dict(provenance)
+
+
+def test_plain_and_remedy_names():
+    assert record_is_plain(_Scored())
+    assert record_is_plain(_Scored(longtail=_longtail(loss="plain", sampler={"name": "uniform"}, copy_paste=None,
+                                                      priors="train split"),
+                                   posthoc={"logit_adjust": None, "tta": None}))
+    focal = _Scored(longtail=_longtail(loss={"name": "focal", "gamma": 2.0}))
+    assert not record_is_plain(focal) and record_remedy_description(focal) == "focal(γ=2)"
+    assert record_remedy_label(focal) == "focal(γ=2)"
+    both = _Scored(remedy="rfs+cp", longtail=_longtail(sampler={"name": "repeat_factor", "threshold": 0.3},
+                                                       copy_paste={"classes": ["hat"], "prob": 0.5}))
+    assert record_remedy_label(both) == "rfs+cp"
+    assert record_remedy_description(both) == "RFS(t=0.3) + copy-paste(p=0.5, hat)"
+    tau = _Scored(posthoc={"logit_adjust": 1.0, "tta": None})
+    assert not record_is_plain(tau) and record_remedy_description(tau) == "post-hoc LA(τ=1)"
+    assert record_remedy_description(_Scored(remedy="x")) == "remedy x (parameters not recorded)"
 
 
 def test_record_accessors_read_the_typed_provenance():

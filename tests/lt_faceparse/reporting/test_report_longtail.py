@@ -11,7 +11,7 @@ from lt_faceparse.analysis.bins import assign_bins
 from lt_faceparse.analysis.frequency import FrequencyTable, write_frequency_report
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.longtail import spec
-from lt_faceparse.records import Provenance, build_record, save_record
+from lt_faceparse.records import build_record, record_is_plain, save_record
 from lt_faceparse.reporting.leaderboard import head_tail_means
 from lt_faceparse.reporting.longtail import (
     analyse,
@@ -19,11 +19,8 @@ from lt_faceparse.reporting.longtail import (
     delta_panels,
     find_comparisons,
     holm,
-    is_plain,
     longtail_delta_table,
     longtail_table,
-    remedy_description,
-    remedy_label,
 )
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -90,35 +87,9 @@ def records():
     return {"plain": plain, "focal": focal, "tta": tta, "fcn": fcn}
 
 
-def test_plain_and_remedy_names():
-    assert is_plain(_prov({}))
-    assert is_plain(_prov({"longtail": _longtail(loss="plain", sampler={"name": "uniform"}, copy_paste=None,
-                                                 priors="train split"),
-                           "posthoc": {"logit_adjust": None, "tta": None}}))
-    focal = _prov({"longtail": _longtail(loss={"name": "focal", "gamma": 2.0})})
-    assert not is_plain(focal) and remedy_description(focal) == "focal(γ=2)"
-    assert remedy_label(focal) == "focal(γ=2)"
-    both = _prov({"remedy": "rfs+cp", "longtail": _longtail(sampler={"name": "repeat_factor", "threshold": 0.3},
-                                                             copy_paste={"classes": ["hat"], "prob": 0.5})})
-    assert remedy_label(both) == "rfs+cp"
-    assert remedy_description(both) == "RFS(t=0.3) + copy-paste(p=0.5, hat)"
-    tau = _prov({"posthoc": {"logit_adjust": 1.0, "tta": None}})
-    assert not is_plain(tau) and remedy_description(tau) == "post-hoc LA(τ=1)"
-    assert remedy_description(_prov({"remedy": "x"})) == "remedy x (parameters not recorded)"
-
-
 def _longtail(**section) -> dict:
     """A ``longtail`` provenance entry as training writes it: the remedies' label and their settings."""
     return {"label": spec.remedy_label(section), **section}
-
-
-def _prov(provenance: dict):
-    class Fake:
-        pass
-
-    fake = Fake()
-    fake.provenance = Provenance.from_dict(provenance)
-    return fake
 
 
 def test_find_comparisons_picks_the_plain_reference(records):
@@ -237,7 +208,7 @@ def test_report_writes_the_longtail_pieces_and_readme_section(records, tmp_path)
     outputs = run_report(results, tmp_path / "out", freq=tmp_path / "freq", examples=0, n_resamples=200,
                          include_reported=False)
     assert [r.provenance.model for r in main_records(outputs.records)] == ["segface", "fcn"]
-    assert all(is_plain(r) for r in main_records(outputs.records))
+    assert all(record_is_plain(r) for r in main_records(outputs.records))
     assert {"longtail_table", "longtail_delta", "longtail_figure"} <= set(outputs.files)
     assert [a.comparison.kind for a in outputs.longtail] == ["models", "remedies"]
     # the flip-TTA record has its own leaderboard group, but the per-model figures are drawn once, for the
