@@ -8,6 +8,13 @@ NaN in memory. Writes are atomic; loading validates and names the file in every 
 
 Reported records (``provenance.reported = true``) hold published numbers: per-class F1 and the
 printed means only, no counts, no confusion matrix, no per-image stats.
+
+Modules: :mod:`~lt_faceparse.records.provenance` (the typed :class:`Provenance`, every key declared),
+:mod:`~lt_faceparse.records.record` (:class:`ResultRecord`, :data:`SCHEMA_VERSION`),
+:mod:`~lt_faceparse.records.build`, :mod:`~lt_faceparse.records.io` (save/load),
+:mod:`~lt_faceparse.records.validate`, :mod:`~lt_faceparse.records.migrate` (older schema versions
+migrate on load), :mod:`~lt_faceparse.records.comparability` and
+:mod:`~lt_faceparse.records.accessors` (a record's protocol, label, remedies, taxonomy, intervals).
 """
 
 from lt_faceparse.records.accessors import (
