@@ -22,12 +22,12 @@ def _freq(args: argparse.Namespace) -> int:
         raise LTFaceParseError(f"--rare-below/--common-below: {err}") from None
     tables = frequency_report(args.dataset, args.root, args.split, args.out, merges=args.merge,
                               log_scale=args.log, num_workers=args.workers, thresholds=thresholds)
-    from lt_faceparse.reporting.leaderboard import merge_text
+    from lt_faceparse.records import merge_text
 
     for preset, t in tables.items():
         s = t.summary
         bins = ", ".join(f"{b}: {len(v)}" for b, v in t.bins().items())
-        print(f"{s['dataset']} {s['split']} merge={merge_text(s)}: {s['num_images']} images; Gini over foreground "
+        print(f"{s['dataset']} {s['split']} merge={merge_text(s.get('merge'), s.get('data_format') or s.get('dataset'))}: {s['num_images']} images; Gini over foreground "
               f"presence {s['gini_image']:.3f}, over foreground pixels {s['gini_pixel']:.3f}; bins by presence "
               f"(rare < {s['thresholds']['rare_below']}, common < {s['thresholds']['common_below']}): {bins}")
     print(f"wrote {args.out}")

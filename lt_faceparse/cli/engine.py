@@ -105,19 +105,18 @@ def _eval(args: argparse.Namespace) -> int:
                                  seed=args.bootstrap_seed, logit_adjust=args.logit_adjust, tta=args.tta,
                                  priors=args.priors, provenance={"zoo_model": args.model} if args.model else None)
     if _is_rank0():
-        from lt_faceparse.longtail.spec import posthoc_label
-        from lt_faceparse.reporting.leaderboard import merge_text
+        from lt_faceparse.records import posthoc_label, record_merge_text
 
         prov = record.provenance
         ci = record.ci
         ci_text = ("" if not ci or ci["mean_f1"]["lower"] is None else
                    f" [95% CI {100 * ci['mean_f1']['lower']:.2f}, {100 * ci['mean_f1']['upper']:.2f}: percentile "
                    f"bootstrap over images, {ci['n_resamples']} resamples, seed {ci['seed']}]")
-        posthoc = posthoc_label(prov.get("posthoc"))
-        priors = (prov.get("posthoc") or {}).get("priors")
+        posthoc = posthoc_label(prov.posthoc)
+        priors = (prov.posthoc or {}).get("priors")
         posthoc = f", {posthoc}" + (f" (priors: {priors})" if priors else "") if posthoc else ""
-        print(f"{args.dataset} {args.split} ({record.num_images} images, merge {merge_text(prov)}, resolution "
-              f"{prov.get('resolution')}, protocol {args.protocol}{posthoc}, one confusion matrix over the split): "
+        print(f"{args.dataset} {args.split} ({record.num_images} images, merge {record_merge_text(record)}, resolution "
+              f"{prov.resolution}, protocol {args.protocol}{posthoc}, one confusion matrix over the split): "
               f"mean F1 {100 * record.mean_f1:.2f}{ci_text} (foreground classes), mean IoU "
               f"{100 * record.mean_iou_with_bg:.2f} (all classes incl. background) -> {args.out}")
     return 0

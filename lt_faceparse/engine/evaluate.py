@@ -116,7 +116,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
     from the logits, with the priors from ``priors`` (a ``class_frequencies.csv``), else from the
     weight file's metadata, else from the ``train`` split under ``root``; ``tta="flip"`` averages
     the logits of the image and its mirror (left/right classes swapped). The record states both in
-    ``provenance["posthoc"]`` and the training remedies in ``provenance["longtail"]``.
+    ``provenance.posthoc`` and the training remedies in ``provenance.longtail``.
     """
     from lt_faceparse.data import build_dataset, dataset_class
     from lt_faceparse.records import save_record

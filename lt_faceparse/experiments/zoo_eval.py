@@ -56,7 +56,7 @@ def finished_record(folder: Path, wanted: dict[str, Any]) -> ResultRecord | None
     if not (folder / "record.json").is_file():
         return None
     record = load_record(folder)
-    differ = {k: (record.provenance.get(k), v) for k, v in wanted.items() if record.provenance.get(k) != v}
+    differ = {k: (getattr(record.provenance, k), v) for k, v in wanted.items() if getattr(record.provenance, k) != v}
     if differ:
         detail = ", ".join(f"{k} {old!r} (now {new!r})" for k, (old, new) in differ.items())
         raise DataError(folder / "record.json", f"was scored under another protocol: {detail}; re-scoring must use "

@@ -14,9 +14,9 @@ Where the priors come from (:func:`posthoc_priors`, first that applies): an expl
 used them (``metadata["longtail"]["priors"]``); the training split of the evaluated dataset,
 counted (and cached) by :func:`lt_faceparse.longtail.priors.split_statistics`.
 
-Records state both options under ``provenance["posthoc"]`` (``{"logit_adjust": τ or None,
+Records state both options under ``provenance.posthoc`` (``{"logit_adjust": τ or None,
 "tta": "flip" or None, "priors": source or None}``); since they change what a row's predictions
-are, the leaderboard groups rows by them (labels: :func:`lt_faceparse.longtail.spec.posthoc_label`).
+are, the leaderboard groups rows by them (labels: :func:`lt_faceparse.records.posthoc_label`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from lt_faceparse.errors import DataError
 
@@ -271,28 +271,3 @@ def remedy_label(section: dict[str, Any] | None) -> str:
         return PLAIN
     parts = [loss_label(section["loss"]), sampler_label(section["sampler"]), copy_paste_label(section["copy_paste"])]
     return " + ".join(p for p in parts if p)
-
-
-def provenance_remedy(provenance: Mapping[str, Any]) -> str:
-    """The training remedy of a record or weight file: the ``label`` its ``longtail`` entry was written
-    with, else :func:`remedy_label` of the entry's loss, sampler and copy-paste; ``plain`` when it has
-    none or predates remedies."""
-    longtail = provenance.get("longtail")
-    if not isinstance(longtail, Mapping):
-        return PLAIN
-    if longtail.get("label"):
-        return str(longtail["label"])
-    return remedy_label({k: longtail[k] for k in ("loss", "sampler", "copy_paste") if k in longtail})
-
-
-def posthoc_label(posthoc: dict[str, Any] | None) -> str:
-    """``post-hoc LA(τ=1)``, ``flip TTA``, both joined with `` + ``; ``''`` when neither is on
-    (``posthoc``: the ``provenance["posthoc"]`` entry of a record)."""
-    if not posthoc:
-        return ""
-    parts = []
-    if posthoc.get("logit_adjust") is not None:
-        parts.append(f"post-hoc LA(τ={posthoc['logit_adjust']:g})")
-    if posthoc.get("tta"):
-        parts.append(f"{posthoc['tta']} TTA")
-    return " + ".join(parts)

@@ -20,8 +20,7 @@ import numpy as np
 
 from lt_faceparse.errors import IncomparableError
 from lt_faceparse.metrics.bootstrap import PairedBootstrap, paired_bootstrap, per_image_of
-from lt_faceparse.records import check_comparable, record_taxonomy
-from lt_faceparse.reporting.leaderboard import merge_text, record_label
+from lt_faceparse.records import check_comparable, record_label, record_merge_text, record_taxonomy
 from lt_faceparse.reporting.tables import Column, Table, write_table
 
 COMPARE_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol")
@@ -128,8 +127,8 @@ def compare_records(record_a: Any, record_b: Any, *, n_resamples: int = 1000, co
         Column("verdict", "Verdict", "str"),
     ]
     prov = record_a.provenance
-    title = (f"B = {label_b} vs A = {label_a}: {prov.get('dataset')} / {prov.get('split')} split ({test.num_images} images) / "
-             f"taxonomy {record_a.taxonomy} / merge {merge_text(prov)} / {prov.get('protocol')} scoring")
+    title = (f"B = {label_b} vs A = {label_a}: {prov.dataset} / {prov.split} split ({test.num_images} images) / "
+             f"taxonomy {record_a.taxonomy} / merge {record_merge_text(record_a)} / {prov.protocol} scoring")
     caption = (f"Per-class F1 from pixel counts pooled over the split, in percent; Δ = F1(B) − F1(A) in percent "
                f"points. Paired percentile bootstrap over the {test.num_images} images ({test.n_resamples} resamples, "
                f"seed {test.seed}): both models scored on the same resamples; resamples in which a class is absent "
@@ -142,9 +141,9 @@ def compare_records(record_a: Any, record_b: Any, *, n_resamples: int = 1000, co
     if test.num_images < FEW_IMAGES:
         notes.append(f"Caution: only {test.num_images} images. Bootstrap intervals and p-values from so few images "
                      "understate the uncertainty (few distinct resamples); read them as descriptive.")
-    if prov.get("resolution") != record_b.provenance.get("resolution"):
-        notes.append(f"Note: the models ran at different resolutions ({prov.get('resolution')} vs "
-                     f"{record_b.provenance.get('resolution')}).")
+    if prov.resolution != record_b.provenance.resolution:
+        notes.append(f"Note: the models ran at different resolutions ({prov.resolution} vs "
+                     f"{record_b.provenance.resolution}).")
     return Comparison(record_a, record_b, test, Table(columns, rows, title=title, caption=caption, notes=notes))
 
 

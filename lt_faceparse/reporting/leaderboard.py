@@ -28,15 +28,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from lt_faceparse.records import (NO_POSTHOC, PLAIN, PROTOCOL_KEYS, UNKNOWN, architecture_of, class_f1, is_reported,
+                                  mean_f1_ci, protocol_of, provenance_of, record_label, remedy_of, taxonomy_of_record)
 from lt_faceparse.reporting.tables import Column, Table, file_slug, write_table
-from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
+from lt_faceparse.taxonomy import Taxonomy
 
-PROTOCOL_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol", "posthoc")
-NO_POSTHOC = "none"
 BIN_NAMES = ("rare", "common", "frequent")
-UNKNOWN = "unknown"
 MIXED = "mixed"
-NOT_APPLICABLE = "n/a"  # merge preset of data whose labels are stored merged (LaPa, Helen, folder datasets)
 
 CONVENTION_NOTE = (
     "F1 per class from pixel counts pooled over the split; mean F1 over foreground classes; "
@@ -49,69 +47,6 @@ CONVENTION_NOTE = (
 
 # ---- reading records ----------------------------------------------------------------------------
 
-def provenance_of(record: Any) -> dict[str, Any]:
-    return dict(getattr(record, "provenance", None) or {})
-
-
-def merge_text(provenance: dict[str, Any]) -> str:
-    """The merge preset as printed: the preset, ``n/a`` for data formats without a merge order
-    (LaPa, Helen, folder datasets: their labels are stored merged), else ``unknown``.
-    ``provenance`` is a record's provenance or a frequency summary (``merge``, ``data_format``,
-    ``dataset``)."""
-    from lt_faceparse.data.build import merge_order_applies
-
-    value = provenance.get("merge")
-    if value not in (None, ""):
-        return str(value)
-    fmt = provenance.get("data_format") or provenance.get("dataset")
-    return NOT_APPLICABLE if fmt and merge_order_applies(fmt) is False else UNKNOWN
-
-
-def protocol_of(record: Any) -> dict[str, str]:
-    """The fields that must agree for two records to share a table (``unknown`` when missing;
-    merge ``n/a`` for data without a merge order)."""
-    from lt_faceparse.longtail.spec import posthoc_label
-
-    prov = provenance_of(record)
-    key = {}
-    for name in PROTOCOL_KEYS:
-        if name == "posthoc":  # records from before post-hoc options existed were scored without them
-            key[name] = posthoc_label(prov.get("posthoc")) or NO_POSTHOC
-            continue
-        value = prov.get(name)
-        if value is None and name == "taxonomy":
-            value = getattr(record, "taxonomy", None)
-        if name == "merge":
-            key[name] = merge_text(prov)
-            continue
-        key[name] = UNKNOWN if value in (None, "") else str(value)
-    return key
-
-
-def is_reported(record: Any) -> bool:
-    return bool(provenance_of(record).get("reported", False))
-
-
-def record_label(record: Any) -> str:
-    """Row name: provenance ``label`` when given, else the record's own label
-    ("model (backbone) @res")."""
-    prov = provenance_of(record)
-    if prov.get("label"):
-        return str(prov["label"])
-    if hasattr(record, "label"):
-        return str(record.label)
-    return str(prov.get("model") or "model")
-
-
-def class_f1(record: Any) -> dict[int, float]:
-    """Class id -> F1 fraction (NaN for undefined or unreported classes)."""
-    out = {}
-    for row in getattr(record, "per_class", None) or []:
-        value = row.get("f1")
-        out[int(row["id"])] = float("nan") if value is None else float(value)
-    return out
-
-
 def _nanmean(values: Iterable[float]) -> float:
     values = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(values)) if values else float("nan")
@@ -123,27 +58,6 @@ def head_tail_means(record: Any, taxonomy: Taxonomy) -> tuple[float, float]:
     tail = set(taxonomy.accessory_ids)
     head = [i for i in taxonomy.foreground_ids if i not in tail]
     return _nanmean(f1.get(i, float("nan")) for i in head), _nanmean(f1.get(i, float("nan")) for i in tail)
-
-
-def mean_f1_ci(record: Any) -> tuple[float, float] | None:
-    """The stored 95% interval of the mean F1, or None."""
-    ci = getattr(record, "ci", None)
-    if not ci:
-        return None
-    mean = ci.get("mean_f1") if isinstance(ci, dict) else None
-    if not mean or mean.get("lower") is None or mean.get("upper") is None:
-        return None
-    return float(mean["lower"]), float(mean["upper"])
-
-
-def class_ci(record: Any) -> dict[str, tuple[float, float]]:
-    """Class name -> stored 95% interval of its F1 (classes without one left out)."""
-    ci = getattr(record, "ci", None) or {}
-    out = {}
-    for name, bounds in (ci.get("per_class") or {}).items():
-        if bounds and bounds.get("lower") is not None and bounds.get("upper") is not None:
-            out[name] = (float(bounds["lower"]), float(bounds["upper"]))
-    return out
 
 
 def bin_f1(record: Any, bins: Mapping[str, Sequence[str]] | None = None) -> dict[str, float]:
@@ -173,8 +87,8 @@ def _speed_for(record: Any, speed_records: Sequence[dict]) -> dict | None:
     prov = provenance_of(record)
     if not speed_records or is_reported(record):
         return None
-    return select_speed(speed_records, model=prov.get("model"), backbone=prov.get("backbone"),
-                        resolution=prov.get("resolution"))
+    return select_speed(speed_records, model=prov.model, backbone=prov.backbone,
+                        resolution=prov.resolution)
 
 
 # ---- building --------------------------------------------------------------------------------------
@@ -225,16 +139,6 @@ def group_records(records: Iterable[Any], *, mixed: bool = False) -> list[tuple[
     return list(groups.values())
 
 
-def taxonomy_of_record(record: Any) -> Taxonomy:
-    """A record's taxonomy: the one it stores in full, else the registered one of its name, else one
-    built from its class names (records written before records held their taxonomy)."""
-    if hasattr(record, "taxonomy_definition"):
-        from lt_faceparse.records import record_taxonomy
-
-        return record_taxonomy(record)
-    return get_taxonomy(getattr(record, "taxonomy"))
-
-
 def _taxonomy_for(protocol: dict[str, str], records: Sequence[Any]) -> Taxonomy | None:
     """The group's taxonomy (that of its first record)."""
     return taxonomy_of_record(records[0]) if records else None
@@ -245,12 +149,12 @@ def _origin_candidates(record: Any) -> list[str]:
     the weights it was scored from), its record's folder, the run named in its provenance, its source."""
     prov = provenance_of(record)
     out = []
-    if prov.get("weights"):
-        out.append(Path(str(prov["weights"])).parent.name)
+    if prov.weights:
+        out.append(Path(str(prov.weights)).parent.name)
     path = getattr(record, "path", None)
     if path is not None:
         out.append(Path(path).parent.name if Path(path).name == "record.json" else Path(path).stem)
-    out.extend(str(prov[k]) for k in ("run", "source") if prov.get(k))
+    out.extend(str(v) for v in (prov.run, prov.source) if v)
     return [c for c in out if c]
 
 
@@ -277,7 +181,7 @@ def unique_labels(records: Sequence[Any]) -> list[str]:
 def _mixed_notes(records: Sequence[Any]) -> list[str]:
     notes = []
     for field_name, what in (("checkpoint_rule", "checkpoint-selection rule"), ("pretraining", "pretraining")):
-        values = {str(provenance_of(r).get(field_name) or UNKNOWN) for r in records}
+        values = {str(getattr(provenance_of(r), field_name) or UNKNOWN) for r in records}
         if len(values) > 1:
             notes.append(f"Note: rows differ in {what} ({', '.join(sorted(values))}); see the "
                          f"'{'Ckpt' if field_name == 'checkpoint_rule' else 'Pretrain'}' column.")
@@ -333,9 +237,9 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
         row = {
             "method": label,
             "source": "reported" if is_reported(record) else "ours",
-            "resolution": str(prov.get("resolution") or "-"),
-            "pretraining": str(prov.get("pretraining") or "-"),
-            "checkpoint_rule": str(prov.get("checkpoint_rule") or "-"),
+            "resolution": str(prov.resolution or "-"),
+            "pretraining": str(prov.pretraining or "-"),
+            "checkpoint_rule": str(prov.checkpoint_rule or "-"),
             "merge": protocol_of(record)["merge"],
             "protocol": protocol_of(record)["protocol"],
             "posthoc": protocol_of(record)["posthoc"],
@@ -345,8 +249,8 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
             "miou_bg": getattr(record, "mean_iou_with_bg", None),
             "head": head,
             "tail": tail,
-            "params": (speed or {}).get("params") or prov.get("num_params"),
-            "fps": (speed or {}).get("fps") or prov.get("fps"),
+            "params": (speed or {}).get("params") or prov.num_params,
+            "fps": (speed or {}).get("fps") or prov.fps,
         }
         row.update({f"f1_{i}": f1.get(i) for i in class_ids})
         row.update({f"bin_{b}": v for b, v in bin_f1(record, bins).items()})
@@ -465,19 +369,6 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
     )
 
 
-def remedy_of(record: Any) -> str:
-    """The training remedy label of a record (``plain`` when it has none or predates remedies)."""
-    from lt_faceparse.longtail.spec import provenance_remedy
-
-    return provenance_remedy(provenance_of(record))
-
-
-def architecture_of(record: Any) -> tuple[str, str, str]:
-    """(model, backbone, resolution): what a remedy row is compared against the plain row of."""
-    prov = provenance_of(record)
-    return str(prov.get("model")), str(prov.get("backbone")), str(prov.get("resolution"))
-
-
 def remedy_delta_tables(records: Sequence[Any], labels: Sequence[str], protocol: dict[str, str], *,
                         n_resamples: int = 1000, seed: int = 0) -> list[Table]:
     """One Δ table per plain model of the group that has remedy rows of the same (model, backbone,
@@ -489,11 +380,11 @@ def remedy_delta_tables(records: Sequence[Any], labels: Sequence[str], protocol:
     class_sets = {"Head": head, "Tail": tail}
     tables = []
     for index, record in enumerate(records):
-        if remedy_of(record) != "plain":
+        if remedy_of(record) != PLAIN:
             continue
         arch = architecture_of(record)
         others = [i for i, r in enumerate(records) if i != index and architecture_of(r) == arch
-                  and remedy_of(r) != "plain"]
+                  and remedy_of(r) != PLAIN]
         if not others:
             continue
         members = [records[index]] + [records[i] for i in others]
@@ -571,9 +462,9 @@ def collect_records(results: str | Path | Sequence[str | Path] | None, *, datase
 
         records.extend(load_published(dataset))
     if dataset:
-        records = [r for r in records if str(provenance_of(r).get("dataset", "")).lower() == dataset.lower()]
+        records = [r for r in records if str(provenance_of(r).dataset or "").lower() == dataset.lower()]
     if split:
-        records = [r for r in records if provenance_of(r).get("split") == split]
+        records = [r for r in records if provenance_of(r).split == split]
     return records
 
 

@@ -34,17 +34,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from lt_faceparse.records import remedy_parts
-from lt_faceparse.reporting.leaderboard import (
-    BIN_NAMES,
-    class_f1,
-    find_reference,
-    head_tail_means,
-    is_reported,
-    protocol_of,
-    provenance_of,
-    record_label,
-)
+from lt_faceparse.records import (class_f1, is_reported, protocol_of, provenance_of, record_is_plain, record_label,
+                                  record_remedy_description, record_remedy_label)
+from lt_faceparse.reporting.leaderboard import BIN_NAMES, find_reference, head_tail_means
 from lt_faceparse.reporting.tables import Column, Table, file_slug
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
@@ -54,37 +46,10 @@ GROUP_TITLES = {"head": "Head F1", "tail": "Tail F1", "rare": "F1@rare", "common
                 "frequent": "F1@frequent", "mean": "Mean F1"}
 
 
-# ---- what a record is: plain or a remedy ---------------------------------------------------------------
-
-def is_plain(record: Any) -> bool:
-    """Trained and scored without any long-tail remedy or post-hoc option (see the module docstring)."""
-    prov = provenance_of(record)
-    return prov.get("remedy") in (None, "plain") and not remedy_parts(prov)
-
-
-def remedy_description(record: Any) -> str:
-    """The record's training remedies and post-hoc options with their parameters (the labels of
-    :func:`lt_faceparse.records.remedy_parts`, e.g. ``focal(γ=2) + flip TTA``); ``plain`` when it has none."""
-    prov = provenance_of(record)
-    parts = remedy_parts(prov)
-    if not parts and prov.get("remedy") not in (None, "plain"):
-        parts.append(f"remedy {prov['remedy']} (parameters not recorded)")
-    return " + ".join(parts) or "plain"
-
-
-def remedy_label(record: Any) -> str:
-    """Short name of the record's remedy: provenance ``remedy`` (the benchmark's label), else the
-    description, else ``plain``."""
-    prov = provenance_of(record)
-    if prov.get("remedy") not in (None, "plain"):
-        return str(prov["remedy"])
-    return remedy_description(record)
-
-
 def _model_label(record: Any) -> str:
     prov = provenance_of(record)
-    name = str(prov.get("model") or record_label(record))
-    return name + (f" ({str(prov['backbone']).split('/')[-1]})" if prov.get("backbone") else "")
+    name = str(prov.model or record_label(record))
+    return name + (f" ({str(prov.backbone).split('/')[-1]})" if prov.backbone else "")
 
 
 # ---- comparisons ---------------------------------------------------------------------------------------
@@ -116,15 +81,15 @@ def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), 
             continue
         protocol = {k: v for k, v in protocol_of(r).items() if k != "posthoc"}
         prov = provenance_of(r)
-        key = (*protocol.values(), prov.get("model"), prov.get("backbone"), prov.get("resolution"))
+        key = (*protocol.values(), prov.model, prov.backbone, prov.resolution)
         protocols.setdefault(key, protocol)
         by_setting.setdefault(key, []).append(r)
     for key, group in by_setting.items():
         protocol = protocols[key]
-        resolution = provenance_of(group[0]).get("resolution")
+        resolution = provenance_of(group[0]).resolution
         if len(group) < 2:
             continue
-        plain = [r for r in group if is_plain(r)]
+        plain = [r for r in group if record_is_plain(r)]
         name = f"{_model_label(group[0])} @{resolution}"
         if len(plain) != 1:
             notes.append(f"long-tail remedies of {name} ({protocol['split']} split): {len(plain)} plain records "
@@ -132,14 +97,14 @@ def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), 
             continue
         methods = [r for r in group if r is not plain[0]]
         comparisons.append(Comparison(
-            "remedies", plain[0], methods, "plain", [remedy_label(r) for r in methods],
+            "remedies", plain[0], methods, "plain", [record_remedy_label(r) for r in methods],
             f"Long-tail remedies of {name} vs plain", f"longtail_remedies_{file_slug(name)}"))
     models = [r for r in model_records if not is_reported(r)]
     if len(models) >= 2:
         labels = [record_label(r) for r in models]
         index = find_reference(models, labels, model_reference) if model_reference else None
         if index is None:
-            index = next((i for i, r in enumerate(models) if provenance_of(r).get("model") == "segface"), 0)
+            index = next((i for i, r in enumerate(models) if provenance_of(r).model == "segface"), 0)
         ref = models[index]
         methods = [r for i, r in enumerate(models) if i != index]
         comparisons.append(Comparison(
@@ -209,7 +174,7 @@ def analyse(comparison: Comparison, *, bins: Mapping[str, Sequence[str]] | None 
             tests.append(None)
     val = []
     for r in [comparison.reference, *comparison.methods]:
-        v = (val_records or {}).get(provenance_of(r).get("run"))
+        v = (val_records or {}).get(provenance_of(r).run)
         if v is None:
             val.append(None)
         else:
@@ -237,8 +202,8 @@ def _caption(analysis: LongTailAnalysis) -> str:
     ref = analysis.comparison.reference
     prov = provenance_of(ref)
     n = ref.num_images
-    return (f"Data: {prov.get('dataset')}, {prov.get('split')} split ({n} images), merge {prov.get('merge')}, "
-            f"'{prov.get('protocol')}' scoring at {prov.get('resolution')} px. Head = non-accessory foreground "
+    return (f"Data: {prov.dataset}, {prov.split} split ({n} images), merge {prov.merge}, "
+            f"'{prov.protocol}' scoring at {prov.resolution} px. Head = non-accessory foreground "
             "classes, Tail = accessory classes, F1@bin = presence bins of the training split"
             + (f" ({analysis.bins_note})" if analysis.bins_note else "")
             + "".join(f"; {g}: " + ", ".join(analysis.taxonomy[i].display for i in analysis.groups[g])
@@ -258,7 +223,7 @@ def longtail_table(analysis: LongTailAnalysis) -> Table:
     rows = []
     for i, (label, record) in enumerate(zip(analysis.labels, analysis.records)):
         row: dict[str, Any] = {"method": label + (" (reference)" if i == 0 else ""),
-                               "settings": remedy_description(record)}
+                               "settings": record_remedy_description(record)}
         for g in analysis.groups:
             value, lo, hi = group_value(analysis, i, g)
             row[g] = value

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from lt_faceparse.atomic import atomic_write_text
-from lt_faceparse.reporting.leaderboard import (class_f1, head_tail_means, mean_f1_ci, provenance_of, record_label,
-                                                taxonomy_of_record, unique_labels)
+from lt_faceparse.records import (class_f1, mean_f1_ci, posthoc_label, provenance_of, record_label,
+                                  record_remedy_description, taxonomy_of_record)
+from lt_faceparse.reporting.leaderboard import head_tail_means, unique_labels
 
 FILE_NOTES = {
     "leaderboard": "Leaderboard (Table 1 style) per comparable protocol group: per-class F1 in the paper's column "
@@ -105,7 +106,7 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
         lines.append(f"- {len(same)} records share the setting of {record_label(same[0])} ({', '.join(names)}): the "
                      f"findings and figures use the first one, {names[0]} (scores "
                      + ", ".join(_pct(r.mean_f1) for r in same) + " mean F1); the leaderboard lists each.")
-    segface = next((r for r in main if provenance_of(r).get("model") == "segface"), None)
+    segface = next((r for r in main if provenance_of(r).model == "segface"), None)
     if segface is not None:
         best = ranked[0]
         if best is segface and len(main) > 1:
@@ -167,7 +168,7 @@ def _head_tail_lines(outputs: Any, tax: Any, main: list[Any]) -> list[str]:
             "- Head − tail gap: " + ", ".join(f"{name} {100 * g:+.2f}" for name, g in gaps) + " points.")
     by_label = {record_label(r): r for r in main}
     for label, dest in outputs.tail_destinations.items():
-        if label not in by_label or provenance_of(by_label[label]).get("model") != "segface":
+        if label not in by_label or provenance_of(by_label[label]).model != "segface":
             continue
         parts = [f"{tax[tax.id_of(cls)].display} → " + ", ".join(
             f"{tax[tax.id_of(to)].display} {100 * share:.0f}%" for to, share in goes) for cls, goes in dest.items()]
@@ -183,8 +184,8 @@ def _cost_lines(outputs: Any, main: list[Any]) -> list[str]:
     speeds = []
     for r in main:
         prov = provenance_of(r)
-        s = select_speed(outputs.speed_records, model=prov.get("model"), backbone=prov.get("backbone"),
-                         resolution=prov.get("resolution"))
+        s = select_speed(outputs.speed_records, model=prov.model, backbone=prov.backbone,
+                         resolution=prov.resolution)
         if s:
             speeds.append(f"{record_label(r)}: {s['params'] / 1e6:.3f} M params, "
                           f"{s['gflops']:.3f} GFLOPs, {s['fps']:.1f} FPS")
@@ -200,7 +201,7 @@ def longtail_section(outputs: Any) -> list[str]:
     """The "Long-tail remedies" section: every remedy against plain with paired-bootstrap Δ and p-values,
     the remedy chosen on val and whether it meets the bar (+10 tail points, p < 0.05, head loss at most
     1 point), stated whichever way the numbers go."""
-    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN, holm, remedy_description
+    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN, holm
 
     analyses = [a for a in outputs.longtail if a.comparison.kind == "remedies"]
     bar = (f"+{100 * TAIL_GAIN:.0f} tail points (paired bootstrap p < {ALPHA}) with at most {100 * HEAD_LOSS:.0f} "
@@ -237,7 +238,7 @@ def longtail_section(outputs: Any) -> list[str]:
                      f"mean F1 {_delta_text(test.groups['mean'])}"]
             tail_ids = a.groups.get("tail", [])
             gains = [f"{a.taxonomy[i].display} {100 * test.delta[i]:+.1f}" for i in tail_ids if test.delta[i] == test.delta[i]]
-            lines.append(f"- {label} ({remedy_description(record)}): " + "; ".join(parts)
+            lines.append(f"- {label} ({record_remedy_description(record)}): " + "; ".join(parts)
                          + (f". Tail classes: {', '.join(gains)}" if gains else "") + ".")
         lines += ["", *_remedy_verdict(a, bar), ""]
     return lines
@@ -310,8 +311,6 @@ def _param_check(speed_records: list[dict], taxonomy: Any) -> list[str]:
 
 def what_was_run(info: dict[str, Any]) -> list[str]:
     """The plan of a benchmark run as Markdown bullets (every number from ``info["plan"]``)."""
-    from lt_faceparse.longtail.spec import posthoc_label
-
     plan = info["plan"]
     presence = dict(plan.get("presence") or ())
     splits = plan.get("splits")
@@ -398,7 +397,7 @@ def write_readme(out_dir: str | Path, outputs: Any, info: dict[str, Any]) -> Pat
 
     out_dir = Path(out_dir)
     plan = info.get("plan", {})
-    datasets = sorted({str(provenance_of(r).get("dataset")) for r in outputs.records}) or ["no records"]
+    datasets = sorted({str(provenance_of(r).dataset) for r in outputs.records}) or ["no records"]
     synthetic = datasets == ["synthface-lt"]
     lines = [
         "# SynthFace-LT benchmark report" if plan else f"# Report: {', '.join(datasets)}",

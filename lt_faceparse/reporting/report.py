@@ -19,24 +19,27 @@ import numpy as np
 
 from lt_faceparse.errors import DataError
 from lt_faceparse.reporting import figures as F
-from lt_faceparse.reporting.leaderboard import (
+from lt_faceparse.records import (
     NO_POSTHOC,
-    Leaderboard,
-    build_leaderboard,
     class_ci,
     class_f1,
-    collect_records,
-    group_records,
-    head_tail_means,
     is_reported,
     mean_f1_ci,
     merge_text,
     provenance_of,
+    record_is_plain,
     record_label,
+    record_merge_text,
     taxonomy_of_record,
+)
+from lt_faceparse.reporting.leaderboard import (
+    Leaderboard,
+    build_leaderboard,
+    collect_records,
+    group_records,
+    head_tail_means,
     write_leaderboard,
 )
-from lt_faceparse.reporting.longtail import is_plain
 from lt_faceparse.reporting.tables import Column, Table, file_slug, write_table
 from lt_faceparse.taxonomy import Taxonomy
 
@@ -68,24 +71,24 @@ def data_caption(records: Sequence[Any]) -> str:
     if not records:
         return ""
     prov = provenance_of(records[0])
-    fmt = prov.get("data_format")
-    resolutions = sorted({int(provenance_of(r)["resolution"]) for r in records if provenance_of(r).get("resolution")})
+    fmt = prov.data_format
+    resolutions = sorted({int(provenance_of(r).resolution) for r in records if provenance_of(r).resolution})
     res_text = ", ".join(f"{r} px" for r in resolutions) or "unknown resolution"
     images = records[0].num_images
-    return (f"Data: {prov.get('dataset')}"
-            + (f" ({fmt} format)" if fmt and fmt != prov.get("dataset") else "")
-            + f", {prov.get('split')} split"
+    return (f"Data: {prov.dataset}"
+            + (f" ({fmt} format)" if fmt and fmt != prov.dataset else "")
+            + f", {prov.split} split"
             + (f" ({images} images)" if images else "")
-            + f", taxonomy {records[0].taxonomy}, merge preset {merge_text(prov)}; "
-            f"scoring protocol '{prov.get('protocol')}' at the network input resolution ({res_text}).")
+            + f", taxonomy {records[0].taxonomy}, merge preset {record_merge_text(records[0])}; "
+            f"scoring protocol '{prov.protocol}' at the network input resolution ({res_text}).")
 
 
 def models_caption(records: Sequence[Any]) -> str:
     parts = []
     for r in records:
         prov = provenance_of(r)
-        epochs = f", {prov['epochs']} epochs" if prov.get("epochs") else ""
-        parts.append(f"{record_label(r)} (pretraining {prov.get('pretraining')}, checkpoint {prov.get('checkpoint_rule')}"
+        epochs = f", {prov.epochs} epochs" if prov.epochs else ""
+        parts.append(f"{record_label(r)} (pretraining {prov.pretraining}, checkpoint {prov.checkpoint_rule}"
                      f"{epochs})")
     return "Models: " + "; ".join(parts) + "."
 
@@ -101,7 +104,7 @@ def presence_by_id(frequency: Any, taxonomy: Taxonomy) -> dict[int, float]:
 def frequency_caption(frequency: Any) -> str:
     s = frequency.summary
     return (f"Presence probability = share of the {s.get('num_images')} images of the {s.get('dataset')} "
-            f"{s.get('split')} split (merge {merge_text(s)}) containing the class.")
+            f"{s.get('split')} split (merge {merge_text(s.get('merge'), s.get('data_format') or s.get('dataset'))}) containing the class.")
 
 
 def series_of(records: Sequence[Any], taxonomy: Taxonomy) -> list[F.Series]:
@@ -328,7 +331,7 @@ def _load_models(records: Sequence[Any], device: str) -> list[tuple[Any, Any]]:
 
     loaded = []
     for r in records:
-        weights = provenance_of(r).get("weights")
+        weights = provenance_of(r).weights
         if weights and Path(weights).is_file():
             model, _ = load_model(weights, map_location=device)
             loaded.append((r, model))
@@ -353,7 +356,7 @@ def example_dataset_root(record: Any, data_root: str | Path | None) -> tuple[Pat
         if not Path(data_root).is_dir():
             raise DataError(data_root, "--data-root: no such dataset folder")
         return Path(data_root), None
-    root = prov.get("data_root")
+    root = prov.data_root
     if not root:
         return None, (f"the record{where} does not say where its images are (written before records kept "
                       "their dataset root); pass --data-root DIR")
@@ -380,17 +383,17 @@ def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutput
     if root is None:
         outputs.skipped.append(f"qualitative and token figures: {why_not}")
         return
-    fmt = prov.get("data_format") or prov.get("dataset")
-    resolution = prov.get("resolution")
-    same_res = [r for r in records if provenance_of(r).get("resolution") == resolution]
+    fmt = prov.data_format or prov.dataset
+    resolution = prov.resolution
+    same_res = [r for r in records if provenance_of(r).resolution == resolution]
     loaded = _load_models(same_res, device)
     if not loaded:
         outputs.skipped.append("qualitative and token figures: no weight file named in the records exists ("
-                               + ", ".join(str(provenance_of(r).get("weights")) for r in same_res) + ")")
+                               + ", ".join(str(provenance_of(r).weights) for r in same_res) + ")")
         return
     taxonomy = taxonomy_of_record(first)
     folder = dataset_class(fmt).dataset_name == "folder"
-    dataset = build_dataset(fmt, root, prov.get("split"), resolution=resolution, merge=prov.get("merge") or "segface",
+    dataset = build_dataset(fmt, root, prov.split, resolution=resolution, merge=prov.merge or "segface",
                             taxonomy=taxonomy if folder else None)
     indices = example_indices(first, dataset, taxonomy, count)
     samples = [dataset[i] for i in indices]
@@ -415,7 +418,7 @@ def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutput
                                               f"Class colours of taxonomy {taxonomy.name}."))
 
     for r, model in loaded:
-        if not A.supports_token_maps(model) or provenance_of(r).get("model") != "segface":
+        if not A.supports_token_maps(model) or provenance_of(r).model != "segface":
             continue
         for n, (sample, image, label) in enumerate(zip(samples[:2], images[:2], labels[:2])):
             maps = A.token_maps(model, sample.image.to(device))
@@ -442,11 +445,11 @@ def short_labels(records: Sequence[Any]) -> list[str]:
     where needed to tell records apart."""
     def parts(r: Any, level: int) -> str:
         prov = provenance_of(r)
-        name = str(prov.get("model") or record_label(r))
-        if level >= 1 and prov.get("backbone"):
-            name += f" ({str(prov['backbone']).split('/')[-1]})"
-        if level >= 2 and prov.get("resolution"):
-            name += f" @{prov['resolution']}"
+        name = str(prov.model or record_label(r))
+        if level >= 1 and prov.backbone:
+            name += f" ({str(prov.backbone).split('/')[-1]})"
+        if level >= 2 and prov.resolution:
+            name += f" @{prov.resolution}"
         return name
 
     for level in range(3):
@@ -489,7 +492,7 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
         published = load_published()
     if reference is None:
         reference = next((record_label(r) for r in records
-                          if provenance_of(r).get("model") == "segface" and is_plain(r)), None)
+                          if provenance_of(r).model == "segface" and record_is_plain(r)), None)
     bins = None
     if frequency is not None:
         bins = {str(frequency.summary.get("dataset")): frequency.bins()}
@@ -599,8 +602,8 @@ def longtail_report(members: Sequence[Any], main: Sequence[Any], outputs: Report
         return
     val_records = {}
     if split == "test":  # the validation records saved next to the test records (choices are made on val)
-        val_records = {provenance_of(r).get("run"): r for r in collect_records(results, split="val")
-                       if provenance_of(r).get("run")}
+        val_records = {provenance_of(r).run: r for r in collect_records(results, split="val")
+                       if provenance_of(r).run}
     if frequency is None:
         outputs.skipped.append("long-tail ΔF1 vs presence figure and presence bins: no --freq folder given")
     outputs.longtail.extend(write_longtail(
@@ -612,28 +615,28 @@ def longtail_report(members: Sequence[Any], main: Sequence[Any], outputs: Report
 def main_records(records: Sequence[Any]) -> list[Any]:
     """One plain record (no long-tail remedy, no post-hoc option) per (model, backbone): the one at
     the most common resolution, SegFace first."""
-    records = [r for r in records if is_plain(r)] or list(records)
-    resolutions = [provenance_of(r).get("resolution") for r in records]
+    records = [r for r in records if record_is_plain(r)] or list(records)
+    resolutions = [provenance_of(r).resolution for r in records]
     common = max(set(resolutions), key=lambda v: (resolutions.count(v), -(v or 0)))
     chosen: dict[tuple, Any] = {}
     for r in records:
         prov = provenance_of(r)
-        key = (prov.get("model"), prov.get("backbone"))
-        if prov.get("resolution") == common and key not in chosen and not is_reported(r):
+        key = (prov.model, prov.backbone)
+        if prov.resolution == common and key not in chosen and not is_reported(r):
             chosen[key] = r
-    return sorted(chosen.values(), key=lambda r: (provenance_of(r).get("model") != "segface", record_label(r)))
+    return sorted(chosen.values(), key=lambda r: (provenance_of(r).model != "segface", record_label(r)))
 
 
 def _setting(record: Any) -> tuple:
     prov = provenance_of(record)
-    return tuple(prov.get(k) for k in ("model", "backbone", "resolution", "dataset", "split", "protocol"))
+    return prov.model, prov.backbone, prov.resolution, prov.dataset, prov.split, prov.protocol
 
 
 def repeated_settings(records: Sequence[Any], main: Sequence[Any]) -> list[list[Any]]:
     """For each record of ``main`` (:func:`main_records`) that shares its setting (model, backbone, resolution,
     dataset, split, protocol) with other plain records of ours (repeated runs, other seeds): that record
     first, then the others."""
-    ours = [r for r in records if is_plain(r) and not is_reported(r)]
+    ours = [r for r in records if record_is_plain(r) and not is_reported(r)]
     out = []
     for r in main:
         others = [x for x in ours if x is not r and _setting(x) == _setting(r)]
@@ -651,9 +654,9 @@ def headline_numbers(outputs: ReportOutputs) -> dict[str, Any]:
         head, tail = head_tail_means(r, taxonomy)
         f1 = class_f1(r)
         out["models"].append({
-            "label": record_label(r), "model": provenance_of(r).get("model"), "mean_f1": r.mean_f1,
+            "label": record_label(r), "model": provenance_of(r).model, "mean_f1": r.mean_f1,
             "ci": mean_f1_ci(r), "mean_iou_with_bg": r.mean_iou_with_bg, "head": head, "tail": tail,
             "tail_classes": {taxonomy[i].display: f1.get(i) for i in taxonomy.accessory_ids},
-            "f1_by_bin": r.f1_by_bin, "num_params": provenance_of(r).get("num_params"),
+            "f1_by_bin": r.f1_by_bin, "num_params": provenance_of(r).num_params,
         })
     return out

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from lt_faceparse.atomic import atomic_write_json, read_json
+from lt_faceparse.records import remedy_of
 
 SWEEP_FILE = "sweep.json"
 REUSE_MODES = ("local", "results")
@@ -276,11 +277,11 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "name": setting.name,
         "axis": setting.axis,
         "remedy": setting.remedy,
-        "longtail": (record.provenance.get("longtail") or {}).get("label", "plain"),
+        "longtail": remedy_of(record),
         "model": setting.model,
         "backbone": setting.backbone,
         "resolution": setting.resolution,
-        "dataset": record.provenance["dataset"],
+        "dataset": record.provenance.dataset,
         "split": split,
         "protocol": cfg["val"]["protocol"],
         "epochs": cfg["optim"]["epochs"],
@@ -335,10 +336,10 @@ def _copy_val_record(run_dir: Path, folder: Path, name: str) -> dict[str, Any] |
     if not path.is_file():
         return None
     record = load_record(path)
-    record = replace(record, provenance={**record.provenance, "run": name}, _per_image=record.per_image)
+    record = replace(record, provenance=record.provenance.replace(run=name), _per_image=record.per_image)
     save_record(record, folder / "val")
     head, tail = head_tail_means(record, get_taxonomy(record.taxonomy))
-    return {"split": record.provenance.get("split"), "num_images": record.num_images, "mean_f1": record.mean_f1,
+    return {"split": record.provenance.split, "num_images": record.num_images, "mean_f1": record.mean_f1,
             "head_mean_f1": head, "tail_mean_f1": tail, "record": str((folder / "val" / "record.json").relative_to(folder))}
 
 

@@ -93,15 +93,15 @@ def _protocol_note(records: Sequence[ResultRecord]) -> str:
     ci = records[0].ci or {}
     boot = (f"95% CI: percentile bootstrap over images ({ci.get('n_resamples')} resamples, seed {ci.get('seed')})"
             if ci else "no bootstrap intervals")
-    return (f"Re-scored here: {prov.get('dataset')} {prov.get('split')} split ({records[0].num_images} images), "
-            f"merge {prov.get('merge') or 'none (not CelebAMask-HQ)'}, protocol {prov.get('protocol')}, one confusion matrix over the split, "
+    return (f"Re-scored here: {prov.dataset} {prov.split} split ({records[0].num_images} images), "
+            f"merge {prov.merge or 'none (not CelebAMask-HQ)'}, protocol {prov.protocol}, one confusion matrix over the split, "
             f"F1 = 2|G∩P|/(|G|+|P|), mean over the foreground classes; {boot}. Published: as printed by the "
             "source named in the row (the SegFace paper scores at the network input resolution). "
             "Δ = re-scored − published, in percent points.")
 
 
 def _speed_note(records: Sequence[ResultRecord]) -> str:
-    speed = next((r.provenance.get("speed") for r in records if r.provenance.get("speed")), None)
+    speed = next((r.provenance.speed for r in records if r.provenance.speed), None)
     if not speed:
         return "images/s: not measured."
     return (f"images/s: batch {speed['batch_size']}, {speed['dtype']}, median of {speed['runs']} timed forward "
@@ -114,7 +114,7 @@ def zoo_leaderboard_table(scored: Sequence[tuple[ZooEntry, ResultRecord]]) -> Ta
     rows = []
     for entry, record in scored:
         published = None if entry.published_mean_f1 is None else entry.published_mean_f1 / 100
-        speed = record.provenance.get("speed") or {}
+        speed = record.provenance.speed or {}
         rows.append({"name": entry.name, "backbone": entry.backbone, "resolution": entry.resolution,
                      "mean_f1": record.mean_f1, "ci": mean_f1_ci(record), "published": published,
                      "delta": None if published is None else record.mean_f1 - published,

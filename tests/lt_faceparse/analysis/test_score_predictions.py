@@ -40,7 +40,7 @@ def test_known_answer(folders):
     assert "neck_l" in rec.undefined_classes and "skin" not in rec.undefined_classes
     assert rec.per_image.names == ("a", "b")
     assert rec.per_image.gt[0, CELEBA.id_of("skin")] == 3
-    assert rec.provenance["protocol"] == "native"
+    assert rec.provenance.protocol == "native"
 
 
 def test_prediction_numbering_is_converted(folders, tmp_path):
@@ -77,7 +77,7 @@ def test_score_cli_writes_record(folders, tmp_path, capsys):
     assert main(["score", "--taxonomy", "celebamask-hq", "--gt", str(gt), "--pred", str(pred), "--out", str(out),
                  "--model", "bisenet", "--ci", "50"]) == 0
     rec = load_record(out)
-    assert rec.provenance["model"] == "bisenet" and rec.ci["n_resamples"] == 50
+    assert rec.provenance.model == "bisenet" and rec.ci["n_resamples"] == 50
     assert (tmp_path / "rec" / "bisenet.per_image.npz").is_file()
     printed = capsys.readouterr().out
     assert "mean F1 (foreground)" in printed and "without background" in printed

@@ -59,8 +59,8 @@ def test_run_folder_holds_config_log_checkpoints_final_weights_and_val_record(tm
         assert torch.equal(v, last["model"][k])
 
     record = load_record(run / "val")
-    assert record.num_images == 7 and record.provenance["split"] == "val"
-    assert record.provenance["checkpoint_rule"] == "last epoch"
+    assert record.num_images == 7 and record.provenance.split == "val"
+    assert record.provenance.checkpoint_rule == "last epoch"
     assert record.mean_f1 == pytest.approx([r for r in log if r["event"] == "val"][-1]["mean_f1"])
 
 

@@ -6,8 +6,7 @@ import pytest
 
 from lt_faceparse.engine.config import DEFAULTS, dump_config, load_config
 from lt_faceparse.errors import DataError
-from lt_faceparse.longtail.spec import (canonical_longtail, default_longtail, is_plain, needs_priors, posthoc_label,
-                                        remedy_label)
+from lt_faceparse.longtail.spec import canonical_longtail, default_longtail, is_plain, needs_priors, remedy_label
 
 
 def test_defaults_are_plain_and_need_nothing():
@@ -44,8 +43,6 @@ def test_labels_name_every_remedy_and_its_parameters():
     assert remedy_label({"sampler": {"name": "repeat_factor", "threshold": 0.3, "epoch_size": "dataset"},
                          "copy_paste": {"classes": ["hat", "neck_l"], "prob": 0.5}}) \
         == "RFS(t=0.3, same epoch size) + copy-paste(p=0.5, hat,neck_l)"
-    assert posthoc_label({"logit_adjust": 1.0, "tta": "flip"}) == "post-hoc LA(τ=1) + flip TTA"
-    assert posthoc_label({"logit_adjust": None, "tta": None}) == "" and posthoc_label(None) == ""
 
 
 @pytest.mark.parametrize("override,key,problem", [
@@ -106,13 +103,3 @@ def test_synthetic_splits_are_a_validated_data_key():
     assert config["data"]["synthetic"]["splits"] == [0.4, 0.35, 0.25]
     with pytest.raises(DataError, match="config key data.synthetic.splits: must be three non-negative"):
         load_config("longtail/base", ["data.synthetic.splits=[0.5, 0.5]"])
-
-
-def test_record_labels_list_each_remedy_and_post_hoc_option():
-    from lt_faceparse.records import remedy_parts
-
-    prov = {"longtail": {"label": remedy_label({"loss": "focal", "copy_paste": {"prob": 0.5}})},
-            "posthoc": {"logit_adjust": 1.0, "tta": "flip"}}
-    assert remedy_parts(prov) == ["focal(γ=2)", "copy-paste(p=0.5, accessories)", "post-hoc LA(τ=1)", "flip TTA"]
-    assert remedy_parts({"longtail": {"label": "plain"}, "posthoc": {"logit_adjust": None, "tta": None}}) == []
-    assert remedy_parts({}) == []

@@ -108,7 +108,7 @@ def test_each_remedy_trains_the_tiny_model_through_the_cli(remedy, synth_root, t
     if remedy != "seesaw":
         assert effective["longtail"]["priors"]["num_images"] == 24
     record = load_record(tmp_path / "run" / "val")
-    assert record.provenance["longtail"]["label"] == meta["longtail"]["label"]
+    assert record.provenance.longtail["label"] == meta["longtail"]["label"]
     assert meta["longtail"]["label"] in record.label
 
 

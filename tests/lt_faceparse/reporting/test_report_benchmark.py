@@ -44,15 +44,15 @@ def test_quick_benchmark_produces_the_report(tmp_path):
     # ... and the plain SegFace weights scored again with flip TTA (the plan's post-hoc option)
     assert set(records) == {main_name, f"{main_name}-copy_paste", f"{main_name}-flip_tta",
                             "fcn-timm_mobilenetv3_large_100-r64"}
-    assert records[f"{main_name}-copy_paste"].provenance["longtail"]["copy_paste"]["prob"] == 0.5
-    assert records[f"{main_name}-flip_tta"].provenance["posthoc"]["tta"] == "flip"
-    assert records[f"{main_name}-flip_tta"].provenance["weights"] == records[main_name].provenance["weights"]
+    assert records[f"{main_name}-copy_paste"].provenance.longtail["copy_paste"]["prob"] == 0.5
+    assert records[f"{main_name}-flip_tta"].provenance.posthoc["tta"] == "flip"
+    assert records[f"{main_name}-flip_tta"].provenance.weights == records[main_name].provenance.weights
     assert (out / "results" / f"{main_name}-flip_tta" / "val" / "record.json").is_file()
     for record in records.values():
         assert 0.0 <= record.mean_f1 <= 1.0
         lo, hi = record.ci["mean_f1"]["lower"], record.ci["mean_f1"]["upper"]
         assert lo <= record.mean_f1 <= hi
-        assert record.provenance["dataset"] == "synthface-lt" and record.provenance["split"] == "test"
+        assert record.provenance.dataset == "synthface-lt" and record.provenance.split == "test"
         assert record.per_image.num_images == record.num_images > 0
     speeds = find_speed_records(out / "results")
     segface = [s for s in speeds if s["model"] == "segface" and s["batch_size"] == 1 and s["resolution"] == 64]

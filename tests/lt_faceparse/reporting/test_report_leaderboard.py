@@ -4,15 +4,9 @@ import numpy as np
 import pytest
 
 from lt_faceparse.metrics.per_image import PerImageStats
-from lt_faceparse.records import ResultRecord, build_record, reported_record, save_record
-from lt_faceparse.reporting.leaderboard import (
-    build_leaderboard,
-    collect_records,
-    group_records,
-    head_tail_means,
-    protocol_of,
-    run_leaderboard,
-)
+from lt_faceparse.records import ResultRecord, build_record, protocol_of, reported_record, save_record
+from lt_faceparse.reporting.leaderboard import (build_leaderboard, collect_records, group_records, head_tail_means,
+                                                run_leaderboard)
 from lt_faceparse.reporting.tables import to_csv, to_markdown
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -205,17 +199,6 @@ def test_old_record_without_definition_prints_its_class_names():
     assert "skin" in headers and "hair" in headers and "Face" not in headers and "background" not in headers
     # "own" is not a data format: whether a merge order applies cannot be told, so it is flagged
     assert group.protocol["merge"] == "unknown" and any("do not state ['merge']" in n for n in group.notes)
-
-
-def test_merge_is_not_applicable_for_formats_without_a_merge_order():
-    from lt_faceparse.reporting.leaderboard import merge_text
-
-    assert merge_text({"merge": None, "data_format": "folder", "dataset": "synthface-lt"}) == "n/a"
-    assert merge_text({"merge": None, "dataset": "lapa"}) == "n/a"
-    assert merge_text({"merge": None, "dataset": "helen"}) == "n/a"
-    assert merge_text({"merge": None, "dataset": "celebamask-hq"}) == "unknown"
-    assert merge_text({"merge": None, "dataset": "synthface-lt"}) == "unknown"
-    assert merge_text({"merge": "zll", "dataset": "celebamask-hq"}) == "zll"
 
 
 def test_delta_view_without_common_images_says_so():

@@ -125,7 +125,7 @@ def test_report_from_sweep_results(swept, tmp_path):
     # our records form one group; the published CelebAMask-HQ rows never join it
     ours = [g for g in outputs.leaderboard.groups if g.protocol["dataset"] == "synthface-lt"]
     assert len(ours) == 1 and len(ours[0].records) == 2
-    assert all(not r.provenance["reported"] for r in ours[0].records)
+    assert all(not r.provenance.reported for r in ours[0].records)
     assert any(g.protocol["dataset"] == "celebamask-hq" for g in outputs.leaderboard.groups)
     # the tiny parser has no class tokens: no token figures, and no error
     assert not list((out / "figures").glob("token_*"))

@@ -69,8 +69,9 @@ def test_repeated_runs_of_one_setting_are_named_by_run_folder_and_the_choice_is_
     from lt_faceparse.reporting.leaderboard import unique_labels
 
     first, second = _record("segface", ["a", "b", "c"], 0), _record("segface", ["a", "b", "c"], 30)
-    first.provenance.update(weights="runs/seed0/final.safetensors", source="trained with lt-faceparse 0.1.0")
-    second.provenance.update(weights="runs/seed1/final.safetensors", source="trained with lt-faceparse 0.1.0")
+    for record, seed in ((first, 0), (second, 1)):
+        record.provenance = record.provenance.replace(weights=f"runs/seed{seed}/final.safetensors",
+                                                      source="trained with lt-faceparse 0.1.0")
     assert unique_labels([first, second]) == ["segface @64 [seed0]", "segface @64 [seed1]"]
     outputs = ReportOutputs(tmp_path)
     outputs.records = [first, second, _record("bisenet", ["a", "b", "c"], 30)]

@@ -10,8 +10,8 @@ from lt_faceparse.engine.config import load_config
 from lt_faceparse.longtail.remedies import resolve_remedies, resolve_remedy, shipped_remedies
 from lt_faceparse.metrics.bootstrap import paired_bootstrap, paired_bootstrap_subsets
 from lt_faceparse.metrics.per_image import PerImageStats
-from lt_faceparse.records import build_record
-from lt_faceparse.reporting.leaderboard import build_leaderboard, protocol_of, write_leaderboard
+from lt_faceparse.records import build_record, protocol_of
+from lt_faceparse.reporting.leaderboard import build_leaderboard, write_leaderboard
 from lt_faceparse.reporting.sweep import SweepSetting, config_fingerprint, plan_sweep
 from lt_faceparse.taxonomy import get_taxonomy
 

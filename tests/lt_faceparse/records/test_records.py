@@ -40,8 +40,8 @@ def test_build_save_load_round_trip(tmp_path):
     assert rec.num_images == 6
     assert rec.undefined_classes == ["neck_l"]
     assert math.isnan(rec.per_class_f1()["neck_l"])
-    assert set(PROVENANCE_KEYS) <= set(rec.provenance)
-    assert rec.provenance["reported"] is False and rec.provenance["created"]
+    assert set(PROVENANCE_KEYS) <= set(rec.provenance.to_dict())
+    assert rec.provenance.reported is False and rec.provenance.created
     # F1@rare: earring and hat defined, necklace undefined -> mean of the two
     f1 = rec.per_class_f1()
     assert rec.f1_by_bin["rare"] == pytest.approx((f1["ear_r"] + f1["hat"]) / 2)
@@ -115,7 +115,7 @@ def test_reported_record(tmp_path):
     rec = reported_record("SegFace Swin-B", f1, 0.8896, 0.8155,
                           {"taxonomy": "celebamask-hq", "split": "test", "resolution": 512,
                            "source": "Narayan et al., AAAI 2025, Table 1b"})
-    assert rec.reported and rec.provenance["model"] == "SegFace Swin-B"
+    assert rec.reported and rec.provenance.model == "SegFace Swin-B"
     assert rec.per_class_f1()["skin"] == 0.967 and math.isnan(rec.per_class_f1()["hair"])
     assert rec.mean_iou_with_bg == 0.8155 and math.isnan(rec.mean_iou_without_bg)
     assert rec.confusion is None and rec.per_image is None
