@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from rich.console import Console
 
 from lt_faceparse.records import ResultRecord
-from lt_faceparse.reporting.leaderboard import class_ci, mean_f1_ci
+from lt_faceparse.records.accessors import class_ci, mean_f1_ci
 from lt_faceparse.reporting.published import published_rows
 from lt_faceparse.reporting.tables import Column, Table, file_slug, to_csv, to_markdown, to_rich, write_table
 from lt_faceparse.taxonomy import get_taxonomy

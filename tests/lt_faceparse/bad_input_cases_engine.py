@@ -37,7 +37,7 @@ def _record_still_works(capsys, out: Path, before: bytes, tables: Path) -> None:
 
 
 def record_full_disk_injected(tmp_path, capsys, monkeypatch):
-    import lt_faceparse.records as records
+    import lt_faceparse.records.io as records
 
     root = folder_set(tmp_path / "set")
     weights, out = tiny_weights(tmp_path / "w.safetensors", root), tmp_path / "results" / "rec"

@@ -63,9 +63,9 @@ def test_zoo_eval_scores_under_one_protocol_side_by_side_and_resumes(celeba_tree
     records = {name: load_record(out / name.replace("/", "--")) for name in stand_ins}
     for name, record in records.items():
         prov = record.provenance
-        assert prov["zoo_model"] == name and prov["licence"] == get_entry(name).licence.to_dict()
-        assert (prov["split"], prov["merge"], prov["protocol"], prov["resolution"]) == ("test", "segface", "native", 64)
-        assert prov["speed"]["images_per_s"] > 0 and prov["speed"]["batch_size"] == 1
+        assert prov.zoo_model == name and prov.licence == get_entry(name).licence.to_dict()
+        assert (prov.split, prov.merge, prov.protocol, prov.resolution) == ("test", "segface", "native", 64)
+        assert prov.speed["images_per_s"] > 0 and prov.speed["batch_size"] == 1
         assert record.ci["n_resamples"] == 40 and record.num_images == records[stand_ins[0]].num_images > 0
     a, b = records.values()
     assert a.per_class_f1() != b.per_class_f1()  # two different models were scored
@@ -100,7 +100,7 @@ def test_records_of_a_converted_file_carry_its_licence_terms(celeba_tree, stand_
 
     weights = pretrained_weights(stand_ins[0])
     record = evaluate_checkpoint(weights, "celebamask-hq", celeba_tree, "test", device="cpu", n_resamples=0)
-    assert record.provenance["licence"] == get_entry(stand_ins[0]).licence.to_dict()
+    assert record.provenance.licence == get_entry(stand_ins[0]).licence.to_dict()
 
 
 def test_no_matching_model_is_a_clear_error(celeba_tree, capsys):
@@ -112,6 +112,6 @@ def test_eval_by_name_writes_a_record_with_the_zoo_name_and_licence(celeba_tree,
     assert main(["eval", "--model", stand_ins[1], "--dataset", "celebamask-hq", "--root", str(celeba_tree),
                  "--split", "test", "--out", str(tmp_path / "rec"), "--bootstrap", "0", "--device", "cpu"]) == 0
     prov = load_record(tmp_path / "rec").provenance
-    assert prov["zoo_model"] == stand_ins[1] and prov["licence"]["summary"].startswith("non-commercial research only")
-    assert prov["merge"] == "segface" and prov["resolution"] == 64
-    assert Path(prov["weights"]).parent.name == "lt-faceparse"  # the converted file cached beside the download
+    assert prov.zoo_model == stand_ins[1] and prov.licence["summary"].startswith("non-commercial research only")
+    assert prov.merge == "segface" and prov.resolution == 64
+    assert Path(prov.weights).parent.name == "lt-faceparse"  # the converted file cached beside the download
