@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -36,6 +36,7 @@ from lt_faceparse.atomic import atomic_write_text
 from lt_faceparse.data.build import resolve_num_workers
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.engine.config import ConfigError, dump_config, expand_path, resolve_batch, validate_config
+from lt_faceparse.engine.config_schema import TrainConfig
 from lt_faceparse.engine.distributed import (DistInfo, all_reduce_sum, barrier, init_distributed, launch_environment,
                                              seed_everything, shutdown_distributed)
 from lt_faceparse.engine.epoch_loader import EpochLoader
@@ -55,7 +56,8 @@ __all__ = ["Trainer", "TrainingDiverged", "train"]
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def train(config: dict[str, Any], *, train_dataset=None, val_dataset=None) -> Path:
+def train(config: dict[str, Any] | TrainConfig, *, train_dataset=None, val_dataset=None,
+          hooks: Sequence[Hook] = ()) -> Path:
     """Train the model of ``config`` (see :mod:`lt_faceparse.engine.config`) and return the run folder.
 
     Under torchrun every rank calls this; rank 0 alone writes files. ``train_dataset`` /
@@ -66,14 +68,16 @@ def train(config: dict[str, Any], *, train_dataset=None, val_dataset=None) -> Pa
     Once set up (data, model), SIGTERM and SIGUSR1 make every rank checkpoint the same optimizer step
     and raise :class:`~lt_faceparse.engine.preemption.Preempted` (the handlers in place before are
     restored on return). With ``resume: auto`` a run that already finished returns at once.
+    ``hooks`` run after the default ones (:func:`lt_faceparse.engine.hooks.default_hooks`) at each point.
     """
+    config = config.to_dict() if isinstance(config, TrainConfig) else config
     validate_config(config)
     joined = not (dist.is_available() and dist.is_initialized())
     info = init_distributed(config["device"])
     flags = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
     trainer = None
     try:
-        trainer = Trainer(config, info, train_dataset, val_dataset)
+        trainer = Trainer(config, info, train_dataset, val_dataset, hooks=hooks)
         with trainer.preemption:
             return trainer.run()
     finally:
@@ -94,7 +98,8 @@ class Trainer:
     training sampler and dataset, set by the long-tail hook) and ``tensorboard``.
     """
 
-    def __init__(self, config: dict[str, Any], info: DistInfo, train_dataset: Any = None, val_dataset: Any = None):
+    def __init__(self, config: dict[str, Any], info: DistInfo, train_dataset: Any = None, val_dataset: Any = None,
+                 *, hooks: Sequence[Hook] = ()):
         self.config = config
         self.info = info
         self.out = expand_path(config["out"])
@@ -132,7 +137,7 @@ class Trainer:
                               self.longtail, self.log, self.steps, self.preemption)
         self.start = StartPoint(0, 0, 0, None)
         self.sampler = self.seeded = None
-        self.hooks: list[Hook] = default_hooks(self)
+        self.hooks: list[Hook] = default_hooks(self) + list(hooks)
         self._train_loader: EpochLoader | None = None
         seed_everything(config["seed"] + info.rank)  # per-rank randomness from here on (dropout, ...)
 
