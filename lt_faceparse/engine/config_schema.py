@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal, Union
 from lt_faceparse.engine.compile import check_compile_setting
 from lt_faceparse.errors import ConfigKeyError
 from lt_faceparse.longtail.spec import default_longtail, validate_longtail
+from lt_faceparse.metrics.protocol import PROTOCOLS
 
 COMMAND_LINE = "command line"
 SYNTHETIC_KEYS = ("num_images", "size", "seed", "presence", "splits")
@@ -176,7 +177,8 @@ class BatchConfig:
 class ValConfig:
     every_epochs: int = _key(1, _at_least(0))  # validate every N epochs (and always after the last); 0: only after
     batch_size: int = _key(8, _at_least(1))  # per rank
-    protocol: Literal["input", "native"] = "input"
+    protocol: str = _key("input", lambda v: None if v in PROTOCOLS else f"must be one of {', '.join(PROTOCOLS)}, "
+                                                                        f"got {v!r}")  # metrics.protocol
 
 
 @dataclass
