@@ -52,3 +52,19 @@ class SplitNotFound(DataError):
     """The dataset tree has no such split at all (e.g. a LaPa tree without ``test/``). Only this
     documented absence may be tolerated by a caller; a split that exists but cannot be read raises
     :class:`DataError`."""
+
+
+class ConfigKeyError(DataError):
+    """A config key that is unknown or holds a bad value. ``str(err)`` is
+    ``"config error: <key>: <problem> (from <origin>)"``; the origin is the YAML file that set the key, or
+    ``command line`` for a ``key=value`` override (None: not known). ``path`` is the file, when it is one."""
+
+    def __init__(self, key: str, problem: str, origin: str | Path | None = None):
+        super().__init__(None if origin in (None, "command line") else origin, problem)
+        self.key = key
+        self.origin = None if origin is None else str(origin)
+        where = f" (from {self.origin})" if self.origin else ""
+        self.args = (f"config error: {key}: {problem}{where}",)
+
+    def __str__(self) -> str:
+        return self.args[0]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 import torch.nn as nn
+
+from lt_faceparse.models import model_capabilities
 
 WARPS = (None, "tanh")
 
@@ -35,7 +35,7 @@ class BatchRunner(nn.Module):
         else:
             self.net = model
         self.__dict__["model"] = model  # plain reference; the weights are registered once, under .net
-        self.loss_takes_extras = "extras" in inspect.signature(model.loss).parameters
+        self.loss_takes_extras = model_capabilities(model).loss_takes_extras
 
     def compute_loss(self, output: torch.Tensor | tuple, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, logits) from what :meth:`forward` returned."""

@@ -25,7 +25,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lt_faceparse.errors import DataError
+from lt_faceparse.errors import ConfigKeyError
 
 PLAIN = "plain"
 UNIFORM = "uniform"
@@ -61,7 +61,7 @@ def default_longtail() -> dict[str, Any]:
 
 
 def _fail(source: str | Path | None, key: str, problem: str) -> None:
-    raise DataError(source, f"config key longtail.{key}: {problem}")
+    raise ConfigKeyError(f"longtail.{key}", problem, source)
 
 
 def _named(value: Any, defaults: dict[str, dict[str, Any]], key: str, source) -> dict[str, Any]:
@@ -175,13 +175,14 @@ def _canonical_priors(value: Any, source) -> str | dict[str, Any] | None:
 
 def canonical_longtail(section: Any, *, source: str | Path | None = None) -> dict[str, Any]:
     """The section with every remedy expanded to its full parameters (bare ``plain``/``uniform``
-    stay bare); raises :class:`DataError` naming ``source`` and the key for any bad value."""
+    stay bare); raises :class:`~lt_faceparse.errors.ConfigKeyError` naming the key and ``source`` for any bad
+    value."""
     if not isinstance(section, dict):
-        raise DataError(source, f"config key longtail: must be a mapping, got {section!r}")
+        raise ConfigKeyError("longtail", f"must be a mapping, got {section!r}", source)
     unknown = sorted(set(section) - set(default_longtail()))
     if unknown:
-        raise DataError(source, f"unknown config key longtail.{unknown[0]} (allowed here: "
-                                f"{', '.join(default_longtail())})")
+        raise ConfigKeyError(f"longtail.{unknown[0]}", f"unknown key (allowed here: {', '.join(default_longtail())})",
+                             source)
     section = {**default_longtail(), **section}
     return {
         "loss": _canonical_loss(section["loss"], source),

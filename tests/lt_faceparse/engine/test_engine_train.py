@@ -147,7 +147,7 @@ def test_precise_bn_sets_running_statistics_of_the_final_weights(tmp_path, preci
 def test_validation_guard_is_skipped_only_for_a_tree_without_a_test_split(tmp_path):
     from types import SimpleNamespace
 
-    from lt_faceparse.engine.train import _check_not_test
+    from lt_faceparse.engine.trainer_setup import check_not_test as _check_not_test
     from lt_faceparse.errors import DataError, SplitNotFound
 
     class Split(SimpleNamespace):
