@@ -166,7 +166,7 @@ def failed_first_start_resumes(tmp_path, capsys, monkeypatch):
     def refuse(self, *args, **kwargs):
         raise ConfigError("resolution 65 is not a multiple of the model's stride 32")
 
-    monkeypatch.setattr(train_module._Trainer, "_train_epoch", refuse)
+    monkeypatch.setattr(train_module.Trainer, "_train_epoch", refuse)
     with pytest.raises(ConfigError):
         train_module.train(tiny_config(tmp_path / "run", optim={"epochs": 1}), train_dataset=MemoryFaces(8))
     assert (tmp_path / "run" / "config.yaml").is_file() and not list_checkpoints(tmp_path / "run")
