@@ -171,7 +171,7 @@ def _speed(args: argparse.Namespace) -> int:
     from lt_faceparse.models import build_model
     from lt_faceparse.reporting.report import speed_table
     from lt_faceparse.reporting.tables import to_rich
-    from lt_faceparse.speed import speed_sweep
+    from lt_faceparse.speed.harness import speed_sweep
 
     kwargs = {"num_classes": args.num_classes}
     if args.backbone:
@@ -185,7 +185,7 @@ def _speed(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from lt_faceparse.engine.config import load_config
-    from lt_faceparse.reporting.sweep import run_sweep
+    from lt_faceparse.experiments.sweep import run_sweep
 
     if not args.res and not args.backbones and not args.remedies:
         raise SystemExit("lt-faceparse sweep: error: give --res, --backbones and/or --remedies")
@@ -197,7 +197,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from lt_faceparse.reporting.benchmark import run_benchmark, select_plan
+    from lt_faceparse.experiments.benchmark import run_benchmark, select_plan
 
     plan = select_plan(name=args.plan) if args.plan else None  # else run_benchmark picks one
     run_benchmark(args.out, quick=args.quick, cache_dir=args.cache, plan=plan, threads=args.threads or None,

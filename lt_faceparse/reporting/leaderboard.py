@@ -168,7 +168,7 @@ def bin_f1(record: Any, bins: Mapping[str, Sequence[str]] | None = None) -> dict
 
 
 def _speed_for(record: Any, speed_records: Sequence[dict]) -> dict | None:
-    from lt_faceparse.speed import select_speed
+    from lt_faceparse.speed.harness import select_speed
 
     prov = provenance_of(record)
     if not speed_records or is_reported(record):
@@ -630,7 +630,7 @@ def run_leaderboard(results: str | Path | None, out_dir: str | Path, *, dataset:
                     speed_dir: str | Path | None = None, mixed: bool = False, show: bool = True) -> Leaderboard:
     """Collect, group, write and (optionally) print: what ``lt-faceparse leaderboard`` runs."""
     from lt_faceparse.errors import DataError
-    from lt_faceparse.speed import find_speed_records
+    from lt_faceparse.speed.harness import find_speed_records
 
     records = collect_records(results, dataset=dataset, include_reported=include_reported, split=split)
     if not records:

@@ -178,7 +178,7 @@ def _head_tail_lines(outputs: Any, tax: Any, main: list[Any]) -> list[str]:
 
 
 def _cost_lines(outputs: Any, main: list[Any]) -> list[str]:
-    from lt_faceparse.speed import select_speed
+    from lt_faceparse.speed.harness import select_speed
 
     speeds = []
     for r in main:

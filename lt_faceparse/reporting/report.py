@@ -149,7 +149,7 @@ def main_setting(rows: Sequence[dict]) -> tuple[str | None, str | None, int | No
 
 def fps_of(row: dict, speed_records: Sequence[dict]) -> float | None:
     """FPS of a sweep row: the newest batch-1 speed record of its setting, else the row's own."""
-    from lt_faceparse.speed import select_speed
+    from lt_faceparse.speed.harness import select_speed
 
     speed = select_speed(speed_records, model=row.get("model"), backbone=row.get("backbone"),
                          resolution=row["resolution"])
@@ -464,8 +464,8 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
                device: str = "cpu", n_resamples: int = 1000) -> ReportOutputs:
     """Write every table and figure the inputs allow under ``out_dir`` (``tables/``, ``figures/``)."""
     from lt_faceparse.analysis.frequency import FrequencyTable
-    from lt_faceparse.reporting.sweep import find_sweep_rows
-    from lt_faceparse.speed import find_speed_records
+    from lt_faceparse.reporting.sweep_rows import find_sweep_rows
+    from lt_faceparse.speed.harness import find_speed_records
 
     out_dir = Path(out_dir)
     tables_dir, figures_dir = out_dir / "tables", out_dir / "figures"

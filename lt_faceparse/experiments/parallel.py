@@ -4,7 +4,7 @@ Small models on a CPU gain little from a second intra-op thread, but two setting
 side use both cores fully: on the 2-core benchmark machine two one-thread processes finish two
 SegFace-MobileNet trainings in about 1.15x the time of one (measured: 37 against 32 ms per image
 at 64 px). Each worker is a fresh ``spawn``ed interpreter (no fork of a process whose OpenMP pool
-is already running) that runs :func:`lt_faceparse.reporting.sweep.run_setting` exactly as the
+is already running) that runs :func:`lt_faceparse.experiments.sweep.run_setting` exactly as the
 serial path does, with the thread count set before anything else, so a setting's weights do not
 depend on where it ran (tested: the same SHA-256 serially and in a worker).
 
@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lt_faceparse.reporting.sweep import SweepSetting, run_folder, run_setting
+from lt_faceparse.experiments.sweep import SweepSetting, run_folder, run_setting
 
 
 class _NotATerminal:

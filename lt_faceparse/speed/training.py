@@ -36,7 +36,7 @@ from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.engine.optim import build_optimizer, is_fused, step_unless
 from lt_faceparse.engine.step_values import StepValues
 from lt_faceparse.models import build_model
-from lt_faceparse.speed import DTYPES, device_name
+from lt_faceparse.speed.harness import DTYPES, device_name
 
 OPTIM = {"lr": 1.0e-4, "betas": [0.9, 0.999], "weight_decay": 1.0e-5}  # the shipped configs' AdamW
 

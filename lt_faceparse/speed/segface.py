@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.models import build_model, resolve_model
-from lt_faceparse.speed import measure_speed
+from lt_faceparse.speed.harness import measure_speed
 
 
 def segface_builder(backbone: str, num_classes: int, formulation: str) -> Callable[[], nn.Module]:

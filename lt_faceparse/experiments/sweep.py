@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from lt_faceparse.atomic import atomic_write_json, read_json
+from lt_faceparse.atomic import atomic_write_json
+from lt_faceparse.reporting.sweep_rows import SWEEP_FILE, load_sweep_row
 
-SWEEP_FILE = "sweep.json"
 REUSE_MODES = ("local", "results")
 
 
@@ -227,7 +227,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     out of a results folder), else ``out_dir/<name>/run-<fingerprint>/``. ``speed_runs=0`` skips
     the timing (the row's FPS is then None; time the setting apart, e.g. on a quiet machine)."""
     from lt_faceparse.engine.train import train
-    from lt_faceparse.speed import measure_speed, save_speed
+    from lt_faceparse.speed.harness import measure_speed, save_speed
 
     folder = Path(out_dir) / setting.name
     fingerprint = config_fingerprint(config)
@@ -348,22 +348,11 @@ def run_sweep(config: dict[str, Any], out_dir: str | Path, *, resolutions: Seque
               log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run every setting of :func:`plan_sweep` one after the other (settings this machine finished
     are skipped; each is timed right after its training); return the rows."""
-    from lt_faceparse.reporting.parallel import run_settings
+    from lt_faceparse.experiments.parallel import run_settings
 
     plan = plan_sweep(config, resolutions=resolutions, backbones=backbones, remedies=remedies)
     return run_settings(plan, out_dir, workers=1, threads=None, runs_dir=runs_dir, log=log, split=split,
                         speed_runs=speed_runs, n_resamples=n_resamples)
-
-
-def load_sweep_row(path: str | Path) -> dict[str, Any]:
-    """Read and validate one ``sweep.json``; errors name the file."""
-    return read_json(path, "sweep row", kind="sweep",
-                     required=("name", "axis", "model", "resolution", "mean_f1", "fps", "params"))
-
-
-def find_sweep_rows(root: str | Path) -> list[dict[str, Any]]:
-    """Every ``sweep.json`` under ``root`` (recursively), in path order."""
-    return [load_sweep_row(p) for p in sorted(Path(root).rglob(SWEEP_FILE))]
 
 
 def speed_only_rows(builders: Iterable[tuple[str, str | None, Callable[[], Any]]], resolution: int, *,
@@ -371,7 +360,7 @@ def speed_only_rows(builders: Iterable[tuple[str, str | None, Callable[[], Any]]
                     out_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Params, GFLOPs and FPS of untrained models (Table 2a rows for backbones we cannot train
     here): ``builders`` yields (model name, backbone, build function)."""
-    from lt_faceparse.speed import measure_speed, save_speed
+    from lt_faceparse.speed.harness import measure_speed, save_speed
 
     rows = []
     for model_name, backbone, build in builders:

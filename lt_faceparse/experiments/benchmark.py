@@ -6,13 +6,13 @@ folder, results (records, speed records, sweep rows) and the report under ``out_
 
 A rerun trains every setting that *this machine* has not finished: a ``sweep.json`` that came with
 the results folder (e.g. committed to git) without its weights in the local run cache is trained
-again (:func:`lt_faceparse.reporting.sweep.finished_row`); an interrupted run resumes from its newest
+again (:func:`lt_faceparse.experiments.sweep.finished_row`); an interrupted run resumes from its newest
 checkpoint. ``reuse_results=True`` (``--reuse-results``) trains nothing: it takes the finished rows and
 records under ``out_dir`` as they are, keeps their speed records, and re-renders the report.
 
 Plans: :data:`QUICK` (CI smoke run), :data:`DEFAULT` (the 2-core CPU benchmark, about 13 minutes on
 an idle machine), :data:`GPU` (one CUDA GPU, ``--device cuda``). Independent settings train side by
-side in ``plan.workers`` processes (:mod:`lt_faceparse.reporting.parallel`); long-tail remedy settings
+side in ``plan.workers`` processes (:mod:`lt_faceparse.experiments.parallel`); long-tail remedy settings
 (``plan.remedies``) train SegFace with a ``longtail:`` config section at the same budget as plain.
 """
 
@@ -210,7 +210,7 @@ def plan_settings(plan: BenchmarkPlan, root: Path) -> list[tuple[Any, dict[str, 
     same budget (:func:`lt_faceparse.longtail.remedies.resolve_remedy` of each name; the remedy's
     ``longtail`` section replaces the plain one), and the main model at the sweep resolutions."""
     from lt_faceparse.longtail.remedies import PLAIN, resolve_remedy, with_remedy
-    from lt_faceparse.reporting.sweep import SweepSetting
+    from lt_faceparse.experiments.sweep import SweepSetting
 
     main, main_kwargs = plan.models[0]
     jobs = [(SweepSetting("model", m, kw.get("backbone"), plan.resolution), plan_config(plan, root, m, kw, plan.resolution))
@@ -240,7 +240,7 @@ def score_posthoc(plan: BenchmarkPlan, jobs: list[tuple[Any, dict[str, Any]]], r
     """Score the plain main model's weights again with each of ``plan.posthoc``'s options, on val (where
     choices are made) and test: records under ``results/<main setting>-<label>/{val,test}/``, with
     provenance ``posthoc`` and ``remedy`` = the label (compared with plain by the long-tail analysis)."""
-    from lt_faceparse.reporting.sweep import evaluate_run, run_folder
+    from lt_faceparse.experiments.sweep import evaluate_run, run_folder
 
     main = plan.models[0][0]
     setting, cfg = next((s, c) for s, c in jobs if s.axis == "model" and s.model == main)
@@ -304,9 +304,9 @@ def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_
     from lt_faceparse.analysis.frequency import compute_class_frequencies, write_frequency_report
     from lt_faceparse.atomic import read_json
     from lt_faceparse.data import build_dataset
-    from lt_faceparse.reporting.parallel import run_settings
+    from lt_faceparse.experiments.parallel import run_settings
     from lt_faceparse.reporting.report import run_report
-    from lt_faceparse.reporting.sweep import MissingResult, run_setting
+    from lt_faceparse.experiments.sweep import MissingResult, run_setting
 
     out_dir = Path(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache()
@@ -391,8 +391,8 @@ def _time_settings(plan: BenchmarkPlan, rows: list[dict[str, Any]], speed_dir: P
     quiet time window): batch 1 fp32 at the speed resolutions and every trained resolution, a full
     batch at the plan's resolution (bf16 on CUDA), and the timing-only SegFace backbones."""
     from lt_faceparse.models import build_model
-    from lt_faceparse.reporting.sweep import speed_only_rows
-    from lt_faceparse.speed import measure_speed, save_speed
+    from lt_faceparse.experiments.sweep import speed_only_rows
+    from lt_faceparse.speed.harness import measure_speed, save_speed
 
     device = plan.device
     for model, kwargs in plan.models:
@@ -427,7 +427,7 @@ def _load_average() -> list[float] | None:
 
 
 def _cpu_name() -> str:
-    from lt_faceparse.speed import device_name
+    from lt_faceparse.speed.harness import device_name
 
     import torch
 
