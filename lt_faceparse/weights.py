@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from lt_faceparse.atomic import atomic_path
+from lt_faceparse.data.folder import CLASSES_FILE, taxonomy_for_folder
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, adopt_taxonomy, get_taxonomy
 
@@ -166,3 +167,21 @@ def _resolve(path: str | Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such weight file")
     return path
+
+
+def resolve_taxonomy(spec: str | Path | Taxonomy) -> Taxonomy:
+    """The taxonomy a user names on the command line: a built-in or registered name, a weight file
+    (``.safetensors``: the taxonomy it carries), a folder dataset root, or its ``classes.txt``."""
+    if isinstance(spec, Taxonomy):
+        return spec
+    path = Path(spec)
+    if path.suffix == ".safetensors" and path.is_file():
+        return taxonomy_of(read_metadata(path), path)
+    if path.is_dir():
+        return taxonomy_for_folder(path)
+    if path.is_file():
+        if path.name != CLASSES_FILE:
+            raise DataError(path, f"not a class list: a folder dataset's class list is named {CLASSES_FILE} "
+                                  "(or give the dataset root, a weight file or a taxonomy name)")
+        return taxonomy_for_folder(path.parent)
+    return get_taxonomy(str(spec))

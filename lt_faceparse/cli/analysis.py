@@ -36,7 +36,7 @@ def _freq(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from lt_faceparse.analysis.frequency import FrequencyTable
-    from lt_faceparse.analysis.score_predictions import score_prediction_folders
+    from lt_faceparse.engine.score_predictions import score_prediction_folders
     from lt_faceparse.records import save_record
 
     provenance = {k: v for k, v in {"model": args.model, "dataset": args.dataset, "split": args.split,

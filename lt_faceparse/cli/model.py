@@ -54,7 +54,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
-    from segface.parser import parse_images
+    from lt_faceparse.inference.parser import parse_images
 
     written = parse_images(args.checkpoint, args.inputs, args.out, probs=args.probs,
                            landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size,

@@ -185,7 +185,7 @@ def _speed(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from lt_faceparse.engine.config import load_config
-    from lt_faceparse.experiments.sweep import run_sweep
+    from lt_faceparse.experiments.parallel import run_sweep
 
     if not args.res and not args.backbones and not args.remedies:
         raise SystemExit("lt-faceparse sweep: error: give --res, --backbones and/or --remedies")

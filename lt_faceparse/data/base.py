@@ -24,6 +24,7 @@ from lt_faceparse.data.sample import Sample
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # the image files a dataset folder may hold
 FLIP_MODES = (False, True, "always")
 
 

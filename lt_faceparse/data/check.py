@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from lt_faceparse.data.base import IMAGE_SUFFIXES
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -237,7 +238,7 @@ def _lapa_tasks(root: Path, deep: bool, problems: list[Problem]) -> list:
         if not (base / "images").is_dir():
             problems.append(_err(base / "images", f"LaPa {split} image folder missing"))
             continue
-        images = {p.stem: p for p in (base / "images").iterdir() if p.suffix.lower() in L.IMAGE_SUFFIXES}
+        images = {p.stem: p for p in (base / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
         sizes[split] = len(images)
         labels_dir = base / "labels"
         if labels_dir.is_dir():
@@ -328,7 +329,7 @@ def _folder_tasks(root: Path, deep: bool, problems: list[Problem]) -> list:
     tasks = []
     for split in splits:
         base = root if split == Fo.ALL_SPLIT else root / split
-        images = {p.stem: p for p in (base / "images").iterdir() if p.suffix.lower() in Fo.IMAGE_SUFFIXES}
+        images = {p.stem: p for p in (base / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
         labels_dir = base / "labels"
         labeled = labels_dir.is_dir()
         if labeled:

@@ -22,6 +22,7 @@ import yaml
 from lt_faceparse.engine.compile import check_compile_setting
 from lt_faceparse.errors import DataError, LTFaceParseError
 from lt_faceparse.longtail.spec import validate_longtail
+from lt_faceparse.metrics.protocol import PROTOCOLS
 
 # key -> default. ``None`` in a default means "unset" (see the comment of each key).
 DEFAULTS: dict[str, Any] = {
@@ -122,7 +123,6 @@ class ConfigError(LTFaceParseError, ValueError):
 
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-PROTOCOLS = ("input", "native")
 # keys inside these are not checked here (the longtail ones by lt_faceparse.longtail.spec)
 FREE_DICTS = {("model", "kwargs"), ("data", "synthetic"), ("longtail", "loss"), ("longtail", "sampler"),
               ("longtail", "copy_paste"), ("longtail", "priors")}
@@ -274,7 +274,7 @@ def validate_config(config: dict[str, Any], *, source: str | Path | None = None)
     if config["precision"] not in PRECISIONS:
         fail("precision", f"must be one of {PRECISIONS}, got {config['precision']!r}")
     if config["val"]["protocol"] not in PROTOCOLS:
-        fail("val.protocol", f"must be one of {PROTOCOLS}, got {config['val']['protocol']!r}")
+        fail("val.protocol", f"must be one of {tuple(PROTOCOLS)}, got {config['val']['protocol']!r}")
     if config["grad_clip"] is not None and (not isinstance(config["grad_clip"], (int, float))
                                             or config["grad_clip"] <= 0):
         fail("grad_clip", f"must be a positive number or null, got {config['grad_clip']!r}")

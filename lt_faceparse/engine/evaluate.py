@@ -102,11 +102,14 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
                         batch_size: int = 8, device: str = "auto", num_workers: int = 0,
                         provenance: dict[str, Any] | None = None, n_resamples: int = 1000,
                         seed: int = 0, logit_adjust: float | None = None, tta: str | None = None,
-                        priors: str | Path | None = None) -> ResultRecord:
+                        priors: str | Path | None = None, train_split: str = "train",
+                        show_progress: bool = True) -> ResultRecord:
     """Load a weight file (``final.safetensors`` of a run, or any file of :mod:`lt_faceparse.weights`),
     score it on ``split`` of a dataset and, when ``out_dir`` is given, write the record there (rank 0).
+    The one evaluation of a weight file on a split: ``eval``, the sweep and the benchmark all call it.
 
-    ``resolution``, ``merge`` and the warp default to what the weight file's metadata says; the
+    ``resolution`` and ``merge`` default to what the weight file's metadata says, the RoI warp is the
+    one the weights were trained in (metadata ``warp``; the record states it); the
     taxonomy comes from the weight file alone (a folder dataset is read in the model's class ids; its
     ``classes.txt``, when present, must list the same classes). ``n_resamples`` > 0 adds 95%
     percentile-bootstrap intervals over images (``seed``) to the record; 0 skips them. Works under
@@ -114,7 +117,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
 
     Post-hoc options (:mod:`lt_faceparse.longtail.posthoc`): ``logit_adjust`` = τ subtracts τ log π
     from the logits, with the priors from ``priors`` (a ``class_frequencies.csv``), else from the
-    weight file's metadata, else from the ``train`` split under ``root``; ``tta="flip"`` averages
+    weight file's metadata, else from the ``train_split`` under ``root``; ``tta="flip"`` averages
     the logits of the image and its mirror (left/right classes swapped). The record states both in
     ``provenance["posthoc"]`` and the training remedies in ``provenance["longtail"]``.
     """
@@ -143,7 +146,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
 
         model, posthoc = apply_posthoc(
             model, taxonomy, logit_adjust=logit_adjust, tta=tta, priors_file=priors, metadata=meta,
-            train_split=lambda: build_dataset(dataset_name, root, "train", resolution=None, merge=merge,
+            train_split=lambda: build_dataset(dataset_name, root, train_split, resolution=None, merge=merge,
                                               taxonomy=taxonomy if folder else None))
         kwargs = meta["model_kwargs"]
         prov = {
@@ -154,13 +157,14 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
             "pretraining": meta.get("pretraining"),
             "source": meta.get("source"),
             "reported": False,
+            "epochs": meta.get("epochs"),
             "longtail": meta.get("longtail"),
             "posthoc": posthoc,
             **(provenance or {}),
         }
         record = evaluate_model(model, dataset, protocol=protocol, batch_size=batch_size, device=info.device,
                                 provenance=prov, num_workers=num_workers, warp=meta.get("warp"),
-                                warped_size=meta["resolution"] or 512)
+                                warped_size=meta["resolution"] or 512, show_progress=show_progress)
         if n_resamples:
             record = record.with_bootstrap_ci(n_resamples=n_resamples, seed=seed)
         if out_dir is not None and info.is_main:
@@ -170,6 +174,15 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
     finally:
         if joined:
             shutdown_distributed()
+
+
+def load_runner(checkpoint: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[BatchRunner, dict[str, Any]]:
+    """(the weight file's model as evaluation runs it, its metadata): inside the RoI warp the metadata
+    names, warped to the weights' resolution, exactly as :func:`evaluate_checkpoint` scores it."""
+    from lt_faceparse.weights import load_model
+
+    model, meta = load_model(checkpoint, map_location=map_location)
+    return BatchRunner(model, meta.get("warp"), meta["resolution"] or 512), meta
 
 
 def _collective_device(device: torch.device) -> torch.device:

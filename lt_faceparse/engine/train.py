@@ -51,7 +51,7 @@ from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistribute
 from lt_faceparse.engine.step_values import StepValues, TrainingDiverged
 from lt_faceparse.engine.tensorboard import TensorBoardLog
 from lt_faceparse.errors import LTFaceParseError
-from lt_faceparse.longtail.training import LongtailTraining
+from lt_faceparse.engine.longtail_training import LongtailTraining
 
 _LOG = logging.getLogger(__name__)
 

@@ -207,9 +207,9 @@ _RELATIVE_COST = {"segface": 1.0, "bisenet": 0.65, "segformer": 0.5, "fcn": 0.45
 def plan_settings(plan: BenchmarkPlan, root: Path) -> list[tuple[Any, dict[str, Any]]]:
     """Every training setting of the plan with its config, longest first (the order they are handed to
     the workers): the model comparison at ``plan.resolution``, the main model with each remedy at the
-    same budget (:func:`lt_faceparse.longtail.remedies.resolve_remedy` of each name; the remedy's
+    same budget (:func:`lt_faceparse.engine.remedies.resolve_remedy` of each name; the remedy's
     ``longtail`` section replaces the plain one), and the main model at the sweep resolutions."""
-    from lt_faceparse.longtail.remedies import PLAIN, resolve_remedy, with_remedy
+    from lt_faceparse.engine.remedies import PLAIN, resolve_remedy, with_remedy
     from lt_faceparse.experiments.sweep import SweepSetting
 
     main, main_kwargs = plan.models[0]
@@ -253,8 +253,8 @@ def score_posthoc(plan: BenchmarkPlan, jobs: list[tuple[Any, dict[str, Any]]], r
         folder = results / f"{setting.name}-{label}"
         extra = {"run": folder.name, "remedy": label}
         for split in ("val", "test"):
-            record, _ = evaluate_run(run_dir, cfg, folder / split, split=split, device=cfg["device"],
-                                     n_resamples=plan.n_resamples, extra=extra, **options)
+            record = evaluate_run(run_dir, cfg, folder / split, split=split, device=cfg["device"],
+                                  n_resamples=plan.n_resamples, extra=extra, **options)
             log(f"{folder.name}: {split} mean F1 {100 * record.mean_f1:.2f} ({record.num_images} images)")
 
 

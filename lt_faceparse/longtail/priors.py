@@ -240,20 +240,3 @@ def split_statistics(dataset: Any, *, cache: bool = True, cache_dir: str | Path 
         except OSError:  # read-only cache location: counting again next time is correct, only slower
             pass
     return stats
-
-
-def resolve_priors(setting: str | dict[str, Any] | None, taxonomy: Taxonomy,
-                   split_stats: SplitStatistics | None) -> ClassPriors:
-    """The priors a remedy uses: a ``class_frequencies.csv`` path, an inline mapping, or (None) the
-    training split's own counts ``split_stats``."""
-    if setting is None:
-        if split_stats is None:
-            raise ValueError("resolve_priors: no priors setting and no training-split statistics")
-        return split_stats.priors
-    if isinstance(setting, dict):
-        priors = ClassPriors.from_dict(setting, "config key longtail.priors")
-        priors.check_taxonomy(taxonomy, "config key longtail.priors")
-        return priors
-    from lt_faceparse.engine.config import expand_path
-
-    return read_priors_csv(expand_path(setting), taxonomy)

@@ -20,6 +20,7 @@ import numpy as np
 
 from lt_faceparse.errors import IncomparableError
 from lt_faceparse.metrics.bootstrap import PairedBootstrap, paired_bootstrap, per_image_of
+from lt_faceparse.metrics.groups import holm as holm_adjusted
 from lt_faceparse.records import check_comparable, record_taxonomy
 from lt_faceparse.reporting.leaderboard import merge_text, record_label
 from lt_faceparse.reporting.tables import Column, Table, write_table
@@ -66,20 +67,6 @@ def _path(record: Any) -> str | None:
     return None if path is None else str(path)
 
 
-def holm_adjust(p_values: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values (NaN entries are left out of the family and stay NaN)."""
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full_like(p, np.nan)
-    defined = np.flatnonzero(~np.isnan(p))
-    m = len(defined)
-    order = defined[np.argsort(p[defined], kind="stable")]
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
-
-
 def check_pairable(record_a: Any, record_b: Any) -> None:
     """Raise :class:`IncomparableError` (saying why, naming both files) unless both records hold
     per-image statistics and agree on dataset, taxonomy, split, merge preset and protocol."""
@@ -102,7 +89,7 @@ def compare_records(record_a: Any, record_b: Any, *, n_resamples: int = 1000, co
     test = paired_bootstrap(record_a, record_b, taxonomy, n_resamples=n_resamples, confidence=confidence, seed=seed)
     ids = taxonomy.display_order
     holm = np.full(taxonomy.num_classes, np.nan)
-    holm[ids] = holm_adjust(test.p_value[ids])
+    holm[ids] = holm_adjusted(test.p_value[ids])
     f1_a, f1_b = _f1(record_a), _f1(record_b)
     rows = []
     for i in ids:

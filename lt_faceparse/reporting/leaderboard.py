@@ -28,12 +28,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from lt_faceparse.analysis.bins import BIN_NAMES
+from lt_faceparse.metrics.groups import HEAD, TAIL, group_mean_f1, group_means, head_tail_ids
 from lt_faceparse.reporting.tables import Column, Table, file_slug, write_table
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 PROTOCOL_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol", "posthoc")
 NO_POSTHOC = "none"
-BIN_NAMES = ("rare", "common", "frequent")
 UNKNOWN = "unknown"
 MIXED = "mixed"
 NOT_APPLICABLE = "n/a"  # merge preset of data whose labels are stored merged (LaPa, Helen, folder datasets)
@@ -112,17 +113,12 @@ def class_f1(record: Any) -> dict[int, float]:
     return out
 
 
-def _nanmean(values: Iterable[float]) -> float:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(values)) if values else float("nan")
-
-
 def head_tail_means(record: Any, taxonomy: Taxonomy) -> tuple[float, float]:
-    """Mean F1 over head (non-accessory foreground) and tail (accessory) classes."""
+    """Mean F1 over head (non-accessory foreground) and tail (accessory) classes
+    (:func:`lt_faceparse.metrics.groups.head_tail_ids`, :class:`~lt_faceparse.metrics.groups.GroupMeanF1`)."""
     f1 = class_f1(record)
-    tail = set(taxonomy.accessory_ids)
-    head = [i for i in taxonomy.foreground_ids if i not in tail]
-    return _nanmean(f1.get(i, float("nan")) for i in head), _nanmean(f1.get(i, float("nan")) for i in tail)
+    means = group_means([f1.get(i, float("nan")) for i in range(taxonomy.num_classes)], head_tail_ids(taxonomy))
+    return means[HEAD], means[TAIL]
 
 
 def mean_f1_ci(record: Any) -> tuple[float, float] | None:
@@ -449,7 +445,8 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
             row["d_mean"] = "-" if not (_present(mean_a) and _present(mean_b)) else f"{100 * (mean_b - mean_a):+.2f}"
             row["test"] = no_test
             for name, ids in sets.items():
-                da, db = (_nanmean(class_f1(r).get(i, float("nan")) for i in ids) for r in (ref, record))
+                da, db = (float(group_mean_f1([class_f1(r).get(i, float("nan")) for i in ids], range(len(ids))))
+                          for r in (ref, record))
                 row[f"d_set_{name}"] = "-" if math.isnan(db - da) else f"{100 * (db - da):+.2f}"
         rows.append(row)
     set_note = "".join(f" Δ {name} F1 = change of the mean F1 over the {name.lower()} classes "

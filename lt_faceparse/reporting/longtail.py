@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from lt_faceparse.metrics.groups import group_mean_f1, head_tail_ids
 from lt_faceparse.records import remedy_parts
 from lt_faceparse.reporting.leaderboard import (
     BIN_NAMES,
@@ -152,8 +153,7 @@ def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), 
 
 def class_groups(taxonomy: Taxonomy, bins: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[int]]:
     """Class ids of head, tail and (given training-split ``bins``) each non-empty presence bin."""
-    tail = list(taxonomy.accessory_ids)
-    groups = {"head": [i for i in taxonomy.foreground_ids if i not in tail], "tail": tail}
+    groups = head_tail_ids(taxonomy)
     fg = set(taxonomy.foreground_ids)
     for name in BIN_NAMES:
         ids = [taxonomy.id_of(n) for n in (bins or {}).get(name, []) if n in taxonomy.names]
@@ -221,8 +221,6 @@ def analyse(comparison: Comparison, *, bins: Mapping[str, Sequence[str]] | None 
 def group_value(analysis: LongTailAnalysis, index: int, group: str) -> tuple[float, float | None, float | None]:
     """(point, lower, upper) of a group mean of record ``index`` (0 = reference); the point comes from
     the record's per-class F1 when it has no per-image stats."""
-    from lt_faceparse.metrics.bootstrap import group_mean_f1
-
     ci = analysis.cis[index]
     if ci is not None and group in ci.groups:
         return ci.groups[group]
@@ -357,15 +355,3 @@ def write_longtail(comparisons: Sequence[Comparison], *, frequency: Any, tables_
                 "Δ of the tail and head mean F1 with paired-bootstrap p-values. " + _caption(analysis)
                 + (" " + caption_extra if caption_extra else ""))))
     return analyses
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given; NaN stays NaN)."""
-    indexed = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
-    m = len(indexed)
-    out = [float("nan")] * len(p_values)
-    running = 0.0
-    for rank, (p, i) in enumerate(indexed):
-        running = max(running, min(1.0, (m - rank) * p))
-        out[i] = running
-    return out

@@ -200,7 +200,8 @@ def longtail_section(outputs: Any) -> list[str]:
     """The "Long-tail remedies" section: every remedy against plain with paired-bootstrap Δ and p-values,
     the remedy chosen on val and whether it meets the bar (+10 tail points, p < 0.05, head loss at most
     1 point), stated whichever way the numbers go."""
-    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN, holm, remedy_description
+    from lt_faceparse.metrics.groups import holm
+    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN, remedy_description
 
     analyses = [a for a in outputs.longtail if a.comparison.kind == "remedies"]
     bar = (f"+{100 * TAIL_GAIN:.0f} tail points (paired bootstrap p < {ALPHA}) with at most {100 * HEAD_LOSS:.0f} "
@@ -355,7 +356,7 @@ def what_was_run(info: dict[str, Any]) -> list[str]:
 
 def _remedy_text(name: str) -> str:
     """``name``: its remedy label with every parameter (from the remedy file as it is now)."""
-    from lt_faceparse.longtail.remedies import resolve_remedy
+    from lt_faceparse.engine.remedies import resolve_remedy
     from lt_faceparse.longtail.spec import remedy_label
 
     try:

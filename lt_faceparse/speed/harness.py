@@ -37,7 +37,9 @@ import torch
 import torch.nn as nn
 
 from lt_faceparse.atomic import atomic_write_json, read_json
+from lt_faceparse.data.warp import TEMPLATE_512
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
+from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.runtime import huge_pages_setting
 
 SPEED_SCHEMA_VERSION = 1
@@ -89,6 +91,24 @@ def count_flops(model: nn.Module, resolution: int, *, device: str | torch.device
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())
+
+
+class TemplateFace(nn.Module):
+    """``forward(images)`` of a :class:`~lt_faceparse.engine.runner.BatchRunner` for timing: a runner
+    with a RoI warp gets the warp template's five landmarks scaled to the images (a centred face), so
+    the timing includes the warp and its inverse; a runner without one runs its model plainly."""
+
+    def __init__(self, runner: BatchRunner):
+        super().__init__()
+        self.runner = runner
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.runner.warp is None:
+            return self.runner(images)
+        height, width = images.shape[-2:]
+        scale = torch.tensor([width / 512.0, height / 512.0], device=images.device)
+        points = torch.tensor(TEMPLATE_512, device=images.device) * scale
+        return self.runner(images, points.expand(images.shape[0], 5, 2))
 
 
 def _synchronize(device: torch.device) -> None:

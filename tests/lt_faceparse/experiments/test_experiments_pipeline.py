@@ -6,7 +6,8 @@ import pytest
 
 from lt_faceparse.engine.config import load_config
 from lt_faceparse.errors import DataError
-from lt_faceparse.experiments.sweep import SweepSetting, data_root, plan_sweep, run_sweep
+from lt_faceparse.experiments.parallel import run_sweep
+from lt_faceparse.experiments.sweep import SweepSetting, data_root, plan_sweep
 from lt_faceparse.reporting.sweep_rows import find_sweep_rows, load_sweep_row
 
 

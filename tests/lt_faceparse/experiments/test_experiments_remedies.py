@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lt_faceparse.engine.config import load_config
-from lt_faceparse.longtail.remedies import resolve_remedies, resolve_remedy, shipped_remedies
+from lt_faceparse.engine.remedies import resolve_remedies, resolve_remedy, shipped_remedies
 from lt_faceparse.metrics.bootstrap import paired_bootstrap, paired_bootstrap_subsets
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.records import build_record

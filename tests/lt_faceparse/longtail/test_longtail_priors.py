@@ -12,7 +12,8 @@ import pytest
 from lt_faceparse.analysis.frequency import compute_class_frequencies, write_frequency_report
 from lt_faceparse.data import build_dataset
 from lt_faceparse.errors import DataError
-from lt_faceparse.longtail.priors import ClassPriors, read_priors_csv, resolve_priors, split_statistics
+from lt_faceparse.engine.longtail_training import resolve_priors
+from lt_faceparse.longtail.priors import ClassPriors, read_priors_csv, split_statistics
 
 
 def _train(root):

@@ -17,7 +17,6 @@ from lt_faceparse.reporting.longtail import (
     class_groups,
     delta_panels,
     find_comparisons,
-    holm,
     is_plain,
     longtail_delta_table,
     longtail_table,
@@ -205,47 +204,6 @@ def test_delta_figure_marks_significance():
     assert "white" in faces and any(f != "white" for f in faces)  # skin: CI includes 0 -> hollow; hat: filled
     texts = {t.get_text(): t.get_color() for t in visible[0].texts}
     assert texts[TAX[hat].display] == "#d62728" and texts[TAX[skin].display] == "0.3"
-
-
-def test_holm_adjustment_known_answer():
-    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    adjusted = holm([0.5, float("nan")])
-    assert adjusted[0] == 0.5 and math.isnan(adjusted[1])
-
-
-@pytest.mark.slow
-def test_report_writes_the_longtail_pieces_and_readme_section(records, tmp_path):
-    from lt_faceparse.reporting.readme import longtail_section, write_readme
-    from lt_faceparse.reporting.report import main_records, run_report
-
-    results = tmp_path / "results"
-    for name, r in records.items():
-        save_record(r, results / name / "test")
-    # val records of plain and focal: val chooses focal
-    for name in ("plain", "focal"):
-        r = records[name]
-        val = build_record(r.confusion_matrix(), TAX, {**r.provenance, "split": "val"}, per_image=r.per_image)
-        save_record(val, results / name / "val")
-    write_frequency_report(_frequency(), tmp_path / "freq")
-    outputs = run_report(results, tmp_path / "out", freq=tmp_path / "freq", examples=0, n_resamples=200,
-                         include_reported=False)
-    assert [r.provenance["model"] for r in main_records(outputs.records)] == ["segface", "fcn"]
-    assert all(is_plain(r) for r in main_records(outputs.records))
-    assert {"longtail_table", "longtail_delta", "longtail_figure"} <= set(outputs.files)
-    assert [a.comparison.kind for a in outputs.longtail] == ["models", "remedies"]
-    # the flip-TTA record has its own leaderboard group, but the per-model figures are drawn once, for the
-    # plainly scored models (a post-hoc group must not overwrite Figure 1 or add its own confusion matrix)
-    figures = sorted(p.name for p in outputs.files["confusion"])
-    assert figures == [f"confusion_{m}_m_64.{ext}" for m in ("fcn", "segface") for ext in ("caption.txt", "pdf", "png")]
-    fig1 = (tmp_path / "out" / "figures" / "fig1_presence_vs_f1.caption.txt").read_text()
-    assert "TTA" not in fig1 and [p.name for p in outputs.files["figure1"]].count("fig1_presence_vs_f1.png") == 1
-    section = "\n".join(longtail_section(outputs))
-    assert "## Long-tail remedies" in section
-    assert "**Chosen on val**" in section and "focal, val tail" in section
-    assert "**meets** the bar" in section  # tail +40 points, head about -1: the synthetic remedy passes
-    write_readme(tmp_path / "out", outputs, {"command": "test"})
-    readme = (tmp_path / "out" / "README.md").read_text()
-    assert "## Long-tail remedies" in readme and "longtail_remedies_segface_m_64_delta_vs_presence" in readme
 
 
 def test_readme_says_when_no_remedy_reaches_the_bar(records):

@@ -22,12 +22,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lt_faceparse.atomic import atomic_write_bytes
+from lt_faceparse.data.base import IMAGE_SUFFIXES
 from lt_faceparse.data.transforms import normalize_image, resize_image
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+PARSER_IMAGE_SUFFIXES = (*IMAGE_SUFFIXES, ".bmp", ".webp", ".tif", ".tiff")  # datasets' and more
 
 
 @dataclass
@@ -181,7 +182,7 @@ def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in PARSER_IMAGE_SUFFIXES)
         elif item.is_file():
             paths.append(item)
         else:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lt_faceparse.engine.config import ConfigError
+from lt_faceparse.engine.config import ConfigError, expand_path
 from lt_faceparse.engine.distributed import DistInfo, barrier
 from lt_faceparse.engine.sampling import ResumableDistributedSampler
 from lt_faceparse.longtail.pixel_loss import PixelLoss
-from lt_faceparse.longtail.priors import ClassPriors, SplitStatistics, resolve_priors, split_statistics
+from lt_faceparse.longtail.priors import ClassPriors, SplitStatistics, read_priors_csv, split_statistics
 from lt_faceparse.longtail.spec import (PLAIN, UNIFORM, canonical_longtail, is_plain, loss_name, needs_priors,
                                         remedy_label, sampler_name)
 
@@ -168,3 +168,18 @@ class LongtailTraining:
             raise ValueError("repeat-factor sampling needs the training split's per-image presence table")
         class_factors = class_repeat_factors(self.priors.presence(), self.section["sampler"]["threshold"])
         return image_repeat_factors(self.split_stats.presence, class_factors)
+
+
+def resolve_priors(setting: str | dict[str, Any] | None, taxonomy: Taxonomy,
+                   split_stats: SplitStatistics | None) -> ClassPriors:
+    """The priors a remedy uses: a ``class_frequencies.csv`` path, an inline mapping, or (None) the
+    training split's own counts ``split_stats``."""
+    if setting is None:
+        if split_stats is None:
+            raise ValueError("resolve_priors: no priors setting and no training-split statistics")
+        return split_stats.priors
+    if isinstance(setting, dict):
+        priors = ClassPriors.from_dict(setting, "config key longtail.priors")
+        priors.check_taxonomy(taxonomy, "config key longtail.priors")
+        return priors
+    return read_priors_csv(expand_path(setting), taxonomy)

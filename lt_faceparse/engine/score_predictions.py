@@ -71,8 +71,8 @@ def score_prediction_folders(gt_dir: str | Path, pred_dir: str | Path, taxonomy:
     """Score the label PNGs in ``pred_dir`` (ids in ``numbering``) against those in ``gt_dir`` (ids in
     ``gt_numbering``, 255 = ignore) and return a result record with per-image stats. ``taxonomy``:
     a name, a weight file, a folder dataset root or its ``classes.txt``
-    (:func:`lt_faceparse.data.folder.resolve_taxonomy`)."""
-    from lt_faceparse.data.folder import resolve_taxonomy
+    (:func:`lt_faceparse.weights.resolve_taxonomy`)."""
+    from lt_faceparse.weights import resolve_taxonomy
 
     taxonomy = resolve_taxonomy(taxonomy)
     pairs = match_files(gt_dir, pred_dir)
