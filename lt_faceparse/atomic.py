@@ -14,6 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+import torch
+
+from lt_faceparse.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -70,8 +75,6 @@ def read_json(path: str | Path, what: str, *, kind: str | None = None,
     With ``kind``, the document must be an object whose ``"kind"`` is ``kind``; ``required`` lists
     keys it must hold.
     """
-    from lt_faceparse.errors import DataError
-
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -89,16 +92,12 @@ def read_json(path: str | Path, what: str, *, kind: str | None = None,
 
 def atomic_save_npz(path: str | Path, **arrays: Any) -> Path:
     """``numpy.savez_compressed`` made atomic (keeps the exact file name, no ``.npz`` appended)."""
-    import numpy as np
-
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    import torch
-
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)

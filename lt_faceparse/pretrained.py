@@ -28,6 +28,7 @@ import urllib.error
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from lt_faceparse.errors import DataError
 
@@ -51,8 +52,6 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a local weight file, without executing pickled code."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -79,7 +78,7 @@ def torchvision_state(builder: str, pretrained: bool | str) -> dict[str, torch.T
 
     ``pretrained``: True (the enum's ``DEFAULT``), a weight name such as ``"IMAGENET1K_V1"``, or the
     path of a local file. Cached files are read; missing ones are downloaded unless offline."""
-    from torchvision.models import get_model_weights
+    from torchvision.models import get_model_weights  # lazy: torchvision models only for ImageNet weights
 
     local = _local_file(pretrained)
     if local is not None:
@@ -112,7 +111,7 @@ def timm_pretrained_file(name: str, pretrained: bool | str) -> Path:
     local = _local_file(pretrained)
     if local is not None:
         return local
-    import timm
+    import timm  # lazy: timm (~1 s) only for timm backbones and weights
 
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None:
@@ -127,9 +126,9 @@ def timm_pretrained_file(name: str, pretrained: bool | str) -> Path:
 
 
 def _hf_hub_file(name: str, cfg: dict) -> Path:
-    import huggingface_hub
-    from huggingface_hub import constants
-    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
+    import huggingface_hub  # lazy: optional, only to download weights
+    from huggingface_hub import constants  # lazy: optional, only to download weights
+    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError  # lazy: optional download
 
     repo, _, revision = cfg["hf_hub_id"].partition("@")
     preferred = cfg.get("hf_hub_filename")

@@ -10,10 +10,14 @@ LaPa/Helen, i.e. the *subject's* left as annotated by the dataset authors (FaRL'
 
 from __future__ import annotations
 
+import colorsys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from lt_faceparse.errors import DataError
 
 IGNORE_INDEX = 255
 
@@ -403,8 +407,6 @@ def adopt_taxonomy(stored: Mapping[str, Any], source: Any = None, *, register: b
     column order (:data:`COSMETIC_FIELDS`, e.g. a ``classes.txt`` edited after some files were
     written): then the one in use is kept and a warning names the file. Every error is a
     :class:`~lt_faceparse.errors.DataError` naming ``source`` (the file that holds the data)."""
-    from lt_faceparse.errors import DataError
-
     try:
         taxonomy = Taxonomy.from_dict(stored)
     except ValueError as err:
@@ -419,8 +421,6 @@ def adopt_taxonomy(stored: Mapping[str, Any], source: Any = None, *, register: b
     if taxonomy.name in BUILTIN_TAXONOMIES:
         raise DataError(source, f"stores a taxonomy named {taxonomy.name!r} that differs from the built-in one: {text}")
     if set(differences) <= set(COSMETIC_FIELDS):
-        import warnings
-
         warnings.warn(f"{source}: taxonomy {taxonomy.name!r} differs from the one already in use in this process "
                       f"only in how classes are shown ({text}); the one in use is kept", stacklevel=2)
         return known
@@ -430,8 +430,6 @@ def adopt_taxonomy(stored: Mapping[str, Any], source: Any = None, *, register: b
 
 def _auto_color(i: int) -> tuple[int, int, int]:
     """Deterministic distinct colour for user-defined classes (golden-ratio hue walk)."""
-    import colorsys
-
     if i == 0:
         return (0, 0, 0)
     h = (i * 0.618033988749895) % 1.0

@@ -16,10 +16,13 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from lt_faceparse.atomic import atomic_path
 from lt_faceparse.data.folder import CLASSES_FILE, taxonomy_for_folder
 from lt_faceparse.errors import DataError
+from lt_faceparse.models import build_model
 from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, adopt_taxonomy, get_taxonomy
 
 METADATA_KEY = "lt_faceparse"
@@ -34,8 +37,6 @@ def save_model(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> 
     ``taxonomy`` and ``resolution``; anything JSON-serialisable may follow. ``taxonomy`` (a
     :class:`Taxonomy`, its ``to_dict()`` or the name of a registered one) is stored in full.
     """
-    from safetensors.torch import save_file
-
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
         raise ValueError(f"save_model: metadata lacks {missing}")
@@ -89,8 +90,6 @@ def embed_taxonomy(path: str | Path, taxonomy: Taxonomy | str) -> Path:
 
     The taxonomy must have the name the file states and, when the metadata records it, the model's
     number of classes."""
-    from safetensors.torch import load_file, save_file
-
     path = _resolve(path)
     meta = read_metadata(path)
     taxonomy = get_taxonomy(taxonomy)
@@ -110,8 +109,6 @@ def embed_taxonomy(path: str | Path, taxonomy: Taxonomy | str) -> Path:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON metadata of a weight file, validated; errors name the file."""
-    from safetensors import safe_open
-
     path = _resolve(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
@@ -132,10 +129,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model named in the metadata, load the weights strictly, return (model in eval mode, metadata)."""
-    from safetensors.torch import load_file
-
-    from lt_faceparse.models import build_model
-
     path = _resolve(path)
     meta = read_metadata(path)
     kwargs = dict(meta["model_kwargs"])

@@ -101,7 +101,7 @@ fi
 "$PYTHON" - "$RECORDS" "$OUT" <<'PY' || status=1
 import json, sys
 from pathlib import Path
-from lt_faceparse.reporting.report import speed_table
+from lt_faceparse.reporting.sweep_tables import speed_table
 from lt_faceparse.reporting.tables import to_markdown
 from lt_faceparse.speed.harness import find_speed_records
 

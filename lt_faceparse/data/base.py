@@ -64,7 +64,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def _decode_jpeg(path: Path) -> np.ndarray | None:
     """H x W x 3 RGB of a complete JPEG file via torchvision, or None to leave it to Pillow."""
-    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.io import ImageReadMode, decode_jpeg  # lazy: torchvision (~0.5 s) only to decode JPEGs
 
     try:
         data = path.read_bytes()

@@ -34,6 +34,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image
+from rich.progress import Progress
 
 from lt_faceparse.atomic import atomic_write_json, atomic_write_text
 from lt_faceparse.data.celebamask_hq import (
@@ -261,8 +262,6 @@ def _make_dirs(out: Path, fmt: str, num_images: int) -> None:
 
 
 def _run_jobs(jobs: list[_Job], workers: int) -> list:
-    from rich.progress import Progress
-
     with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
         task = progress.add_task("SynthFace-LT", total=len(jobs))
         if workers <= 1 or len(jobs) < 8:

@@ -18,12 +18,18 @@ import torch.distributed as dist
 import torch.nn as nn
 from rich.progress import Progress
 
+from lt_faceparse.data import build_dataset, dataset_class, make_loader
 from lt_faceparse.engine.config import ConfigError
 from lt_faceparse.engine.distributed import (all_reduce_sum, barrier, current_rank_world, init_distributed,
                                              shutdown_distributed)
 from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.engine.sampling import ShardSampler
 from lt_faceparse.errors import DataError
+from lt_faceparse.longtail.posthoc import apply_posthoc
+from lt_faceparse.metrics import ConfusionMatrix
+from lt_faceparse.metrics.protocol import protocol_provenance, update_for_protocol
+from lt_faceparse.records import build_record, save_record
+from lt_faceparse.weights import load_model, taxonomy_of
 
 if TYPE_CHECKING:
     from lt_faceparse.records import ResultRecord
@@ -45,11 +51,6 @@ def evaluate_model(model: nn.Module, dataset, *, protocol: str = "input", batch_
     warp, num_params); :func:`lt_faceparse.records.build_record` adds the taxonomy, library version,
     git commit and time.
     """
-    from lt_faceparse.data import make_loader
-    from lt_faceparse.metrics import ConfusionMatrix
-    from lt_faceparse.metrics.protocol import protocol_provenance, update_for_protocol
-    from lt_faceparse.records import build_record
-
     rank, world_size = current_rank_world()
     device = torch.device(device)
     runner = model if isinstance(model, BatchRunner) else BatchRunner(model, warp, warped_size)
@@ -121,10 +122,6 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
     the logits of the image and its mirror (left/right classes swapped). The record states both in
     ``provenance["posthoc"]`` and the training remedies in ``provenance["longtail"]``.
     """
-    from lt_faceparse.data import build_dataset, dataset_class
-    from lt_faceparse.records import save_record
-    from lt_faceparse.weights import load_model, taxonomy_of
-
     if split not in ("val", "test"):
         raise ConfigError(f"split must be 'val' or 'test', got {split!r}")
     if n_resamples < 0:
@@ -142,7 +139,6 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
         if dataset.taxonomy.names != taxonomy.names:
             raise DataError(checkpoint, f"model predicts taxonomy {taxonomy.name!r} {taxonomy.names} but dataset "
                                         f"{dataset_name!r} uses {dataset.taxonomy.name!r} {dataset.taxonomy.names}")
-        from lt_faceparse.longtail.posthoc import apply_posthoc
 
         model, posthoc = apply_posthoc(
             model, taxonomy, logit_adjust=logit_adjust, tta=tta, priors_file=priors, metadata=meta,
@@ -179,8 +175,6 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
 def load_runner(checkpoint: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[BatchRunner, dict[str, Any]]:
     """(the weight file's model as evaluation runs it, its metadata): inside the RoI warp the metadata
     names, warped to the weights' resolution, exactly as :func:`evaluate_checkpoint` scores it."""
-    from lt_faceparse.weights import load_model
-
     model, meta = load_model(checkpoint, map_location=map_location)
     return BatchRunner(model, meta.get("warp"), meta["resolution"] or 512), meta
 

@@ -7,6 +7,8 @@ import inspect
 import torch
 import torch.nn as nn
 
+from lt_faceparse.data.warp import TanhWarp
+
 WARPS = (None, "tanh")
 
 
@@ -29,8 +31,6 @@ class BatchRunner(nn.Module):
             raise ValueError(f"warp must be one of {WARPS}, got {warp!r}")
         self.warp = warp
         if warp == "tanh":
-            from lt_faceparse.data.warp import TanhWarp
-
             self.net = TanhWarp(model, warped_size)
         else:
             self.net = model

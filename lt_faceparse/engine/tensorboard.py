@@ -49,7 +49,7 @@ class TensorBoardLog:
         self.writer = None
         if active:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # lazy: the optional tensorboard package
             except ImportError as err:  # torch's writer needs the tensorboard package
                 raise ImportError(f"tensorboard: true needs the tensorboard package ({err}); pip install "
                                   "tensorboard, or set tensorboard: false") from None

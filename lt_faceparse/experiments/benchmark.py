@@ -28,8 +28,24 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from lt_faceparse.atomic import atomic_write_json
+import torch
+from rich.console import Console
+from rich.markup import escape
+
+from lt_faceparse.analysis.frequency import compute_class_frequencies, write_frequency_report
+from lt_faceparse.atomic import atomic_write_json, read_json
+from lt_faceparse.data import build_dataset
+from lt_faceparse.data.synthetic import ensure_synthface
+from lt_faceparse.engine.config import load_config
+from lt_faceparse.engine.remedies import PLAIN, resolve_remedy, with_remedy
 from lt_faceparse.errors import LTFaceParseError
+from lt_faceparse.experiments.parallel import run_settings
+from lt_faceparse.experiments.sweep import (MissingResult, SweepSetting, evaluate_run, run_folder, run_setting,
+                                            speed_only_rows)
+from lt_faceparse.models import build_model
+from lt_faceparse.reporting.readme import write_readme
+from lt_faceparse.reporting.report import run_report
+from lt_faceparse.speed.harness import device_name, measure_speed, save_speed
 
 MAIN_CONFIG = "synth_segface_mobilenet"
 
@@ -155,8 +171,6 @@ def plan_from_dict(data: dict[str, Any]) -> BenchmarkPlan:
 
 def recorded_plan(out_dir: str | Path) -> BenchmarkPlan | None:
     """The plan that produced the results under ``out_dir`` (its ``benchmark.json``), or None."""
-    from lt_faceparse.atomic import read_json
-
     path = Path(out_dir) / "benchmark.json"
     if not path.is_file():
         return None
@@ -169,9 +183,6 @@ def recorded_plan(out_dir: str | Path) -> BenchmarkPlan | None:
 def generate_data(plan: BenchmarkPlan, cache: Path) -> Path:
     """SynthFace-LT of the plan (generated once with every CPU, then reused from ``cache``), with the
     merged-label cache of every split built up front in parallel."""
-    from lt_faceparse.data import build_dataset
-    from lt_faceparse.data.synthetic import ensure_synthface
-
     root = ensure_synthface(cache, num_images=plan.num_images, size=plan.image_size, seed=plan.seed,
                             splits=plan.splits, presence=dict(plan.presence) or None)
     for split in ("train", "val", "test"):
@@ -183,8 +194,6 @@ def plan_config(plan: BenchmarkPlan, root: Path, model: str, kwargs: dict, resol
     """The training config of one benchmark setting: the shipped SynthFace SegFace config, pointed at
     the generated data ``root`` (its own splits, hence ``synthetic: null``) and resized, with the
     default (plain) ``longtail`` section; remedy settings replace it (:func:`plan_settings`)."""
-    from lt_faceparse.engine.config import load_config
-
     cfg = load_config(MAIN_CONFIG)
     cfg["model"] = {"name": model, "kwargs": dict(kwargs)}
     cfg["data"].update(root=str(root), resolution=resolution, num_workers=plan.loader_workers, synthetic=None)
@@ -209,9 +218,6 @@ def plan_settings(plan: BenchmarkPlan, root: Path) -> list[tuple[Any, dict[str, 
     the workers): the model comparison at ``plan.resolution``, the main model with each remedy at the
     same budget (:func:`lt_faceparse.engine.remedies.resolve_remedy` of each name; the remedy's
     ``longtail`` section replaces the plain one), and the main model at the sweep resolutions."""
-    from lt_faceparse.engine.remedies import PLAIN, resolve_remedy, with_remedy
-    from lt_faceparse.experiments.sweep import SweepSetting
-
     main, main_kwargs = plan.models[0]
     jobs = [(SweepSetting("model", m, kw.get("backbone"), plan.resolution), plan_config(plan, root, m, kw, plan.resolution))
             for m, kw in plan.models]
@@ -240,8 +246,6 @@ def score_posthoc(plan: BenchmarkPlan, jobs: list[tuple[Any, dict[str, Any]]], r
     """Score the plain main model's weights again with each of ``plan.posthoc``'s options, on val (where
     choices are made) and test: records under ``results/<main setting>-<label>/{val,test}/``, with
     provenance ``posthoc`` and ``remedy`` = the label (compared with plain by the long-tail analysis)."""
-    from lt_faceparse.experiments.sweep import evaluate_run, run_folder
-
     main = plan.models[0][0]
     setting, cfg = next((s, c) for s, c in jobs if s.axis == "model" and s.model == main)
     run_dir = run_folder(setting, cfg, results, runs_dir)
@@ -277,8 +281,6 @@ def run_benchmark(out_dir: str | Path, quick: bool = False, *, cache_dir: str | 
     ``workers`` settings side by side (default: the plan's). ``reuse_results``: train nothing, take
     the finished results under ``out_dir`` as they are (see the module docstring).
     """
-    import torch
-
     if plan is None and reuse_results and not quick:  # re-render with the plan that trained the results
         plan = recorded_plan(out_dir)
     plan = plan or select_plan(quick=quick, device=device)
@@ -299,15 +301,6 @@ def run_benchmark(out_dir: str | Path, quick: bool = False, *, cache_dir: str | 
 
 def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_dir: str | Path | None,
                    threads: int | None, reuse_results: bool, log: Callable[[str], None] | None) -> Path:
-    import torch
-
-    from lt_faceparse.analysis.frequency import compute_class_frequencies, write_frequency_report
-    from lt_faceparse.atomic import read_json
-    from lt_faceparse.data import build_dataset
-    from lt_faceparse.experiments.parallel import run_settings
-    from lt_faceparse.reporting.report import run_report
-    from lt_faceparse.experiments.sweep import MissingResult, run_setting
-
     out_dir = Path(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache()
     runs_dir = cache / "benchmark_runs" / plan.name
@@ -378,7 +371,6 @@ def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_
         info["trained_by"] = previous.get("trained_by") or {k: previous.get(k) for k in
                                                            ("command", "plan", "timings_s", "settings", "machine")}
     atomic_write_json(info_path, info)
-    from lt_faceparse.reporting.readme import write_readme
 
     outputs.skipped[:0] = skipped
     write_readme(out_dir, outputs, info)
@@ -390,10 +382,6 @@ def _time_settings(plan: BenchmarkPlan, rows: list[dict[str, Any]], speed_dir: P
     """Time every model untrained, back to back, after training (so that the FPS of one table share one
     quiet time window): batch 1 fp32 at the speed resolutions and every trained resolution, a full
     batch at the plan's resolution (bf16 on CUDA), and the timing-only SegFace backbones."""
-    from lt_faceparse.models import build_model
-    from lt_faceparse.experiments.sweep import speed_only_rows
-    from lt_faceparse.speed.harness import measure_speed, save_speed
-
     device = plan.device
     for model, kwargs in plan.models:
         net = build_model(model, num_classes=num_classes, **kwargs)
@@ -427,10 +415,6 @@ def _load_average() -> list[float] | None:
 
 
 def _cpu_name() -> str:
-    from lt_faceparse.speed.harness import device_name
-
-    import torch
-
     return device_name(torch.device("cpu"))
 
 
@@ -451,9 +435,6 @@ class _Stage:
 
 
 def _console_log() -> Callable[[str], None]:
-    from rich.console import Console
-
     console = Console(file=sys.stderr)
-    from rich.markup import escape
 
     return lambda msg: console.log(escape(msg))

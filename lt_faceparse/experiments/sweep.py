@@ -39,11 +39,11 @@ from lt_faceparse.data.synthetic import ensure_synthface
 from lt_faceparse.engine.config import expand_path
 from lt_faceparse.engine.evaluate import evaluate_checkpoint, load_runner
 from lt_faceparse.engine.progress import read_log
-from lt_faceparse.engine.train import train
 from lt_faceparse.engine.remedies import resolve_remedies, with_remedy
+from lt_faceparse.engine.train import train
 from lt_faceparse.longtail.spec import default_longtail
 from lt_faceparse.records import ResultRecord, load_record, save_record
-from lt_faceparse.reporting.leaderboard import head_tail_means
+from lt_faceparse.reporting.record_access import head_tail_means
 from lt_faceparse.reporting.sweep_rows import SWEEP_FILE, load_sweep_row
 from lt_faceparse.speed.harness import TemplateFace, measure_speed, save_speed
 from lt_faceparse.taxonomy import get_taxonomy
@@ -207,19 +207,9 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     out of a results folder), else ``out_dir/<name>/run-<fingerprint>/``. ``speed_runs=0`` skips
     the timing (the row's FPS is then None; time the setting apart, e.g. on a quiet machine)."""
     folder = Path(out_dir) / setting.name
-    fingerprint = config_fingerprint(config)
-    row = finished_row(setting, config, out_dir, reuse=reuse, runs_dir=runs_dir)
+    row = _reusable_row(setting, config, out_dir, reuse, runs_dir, log)
     if row is not None:
-        if log:
-            log(f"{setting.name}: " + ("finished result reused as it is (--reuse-results), not trained"
-                                       if reuse == "results" else
-                                       "trained earlier on this machine with the same config, skipped"))
         return row
-    if reuse == "results":
-        found = (f"holds another config (fingerprint {load_sweep_row(folder / SWEEP_FILE).get('config_fingerprint')}"
-                 f", this one's is {fingerprint})" if (folder / SWEEP_FILE).is_file() else "is missing")
-        raise MissingResult(f"{folder / SWEEP_FILE} {found}: no finished result of this setting to reuse; "
-                            "run without --reuse-results to train it")
     cfg = copy.deepcopy(config)
     run_dir = run_folder(setting, config, out_dir, runs_dir)
     if (folder / SWEEP_FILE).is_file() and log:
@@ -243,13 +233,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     record = evaluate_run(run_dir, cfg, folder / split, split=split, device=device,
                           n_resamples=n_resamples, extra=extra)
     eval_seconds = time.perf_counter() - tic
-    speed = None
-    if speed_runs > 0:  # timed as evaluated: inside the weights' RoI warp, when they have one
-        runner, _ = load_runner(run_dir / "final.safetensors", map_location=device)
-        info = {"model": setting.model, "backbone": setting.backbone, **({"warp": runner.warp} if runner.warp else {})}
-        speed = measure_speed(TemplateFace(runner), setting.resolution, 1, device, warmup=speed_warmup,
-                              runs=speed_runs, info=info)
-        save_speed(speed, folder / "speed")
+    speed = _time_run(setting, run_dir, folder / "speed", device, speed_warmup, speed_runs) if speed_runs > 0 else None
     row = {
         "kind": "sweep",
         "name": setting.name,
@@ -263,7 +247,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "split": split,
         "protocol": cfg["val"]["protocol"],
         "epochs": cfg["optim"]["epochs"],
-        "config_fingerprint": fingerprint,
+        "config_fingerprint": config_fingerprint(config),
         "weights_sha256": weights_digest(run_dir / "final.safetensors"),
         "train_images": None,
         "num_images": record.num_images,
@@ -282,14 +266,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "eval_seconds": round(eval_seconds, 2),
         "record": str((folder / split / "record.json").relative_to(folder)),
     }
-    log_path = run_dir / "log.jsonl"
-    if log_path.is_file():
-        events = read_log(log_path)
-        starts = [e for e in events if e.get("event") == "start"]
-        epochs = [e for e in events if e.get("event") == "epoch"]
-        row["train_images"] = starts[-1].get("train_images") if starts else None
-        row["final_train_loss"] = epochs[-1].get("loss") if epochs else None
-        row["epoch_seconds"] = [e.get("seconds") for e in epochs]
+    row.update(_training_log_fields(run_dir / "log.jsonl"))
     row["val"] = _copy_val_record(run_dir, folder, setting.name)
     atomic_write_json(folder / SWEEP_FILE, row)
     if log:
@@ -297,6 +274,49 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         log(f"{setting.name}: mean F1 {100 * record.mean_f1:.2f}"
             + (f", {speed['fps']:.1f} FPS" if speed else "") + f" ({timing}, eval {eval_seconds:.0f} s)")
     return row
+
+
+def _reusable_row(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, reuse: str,
+                  runs_dir: str | Path | None, log: Callable[[str], None] | None) -> dict[str, Any] | None:
+    """The finished row :func:`run_setting` returns as it is, or None to train/score; with
+    ``reuse="results"`` a missing row raises :class:`MissingResult`."""
+    folder = Path(out_dir) / setting.name
+    row = finished_row(setting, config, out_dir, reuse=reuse, runs_dir=runs_dir)
+    if row is not None:
+        if log:
+            log(f"{setting.name}: " + ("finished result reused as it is (--reuse-results), not trained"
+                                       if reuse == "results" else
+                                       "trained earlier on this machine with the same config, skipped"))
+        return row
+    if reuse == "results":
+        found = (f"holds another config (fingerprint {load_sweep_row(folder / SWEEP_FILE).get('config_fingerprint')}"
+                 f", this one's is {config_fingerprint(config)})" if (folder / SWEEP_FILE).is_file() else "is missing")
+        raise MissingResult(f"{folder / SWEEP_FILE} {found}: no finished result of this setting to reuse; "
+                            "run without --reuse-results to train it")
+    return None
+
+
+def _time_run(setting: SweepSetting, run_dir: Path, speed_dir: Path, device: str, warmup: int,
+              runs: int) -> dict[str, Any]:
+    """Time the run's final weights as they are evaluated (inside the weights' RoI warp, when they
+    have one) at batch 1; save and return the speed record."""
+    runner, _ = load_runner(run_dir / "final.safetensors", map_location=device)
+    info = {"model": setting.model, "backbone": setting.backbone, **({"warp": runner.warp} if runner.warp else {})}
+    speed = measure_speed(TemplateFace(runner), setting.resolution, 1, device, warmup=warmup, runs=runs, info=info)
+    save_speed(speed, speed_dir)
+    return speed
+
+
+def _training_log_fields(log_path: Path) -> dict[str, Any]:
+    """Training images, final loss and epoch times from a run's ``log.jsonl`` (nothing without one)."""
+    if not log_path.is_file():
+        return {}
+    events = read_log(log_path)
+    starts = [e for e in events if e.get("event") == "start"]
+    epochs = [e for e in events if e.get("event") == "epoch"]
+    return {"train_images": starts[-1].get("train_images") if starts else None,
+            "final_train_loss": epochs[-1].get("loss") if epochs else None,
+            "epoch_seconds": [e.get("seconds") for e in epochs]}
 
 
 def _copy_val_record(run_dir: Path, folder: Path, name: str) -> dict[str, Any] | None:

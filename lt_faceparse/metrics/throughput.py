@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from lt_faceparse.metrics.bootstrap import bootstrap_ci, paired_bootstrap
 from lt_faceparse.metrics.confusion import ConfusionMatrix
+from lt_faceparse.metrics.per_image import PerImageStats
+from lt_faceparse.taxonomy import get_taxonomy
 
 
 def _numpy_per_image_histogram(preds: list[np.ndarray], targets: list[np.ndarray], k: int) -> np.ndarray:
@@ -75,10 +78,6 @@ def confusion_throughput(*, num_classes: int = 19, batch_size: int = 8, size: in
 def bootstrap_throughput(*, num_images: int = 3000, n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Seconds for percentile-bootstrap intervals (per-class F1 + mean F1) and for a paired test of
     two records, on synthetic CelebAMask-HQ-sized per-image counts (19 classes)."""
-    from lt_faceparse.metrics.bootstrap import bootstrap_ci, paired_bootstrap
-    from lt_faceparse.metrics.per_image import PerImageStats
-    from lt_faceparse.taxonomy import get_taxonomy
-
     taxonomy = get_taxonomy("celebamask-hq")
     rng = np.random.default_rng(seed)
     shape = (num_images, taxonomy.num_classes)

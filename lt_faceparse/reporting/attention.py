@@ -8,6 +8,7 @@ decoder layer, B x heads x K x (h * w) attention of the K class tokens over the 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -36,8 +37,6 @@ class TokenMaps:
 
 def supports_token_maps(model: nn.Module) -> bool:
     """True when the model's forward accepts ``return_extras`` and yields token masks and attention."""
-    import inspect
-
     try:
         return "return_extras" in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 
+from lt_faceparse.atomic import atomic_write_json
 from lt_faceparse.errors import IncomparableError
 from lt_faceparse.metrics.bootstrap import PairedBootstrap, paired_bootstrap, per_image_of
 from lt_faceparse.metrics.groups import holm as holm_adjusted
-from lt_faceparse.records import check_comparable, record_taxonomy
-from lt_faceparse.reporting.leaderboard import merge_text, record_label
-from lt_faceparse.reporting.tables import Column, Table, write_table
+from lt_faceparse.records import check_comparable, load_record, record_taxonomy
+from lt_faceparse.reporting.record_access import merge_text, record_label
+from lt_faceparse.reporting.tables import Column, Table, to_rich, write_table
 
 COMPARE_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol")
 FEW_IMAGES = 30  # below this many images the bootstrap is flagged as descriptive only
@@ -154,19 +156,12 @@ def run_compare(path_a: str | Path, path_b: str | Path, out_dir: str | Path | No
                 show: bool = True) -> Comparison:
     """Load two records, test them, print the table (rich) and, with ``out_dir``, write
     ``<stem>.md/.csv/.tex`` and ``<stem>.json``: what ``lt-faceparse compare`` runs."""
-    from lt_faceparse.atomic import atomic_write_json
-    from lt_faceparse.records import load_record
-
     comparison = compare_records(load_record(path_a), load_record(path_b), n_resamples=n_resamples,
                                  confidence=confidence, seed=seed)
     if out_dir is not None:
         write_table(comparison.table, out_dir, stem)
         atomic_write_json(Path(out_dir) / f"{stem}.json", comparison.to_dict())
     if show:
-        from rich.console import Console
-
-        from lt_faceparse.reporting.tables import to_rich
-
         console = Console(file=sys.stdout)
         console.print(to_rich(comparison.table))
         for note in comparison.table.notes:

@@ -28,25 +28,22 @@ counts pooled over the split, exactly as the leaderboard's head/tail columns.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from lt_faceparse.errors import IncomparableError
+from lt_faceparse.metrics.bootstrap import bootstrap_ci, paired_bootstrap
 from lt_faceparse.metrics.groups import group_mean_f1, head_tail_ids
 from lt_faceparse.records import remedy_parts
-from lt_faceparse.reporting.leaderboard import (
-    BIN_NAMES,
-    class_f1,
-    find_reference,
-    head_tail_means,
-    is_reported,
-    protocol_of,
-    provenance_of,
-    record_label,
-)
-from lt_faceparse.reporting.tables import Column, Table, file_slug
+from lt_faceparse.reporting import figures as F
+from lt_faceparse.reporting.delta import find_reference
+from lt_faceparse.reporting.figures import DeltaPanel
+from lt_faceparse.reporting.leaderboard import BIN_NAMES
+from lt_faceparse.reporting.record_access import (class_f1, head_tail_means, is_reported, protocol_of, provenance_of,
+                                                  record_label)
+from lt_faceparse.reporting.tables import Column, Table, file_slug, write_table
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 # the issue's bar for a useful remedy: tail mean F1 up by 10 points (p < 0.05), head down by at most 1
@@ -190,9 +187,6 @@ def analyse(comparison: Comparison, *, bins: Mapping[str, Sequence[str]] | None 
             seed: int = 0, val_records: Mapping[str, Any] | None = None, bins_note: str = "") -> LongTailAnalysis:
     """Group intervals of every record and paired tests of every method against the reference.
     ``val_records``: run name -> the same setting's validation record (for choices made on val)."""
-    from lt_faceparse.errors import IncomparableError
-    from lt_faceparse.metrics.bootstrap import bootstrap_ci, paired_bootstrap
-
     taxonomy = get_taxonomy(comparison.reference.taxonomy)
     groups = class_groups(taxonomy, bins)
     cis = []
@@ -300,8 +294,6 @@ def longtail_delta_table(analysis: LongTailAnalysis) -> Table:
 
 def delta_panels(analysis: LongTailAnalysis) -> list[Any]:
     """One :class:`lt_faceparse.reporting.figures.DeltaPanel` per method with a paired test."""
-    from lt_faceparse.reporting.figures import DeltaPanel
-
     panels = []
     for label, test in zip(analysis.comparison.labels, analysis.tests):
         if test is None:
@@ -326,9 +318,6 @@ def write_longtail(comparisons: Sequence[Comparison], *, frequency: Any, tables_
                    val_records: Mapping[str, Any] | None = None, caption_extra: str = "") -> list[LongTailAnalysis]:
     """Analyse each comparison and write its tables (``<stem>.*``, ``<stem>_delta.*``) and, with a
     training-split ``frequency`` table, its ΔF1-vs-presence figure; ``add(name, paths)`` registers files."""
-    from lt_faceparse.reporting import figures as F
-    from lt_faceparse.reporting.tables import write_table
-
     analyses = []
     for comparison in comparisons:
         taxonomy = get_taxonomy(comparison.reference.taxonomy)

@@ -14,8 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from lt_faceparse.atomic import atomic_write_text
-from lt_faceparse.reporting.leaderboard import (class_f1, head_tail_means, mean_f1_ci, provenance_of, record_label,
-                                                taxonomy_of_record, unique_labels)
+from lt_faceparse.engine.remedies import resolve_remedy
+from lt_faceparse.errors import IncomparableError
+from lt_faceparse.longtail.spec import posthoc_label, remedy_label
+from lt_faceparse.metrics.bootstrap import paired_bootstrap
+from lt_faceparse.metrics.groups import holm
+from lt_faceparse.reporting.leaderboard import unique_labels
+from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN, remedy_description
+from lt_faceparse.reporting.record_access import (class_f1, head_tail_means, mean_f1_ci, provenance_of, record_label,
+                                                  taxonomy_of_record)
+from lt_faceparse.reporting.report import main_records, repeated_settings
+from lt_faceparse.reporting.sweep_tables import fps_of, paper_frame
+from lt_faceparse.reporting.tables import to_markdown
+from lt_faceparse.speed.harness import select_speed
 
 FILE_NOTES = {
     "leaderboard": "Leaderboard (Table 1 style) per comparable protocol group: per-class F1 in the paper's column "
@@ -72,10 +83,6 @@ def _file_groups(paths: list[str]) -> list[str]:
 def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
     """Headline findings as Markdown bullet lines, all numbers computed here. A comparison that cannot
     be made (records not scored on the same images) is listed in ``outputs.skipped``."""
-    from lt_faceparse.errors import IncomparableError
-    from lt_faceparse.metrics.bootstrap import paired_bootstrap
-    from lt_faceparse.reporting.report import fps_of, main_records, repeated_settings
-
     main = main_records(outputs.records)
     if not main:
         return ["- No result records were found."]
@@ -178,8 +185,6 @@ def _head_tail_lines(outputs: Any, tax: Any, main: list[Any]) -> list[str]:
 
 
 def _cost_lines(outputs: Any, main: list[Any]) -> list[str]:
-    from lt_faceparse.speed.harness import select_speed
-
     speeds = []
     for r in main:
         prov = provenance_of(r)
@@ -200,9 +205,6 @@ def longtail_section(outputs: Any) -> list[str]:
     """The "Long-tail remedies" section: every remedy against plain with paired-bootstrap Δ and p-values,
     the remedy chosen on val and whether it meets the bar (+10 tail points, p < 0.05, head loss at most
     1 point), stated whichever way the numbers go."""
-    from lt_faceparse.metrics.groups import holm
-    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN, remedy_description
-
     analyses = [a for a in outputs.longtail if a.comparison.kind == "remedies"]
     bar = (f"+{100 * TAIL_GAIN:.0f} tail points (paired bootstrap p < {ALPHA}) with at most {100 * HEAD_LOSS:.0f} "
            "head point lost")
@@ -246,8 +248,6 @@ def longtail_section(outputs: Any) -> list[str]:
 
 def _remedy_verdict(a: Any, bar: str) -> list[str]:
     """Which remedy val chooses and whether it (or any) meets the bar on test."""
-    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN
-
     def meets(test: Any) -> bool:
         tail, head = test.groups["tail"], test.groups["head"]
         return tail.delta >= TAIL_GAIN and tail.p_value < ALPHA and head.delta >= -HEAD_LOSS
@@ -281,9 +281,7 @@ def _remedy_verdict(a: Any, bar: str) -> list[str]:
 
 def _param_check(speed_records: list[dict], taxonomy: Any) -> list[str]:
     """Our SegFace parameter counts next to the paper's Table 2a, backbone by backbone."""
-    from lt_faceparse.reporting.report import _paper_frame
-
-    paper = _paper_frame("2a")
+    paper = paper_frame("2a")
     if paper is None:
         return []
     ours = {}
@@ -311,8 +309,6 @@ def _param_check(speed_records: list[dict], taxonomy: Any) -> list[str]:
 
 def what_was_run(info: dict[str, Any]) -> list[str]:
     """The plan of a benchmark run as Markdown bullets (every number from ``info["plan"]``)."""
-    from lt_faceparse.longtail.spec import posthoc_label
-
     plan = info["plan"]
     presence = dict(plan.get("presence") or ())
     splits = plan.get("splits")
@@ -356,9 +352,6 @@ def what_was_run(info: dict[str, Any]) -> list[str]:
 
 def _remedy_text(name: str) -> str:
     """``name``: its remedy label with every parameter (from the remedy file as it is now)."""
-    from lt_faceparse.engine.remedies import resolve_remedy
-    from lt_faceparse.longtail.spec import remedy_label
-
     try:
         return f"`{name}`: {remedy_label(resolve_remedy(name)[1])}"
     except FileNotFoundError:
@@ -395,8 +388,6 @@ def run_time_section(info: dict[str, Any]) -> list[str]:
 
 def write_readme(out_dir: str | Path, outputs: Any, info: dict[str, Any]) -> Path:
     """Write ``out_dir/README.md`` from a :class:`ReportOutputs` and the run info."""
-    from lt_faceparse.reporting.tables import to_markdown
-
     out_dir = Path(out_dir)
     plan = info.get("plan", {})
     datasets = sorted({str(provenance_of(r).get("dataset")) for r in outputs.records}) or ["no records"]

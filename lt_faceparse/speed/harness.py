@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import statistics
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +36,8 @@ from typing import Any, Iterable
 
 import torch
 import torch.nn as nn
+from rich.progress import Progress
+from torch.utils.flop_counter import FlopCounterMode
 
 from lt_faceparse.atomic import atomic_write_json, read_json
 from lt_faceparse.data.warp import TEMPLATE_512
@@ -77,8 +80,6 @@ def count_flops(model: nn.Module, resolution: int, *, device: str | torch.device
     (multiply-add = 2). The pass is counted after one uncounted pass, so one-time work that a model
     caches for inference (e.g. SegFace's folded fusion weights, its positional encoding) is not
     charged to every image."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     device = torch.device(device)
     images = _example_input(resolution, 1, device)
     was_training = model.training
@@ -145,6 +146,26 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def _timed_passes(runner: nn.Module, images: torch.Tensor, device: torch.device, dtype: str, warmup: int,
+                  runs: int) -> tuple[list[float], float | None]:
+    """(seconds of each of ``runs`` synchronised passes after ``warmup`` untimed ones, peak CUDA MiB or None)."""
+    times: list[float] = []
+    with torch.inference_mode(), _autocast(device, dtype):
+        for _ in range(warmup):
+            runner(images)
+        _synchronize(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(runs):
+            _synchronize(device)
+            start = time.perf_counter()
+            runner(images)
+            _synchronize(device)
+            times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return times, peak
+
+
 def measure_speed(
     model: nn.Module,
     resolution: int,
@@ -182,21 +203,7 @@ def measure_speed(
     runner = CompiledOrEager(model, mode)
     images = _example_input(resolution, batch_size, device)
 
-    times: list[float] = []
-    with torch.inference_mode(), _autocast(device, dtype):
-        for _ in range(warmup):
-            runner(images)
-        _synchronize(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        for _ in range(runs):
-            _synchronize(device)
-            start = time.perf_counter()
-            runner(images)
-            _synchronize(device)
-            times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-
+    times, peak = _timed_passes(runner, images, device, dtype, warmup, runs)
     ms = sorted(t * 1e3 for t in times)
     median = statistics.median(ms)
     p25, p75 = _percentile(ms, 0.25), _percentile(ms, 0.75)
@@ -306,10 +313,6 @@ def speed_sweep(
 
     Each result is saved under ``out_dir`` when given. Shows a rich progress bar on a terminal.
     """
-    import sys
-
-    from rich.progress import Progress
-
     settings = [(r, b) for r in resolutions for b in batch_sizes]
     model = build()
     results = []

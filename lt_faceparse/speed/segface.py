@@ -20,6 +20,7 @@ import torch.nn as nn
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.models import build_model, resolve_model
 from lt_faceparse.speed.harness import measure_speed
+from segface.formulation import choose_formulation
 
 
 def segface_builder(backbone: str, num_classes: int, formulation: str) -> Callable[[], nn.Module]:
@@ -188,7 +189,6 @@ def _resolved(info: dict[str, Any], device: str) -> dict[str, Any]:
     """``info`` with an ``auto`` formulation named as run on ``device`` in inference, e.g. ``auto (cpu)``."""
     if info.get("formulation") != "auto":
         return info
-    from segface.formulation import choose_formulation
 
     return {**info, "formulation": f"auto ({choose_formulation(torch.device(device), grad=False).name})"}
 

@@ -151,7 +151,7 @@ def test_benchmark_plans_make_valid_training_configs(tmp_path):
 
 
 def test_main_setting_prefers_the_shared_resolution():
-    from lt_faceparse.reporting.report import main_setting
+    from lt_faceparse.reporting.sweep_tables import main_setting
 
     rows = [{"model": "segface", "backbone": "m", "resolution": r} for r in (32, 64, 96)]
     rows.append({"model": "fcn", "backbone": "m", "resolution": 64})

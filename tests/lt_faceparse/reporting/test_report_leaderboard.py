@@ -5,14 +5,8 @@ import pytest
 
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.records import ResultRecord, build_record, reported_record, save_record
-from lt_faceparse.reporting.leaderboard import (
-    build_leaderboard,
-    collect_records,
-    group_records,
-    head_tail_means,
-    protocol_of,
-    run_leaderboard,
-)
+from lt_faceparse.reporting.leaderboard import build_leaderboard, collect_records, group_records, run_leaderboard
+from lt_faceparse.reporting.record_access import head_tail_means, protocol_of
 from lt_faceparse.reporting.tables import to_csv, to_markdown
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -208,7 +202,7 @@ def test_old_record_without_definition_prints_its_class_names():
 
 
 def test_merge_is_not_applicable_for_formats_without_a_merge_order():
-    from lt_faceparse.reporting.leaderboard import merge_text
+    from lt_faceparse.reporting.record_access import merge_text
 
     assert merge_text({"merge": None, "data_format": "folder", "dataset": "synthface-lt"}) == "n/a"
     assert merge_text({"merge": None, "dataset": "lapa"}) == "n/a"

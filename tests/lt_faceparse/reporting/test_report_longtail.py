@@ -1,8 +1,6 @@
 """Long-tail analysis: plain vs remedy detection, comparisons, group CIs and paired Δ, tables, the
 ΔF1-vs-presence figure, the README section, and the wiring into ``run_report``."""
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +9,6 @@ from lt_faceparse.analysis.bins import assign_bins
 from lt_faceparse.analysis.frequency import FrequencyTable, write_frequency_report
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.records import build_record, save_record
-from lt_faceparse.reporting.leaderboard import head_tail_means
 from lt_faceparse.reporting.longtail import (
     analyse,
     class_groups,
@@ -23,6 +20,7 @@ from lt_faceparse.reporting.longtail import (
     remedy_description,
     remedy_label,
 )
+from lt_faceparse.reporting.record_access import head_tail_means
 from lt_faceparse.taxonomy import get_taxonomy
 
 TAX = get_taxonomy("celebamask-hq")

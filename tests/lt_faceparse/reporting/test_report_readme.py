@@ -6,8 +6,8 @@ import pytest
 
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.records import build_record
+from lt_faceparse.reporting.outputs import ReportOutputs
 from lt_faceparse.reporting.readme import findings, write_readme
-from lt_faceparse.reporting.report import ReportOutputs
 from lt_faceparse.taxonomy import get_taxonomy
 
 TAX = get_taxonomy("celebamask-hq")
