@@ -26,10 +26,11 @@ import numpy as np
 from lt_faceparse import __version__
 from lt_faceparse.analysis.bins import f1_by_bin
 from lt_faceparse.atomic import atomic_save_npz, atomic_write_json, read_json
+from lt_faceparse.custom_taxonomy import adopt_taxonomy
 from lt_faceparse.errors import DataError, IncomparableError
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.metrics.scores import CONVENTIONS, counts_from_confusion, scores_from_counts
-from lt_faceparse.taxonomy import Taxonomy, adopt_taxonomy, get_taxonomy
+from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 SCHEMA_VERSION = 1
 
@@ -495,7 +496,7 @@ def record_taxonomy(record: ResultRecord) -> Taxonomy:
     try:
         tax = get_taxonomy(record.taxonomy)
     except KeyError:
-        from lt_faceparse.taxonomy import taxonomy_from_names
+        from lt_faceparse.custom_taxonomy import taxonomy_from_names
 
         return taxonomy_from_names(record.taxonomy, record.class_names)
     if tax.names != record.class_names:

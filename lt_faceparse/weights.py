@@ -20,10 +20,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from lt_faceparse.atomic import atomic_path
+from lt_faceparse.custom_taxonomy import adopt_taxonomy
 from lt_faceparse.data.folder import CLASSES_FILE, taxonomy_for_folder
 from lt_faceparse.errors import DataError
 from lt_faceparse.models import build_model
-from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, adopt_taxonomy, get_taxonomy
+from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, get_taxonomy
 
 METADATA_KEY = "lt_faceparse"
 FORMAT_VERSION = 1

@@ -25,9 +25,10 @@ from lt_faceparse.analysis.bins import BIN_NAMES, assign_bins, check_thresholds
 from lt_faceparse.analysis.gini import gini
 from lt_faceparse.analysis.plots import plot_class_frequencies, plot_preset_comparison
 from lt_faceparse.atomic import atomic_write_json, atomic_write_text
+from lt_faceparse.custom_taxonomy import adopt_taxonomy, taxonomy_from_names
 from lt_faceparse.data import build_dataset, iter_labels
 from lt_faceparse.errors import DataError
-from lt_faceparse.taxonomy import Taxonomy, adopt_taxonomy, get_taxonomy, taxonomy_from_names
+from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 FREQUENCY_COLUMNS = ("class_id", "class_name", "images_with_class", "presence_prob", "pixel_count",
                      "pixel_share", "mean_area_when_present", "bin")

@@ -8,8 +8,9 @@ from pathlib import Path
 from rich.console import Console
 
 from lt_faceparse.engine.config import load_config
-from lt_faceparse.experiments.benchmark import run_benchmark, select_plan
+from lt_faceparse.experiments.benchmark import run_benchmark
 from lt_faceparse.experiments.parallel import run_sweep
+from lt_faceparse.experiments.plans import select_plan
 from lt_faceparse.models import build_model
 from lt_faceparse.reporting.compare import run_compare
 from lt_faceparse.reporting.leaderboard import run_leaderboard

@@ -38,9 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lt_faceparse.custom_taxonomy import taxonomy_from_names
 from lt_faceparse.data.base import IMAGE_SUFFIXES, FaceParsingDataset, check_label_ids, read_id_png, read_rgb
 from lt_faceparse.errors import DataError, SplitNotFound
-from lt_faceparse.taxonomy import KINDS, BUILTIN_TAXONOMIES, Taxonomy, get_taxonomy, taxonomy_from_names
+from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, KINDS, Taxonomy, get_taxonomy
 
 CLASSES_FILE = "classes.txt"
 ALL_SPLIT = "all"

@@ -210,16 +210,9 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     row = _reusable_row(setting, config, out_dir, reuse, runs_dir, log)
     if row is not None:
         return row
-    cfg = copy.deepcopy(config)
     run_dir = run_folder(setting, config, out_dir, runs_dir)
-    if (folder / SWEEP_FILE).is_file() and log:
-        log(f"{setting.name}: the row on disk was not trained here with this config; "
-            + ("re-scoring the weights of this machine's finished run" if (run_dir / "final.safetensors").is_file()
-               else "training again (its weights are not in this machine's run folder)"))
-    cfg["out"] = str(run_dir)
-    cfg["resume"] = True  # continue an interrupted run; a fresh folder simply starts at epoch 0
-    device = resolve_device(cfg["device"])
-    cfg["device"] = device
+    cfg = _run_config(setting, config, folder, run_dir, log)
+    device = cfg["device"]
 
     tic = time.perf_counter()
     trained_here = not (run_dir / "final.safetensors").is_file()
@@ -294,6 +287,20 @@ def _reusable_row(setting: SweepSetting, config: dict[str, Any], out_dir: str | 
         raise MissingResult(f"{folder / SWEEP_FILE} {found}: no finished result of this setting to reuse; "
                             "run without --reuse-results to train it")
     return None
+
+
+def _run_config(setting: SweepSetting, config: dict[str, Any], folder: Path, run_dir: Path,
+                log: Callable[[str], None] | None) -> dict[str, Any]:
+    """The training config of the setting's run: in ``run_dir``, resumed when interrupted, on a resolved device."""
+    cfg = copy.deepcopy(config)
+    if (folder / SWEEP_FILE).is_file() and log:
+        log(f"{setting.name}: the row on disk was not trained here with this config; "
+            + ("re-scoring the weights of this machine's finished run" if (run_dir / "final.safetensors").is_file()
+               else "training again (its weights are not in this machine's run folder)"))
+    cfg["out"] = str(run_dir)
+    cfg["resume"] = True  # continue an interrupted run; a fresh folder simply starts at epoch 0
+    cfg["device"] = resolve_device(cfg["device"])
+    return cfg
 
 
 def _time_run(setting: SweepSetting, run_dir: Path, speed_dir: Path, device: str, warmup: int,

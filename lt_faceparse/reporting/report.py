@@ -74,20 +74,11 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
     frequency = FrequencyTable.read(freq) if freq is not None else None
     outputs.frequency = frequency
 
-    # leaderboard: our groups, plus the published rows as their own groups
-    published = []
-    if include_reported:
-        published = load_published()
     if reference is None:
         reference = next((record_label(r) for r in records
                           if provenance_of(r).get("model") == "segface" and is_plain(r)), None)
-    bins = None
-    if frequency is not None:
-        bins = {str(frequency.summary.get("dataset")): frequency.bins()}
-    board = build_leaderboard([*records, *published], speed_records=outputs.speed_records, reference=reference,
-                              n_resamples=n_resamples, bins=bins)
-    outputs.leaderboard = board
-    outputs.add("leaderboard", write_leaderboard(board, tables_dir))
+    _leaderboard_outputs(outputs, frequency, include_reported=include_reported, reference=reference,
+                         n_resamples=n_resamples)
 
     # per protocol group of our plainly scored records: Figure 1, F1 vs presence, confusion heatmaps, examples
     # (post-hoc variants of a model are compared with it in the long-tail analysis below, not drawn again);
@@ -139,6 +130,19 @@ def run_report(results: str | Path, out_dir: str | Path, *, freq: str | Path | N
 
     write_sweep_outputs(outputs, tables_dir, figures_dir)
     return outputs
+
+
+def _leaderboard_outputs(outputs: ReportOutputs, frequency: Any, *, include_reported: bool, reference: str | None,
+                         n_resamples: int) -> None:
+    """The leaderboard of ``outputs.records``: our groups, plus the published rows as their own groups."""
+    published = load_published() if include_reported else []
+    bins = None
+    if frequency is not None:
+        bins = {str(frequency.summary.get("dataset")): frequency.bins()}
+    board = build_leaderboard([*outputs.records, *published], speed_records=outputs.speed_records,
+                              reference=reference, n_resamples=n_resamples, bins=bins)
+    outputs.leaderboard = board
+    outputs.add("leaderboard", write_leaderboard(board, outputs.out_dir / "tables"))
 
 
 def longtail_report(members: Sequence[Any], main: Sequence[Any], outputs: ReportOutputs, *, frequency: Any,

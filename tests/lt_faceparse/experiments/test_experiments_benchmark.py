@@ -73,7 +73,7 @@ def test_quick_benchmark_produces_the_report(tmp_path):
 def _toy_plan(**changes):
     import dataclasses
 
-    from lt_faceparse.experiments.benchmark import BACKBONE, QUICK
+    from lt_faceparse.experiments.plans import BACKBONE, QUICK
 
     plan = dataclasses.replace(
         QUICK, name="toy", num_images=30, image_size=32, splits=(0.6, 0.2, 0.2), resolution=32, epochs=1,
@@ -164,7 +164,8 @@ def test_parallel_workers_train_the_same_weights_as_one_process(tmp_path):
 def test_plan_settings_remedies_and_schedule(tmp_path):
     import dataclasses
 
-    from lt_faceparse.experiments.benchmark import DEFAULT, GPU, QUICK, plan_settings, select_plan
+    from lt_faceparse.experiments.benchmark import plan_settings
+    from lt_faceparse.experiments.plans import DEFAULT, GPU, QUICK, select_plan
 
     assert select_plan() is DEFAULT and select_plan(quick=True) is QUICK and select_plan(device="cuda") is GPU
     assert select_plan(name="gpu", quick=True) is GPU
@@ -202,7 +203,8 @@ def test_plan_settings_remedies_and_schedule(tmp_path):
 def test_gpu_plan_configs(tmp_path):
     from lt_faceparse.engine.config import validate_config
     from lt_faceparse.errors import LTFaceParseError
-    from lt_faceparse.experiments.benchmark import GPU, plan_config, run_benchmark
+    from lt_faceparse.experiments.benchmark import plan_config, run_benchmark
+    from lt_faceparse.experiments.plans import GPU
 
     assert GPU.resolution >= 256 and GPU.device == "cuda" and GPU.precision == "bf16"
     cfg = plan_config(GPU, tmp_path, *GPU.models[0], GPU.resolution)
@@ -240,7 +242,7 @@ def test_benchmark_fresh_clone_trains_and_reuse_results_does_not(tmp_path):
     assert list((tmp_path / "machine_b" / "benchmark_runs" / "toy").rglob("final.safetensors"))
     assert not any("skipped" in m for m in messages)
 
-    from lt_faceparse.experiments.benchmark import recorded_plan
+    from lt_faceparse.experiments.plans import recorded_plan
 
     assert recorded_plan(out) == plan  # benchmark.json round trip
     messages = []  # no plan given: --reuse-results re-renders with the plan recorded in benchmark.json

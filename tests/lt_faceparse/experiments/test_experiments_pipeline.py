@@ -136,7 +136,8 @@ def test_report_from_sweep_results(swept, tmp_path):
 
 def test_benchmark_plans_make_valid_training_configs(tmp_path):
     from lt_faceparse.engine.config import validate_config
-    from lt_faceparse.experiments.benchmark import DEFAULT, QUICK, plan_config
+    from lt_faceparse.experiments.benchmark import plan_config
+    from lt_faceparse.experiments.plans import DEFAULT, QUICK
 
     for plan in (QUICK, DEFAULT):
         assert sum(plan.splits) == pytest.approx(1.0)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from lt_faceparse.custom_taxonomy import taxonomy_from_names
 from lt_faceparse.errors import IncomparableError
 from lt_faceparse.metrics import PerImageStats, bootstrap_ci, paired_bootstrap
-from lt_faceparse.taxonomy import taxonomy_from_names
 
 TAX = taxonomy_from_names("boot3", ["background", "skin", "earring"])
 
