@@ -176,7 +176,7 @@ def load_runner(checkpoint: str | Path, *, map_location: str | torch.device = "c
     """(the weight file's model as evaluation runs it, its metadata): inside the RoI warp the metadata
     names, warped to the weights' resolution, exactly as :func:`evaluate_checkpoint` scores it."""
     model, meta = load_model(checkpoint, map_location=map_location)
-    return BatchRunner(model, meta.get("warp"), meta["resolution"] or 512), meta
+    return BatchRunner(model, meta.get("warp"), meta["resolution"] or 512).eval(), meta
 
 
 def _collective_device(device: torch.device) -> torch.device:

@@ -10,13 +10,14 @@ import torch
 
 from lt_faceparse.data import build_dataset, dataset_class
 from lt_faceparse.data.transforms import denormalize
+from lt_faceparse.engine.evaluate import load_runner
+from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.errors import DataError
 from lt_faceparse.reporting import attention as A, figures as F
 from lt_faceparse.reporting.record_access import provenance_of, record_label, taxonomy_of_record
 from lt_faceparse.reporting.outputs import ReportOutputs, data_caption, models_caption
 from lt_faceparse.reporting.tables import file_slug
 from lt_faceparse.taxonomy import Taxonomy
-from lt_faceparse.weights import load_model
 
 
 def example_tail(record: Any, taxonomy: Taxonomy) -> list[int]:
@@ -63,19 +64,21 @@ def example_indices(record: Any, dataset: Any, taxonomy: Taxonomy, count: int) -
     return [position[name_of[i]] for i in picked]
 
 
-def _load_models(records: Sequence[Any], device: str) -> list[tuple[Any, Any]]:
+def _load_models(records: Sequence[Any], device: str) -> list[tuple[Any, BatchRunner]]:
+    """(record, its weight file's model as evaluation runs it) of every record whose weights exist."""
     loaded = []
     for r in records:
         weights = provenance_of(r).get("weights")
         if weights and Path(weights).is_file():
-            model, _ = load_model(weights, map_location=device)
-            loaded.append((r, model))
+            loaded.append((r, load_runner(weights, map_location=device)[0]))
     return loaded
 
 
-def _predict(model: Any, image: Any, device: str) -> np.ndarray:
+def _predict(runner: BatchRunner, sample: Any, device: str) -> np.ndarray:
+    """The label map of one dataset sample, predicted inside the weights' RoI warp when they have one."""
+    landmarks = None if sample.landmarks is None else sample.landmarks.unsqueeze(0).to(device)
     with torch.inference_mode():
-        logits = model(image.unsqueeze(0).to(device))
+        logits = runner(sample.image.unsqueeze(0).to(device), landmarks)
     return logits[0].argmax(0).cpu().numpy().astype(np.uint8)
 
 
@@ -129,7 +132,7 @@ def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutput
     images = [denormalize(s.image) for s in samples]
     labels = [s.label.numpy().astype(np.uint8) for s in samples]
     short = short_labels([r for r, _ in loaded])
-    predictions = {name: [_predict(m, s.image, device) for s in samples] for name, (r, m) in zip(short, loaded)}
+    predictions = {name: [_predict(m, s, device) for s in samples] for name, (r, m) in zip(short, loaded)}
     caption_base = data_caption(same_res) + " " + models_caption([r for r, _ in loaded])
     tail = example_tail(first, taxonomy)
     tail_text = ("tail (accessory) classes" if taxonomy.accessory_ids else
@@ -146,7 +149,8 @@ def example_figures(records: Sequence[Any], out_dir: Path, outputs: ReportOutput
     outputs.add("class_legend", F.save_figure(F.legend_figure(taxonomy), out_dir, "class_legend",
                                               f"Class colours of taxonomy {taxonomy.name}."))
 
-    for r, model in loaded:
+    for r, runner in loaded:
+        model = runner.model
         if not A.supports_token_maps(model) or provenance_of(r).get("model") != "segface":
             continue
         for n, (sample, image, label) in enumerate(zip(samples[:2], images[:2], labels[:2])):

@@ -10,6 +10,7 @@ from lt_faceparse.engine.config import load_config
 from lt_faceparse.engine.evaluate import evaluate_checkpoint
 from lt_faceparse.experiments.sweep import SweepSetting, run_folder, run_setting
 from lt_faceparse.records import load_record
+from lt_faceparse.reporting.report import run_report
 from lt_faceparse.speed.harness import find_speed_records
 
 SYNTH = {"num_images": 20, "size": 48, "seed": 1}
@@ -35,3 +36,6 @@ def test_a_lapa_sweep_record_states_the_warp_and_equals_eval_on_the_same_weights
     # the timing ran the model inside the warp too, and its record says so
     (speed,) = find_speed_records(tmp_path / "results" / setting.name / "speed")
     assert speed["warp"] == "tanh" and speed["params"] == test.provenance["num_params"] == row["params"]
+    # the report's example predictions run inside the warp too (LaPa samples carry their landmarks)
+    outputs = run_report(tmp_path / "results", tmp_path / "report", include_reported=False, examples=1, n_resamples=10)
+    assert outputs.files.get("qualitative") and not any("qualitative" in note for note in outputs.skipped)
