@@ -172,7 +172,8 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
             shutdown_distributed()
 
 
-def load_runner(checkpoint: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[BatchRunner, dict[str, Any]]:
+def load_runner(checkpoint: str | Path, *,
+                map_location: str | torch.device = "cpu") -> tuple[BatchRunner, dict[str, Any]]:
     """(the weight file's model as evaluation runs it, its metadata): inside the RoI warp the metadata
     names, warped to the weights' resolution, exactly as :func:`evaluate_checkpoint` scores it."""
     model, meta = load_model(checkpoint, map_location=map_location)

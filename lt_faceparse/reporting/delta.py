@@ -10,7 +10,7 @@ from lt_faceparse.errors import IncomparableError
 from lt_faceparse.longtail.spec import provenance_remedy
 from lt_faceparse.metrics.bootstrap import paired_bootstrap, paired_bootstrap_subsets, per_image_of
 from lt_faceparse.metrics.groups import group_mean_f1
-from lt_faceparse.reporting.record_access import _present, _taxonomy_for, class_f1, protocol_title, provenance_of
+from lt_faceparse.reporting.record_access import class_f1, group_taxonomy, has_value, protocol_title, provenance_of
 from lt_faceparse.reporting.tables import Column, Table
 
 
@@ -35,7 +35,7 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
     ids, "Tail": ids}``) adds, per set, the Δ of its mean F1 with its 95% interval and p-value
     (same resamples as the per-class test).
     """
-    taxonomy = _taxonomy_for(protocol, records)
+    taxonomy = group_taxonomy(protocol, records)
     class_ids = taxonomy.display_order if taxonomy else []
     sets = {name: list(ids) for name, ids in (class_sets or {}).items() if ids}
     ref = records[ref_index]
@@ -66,7 +66,7 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
         for k in class_ids:
             delta = f1.get(k, float("nan")) - ref_f1.get(k, float("nan"))
             mark = ""
-            if test is not None and _present(test.lower[k]) and (test.lower[k] > 0 or test.upper[k] < 0):
+            if test is not None and has_value(test.lower[k]) and (test.lower[k] > 0 or test.upper[k] < 0):
                 mark = "*"
             row[f"d_{k}"] = "-" if math.isnan(delta) else f"{100 * delta:+.2f}{mark}"
         mean_a, mean_b = getattr(ref, "mean_f1", None), getattr(record, "mean_f1", None)
@@ -83,7 +83,7 @@ def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, p
                 row[f"ci_set_{name}"] = (sub.lower, sub.upper)
                 row[f"p_set_{name}"] = sub.p_value
         else:
-            row["d_mean"] = "-" if not (_present(mean_a) and _present(mean_b)) else f"{100 * (mean_b - mean_a):+.2f}"
+            row["d_mean"] = "-" if not (has_value(mean_a) and has_value(mean_b)) else f"{100 * (mean_b - mean_a):+.2f}"
             row["test"] = no_test
             for name, ids in sets.items():
                 da, db = (float(group_mean_f1([class_f1(r).get(i, float("nan")) for i in ids], range(len(ids))))
@@ -119,7 +119,7 @@ def remedy_delta_tables(records: Sequence[Any], labels: Sequence[str], protocol:
     """One Δ table per plain model of the group that has remedy rows of the same (model, backbone,
     resolution): every remedy against that plain row, per class and for the head and tail means
     (paired bootstrap over images)."""
-    taxonomy = _taxonomy_for(protocol, records)
+    taxonomy = group_taxonomy(protocol, records)
     tail = list(taxonomy.accessory_ids) if taxonomy else []
     head = [i for i in taxonomy.foreground_ids if i not in tail] if taxonomy else []
     class_sets = {"Head": head, "Tail": tail}

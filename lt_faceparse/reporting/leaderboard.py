@@ -33,8 +33,8 @@ from lt_faceparse.errors import DataError
 from lt_faceparse.records import load_record
 from lt_faceparse.reporting.delta import delta_table, find_reference, remedy_delta_tables
 from lt_faceparse.reporting.published import load_published
-from lt_faceparse.reporting.record_access import (MIXED, NO_POSTHOC, PROTOCOL_KEYS, UNKNOWN, _present, _taxonomy_for,
-                                                  bin_f1, class_f1, head_tail_means, is_reported, mean_f1_ci,
+from lt_faceparse.reporting.record_access import (MIXED, NO_POSTHOC, PROTOCOL_KEYS, UNKNOWN, bin_f1, class_f1,
+                                                  group_taxonomy, has_value, head_tail_means, is_reported, mean_f1_ci,
                                                   protocol_of, protocol_title, provenance_of, record_label)
 from lt_faceparse.reporting.tables import Column, Table, file_slug, to_markdown, to_rich, write_table
 from lt_faceparse.speed.harness import find_speed_records, select_speed
@@ -153,7 +153,7 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
                       bins: Mapping[str, Sequence[str]] | None = None) -> Table:
     """The Table-1-style table of one protocol group (``bins``: presence bins of this group's
     dataset, for records that do not carry their own)."""
-    taxonomy = _taxonomy_for(protocol, records)
+    taxonomy = group_taxonomy(protocol, records)
     labels = list(labels or unique_labels(records))
     class_ids = taxonomy.display_order if taxonomy else []
     columns = [
@@ -211,7 +211,7 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
 
     # drop columns nobody has a value for (e.g. bins on reported-only tables, FPS without timings)
     optional = {"ci", "miou_bg", "miou_nobg", "tail", "params", "fps", *(f"bin_{b}" for b in BIN_NAMES)}
-    columns = [c for c in columns if c.key not in optional or any(_present(r.get(c.key)) for r in rows)]
+    columns = [c for c in columns if c.key not in optional or any(has_value(r.get(c.key)) for r in rows)]
     if taxonomy is not None and not taxonomy.accessory_ids:  # no tail: the head mean is the mean F1
         columns = [c for c in columns if c.key not in ("head", "tail")]
     fps_note = ""
@@ -270,7 +270,7 @@ def build_leaderboard(records: Iterable[Any], *, speed_records: Sequence[dict] =
 
 
 def _sort_value(value: Any) -> float:
-    return float(value) if _present(value) else -1.0
+    return float(value) if has_value(value) else -1.0
 
 
 # ---- collecting and writing ----------------------------------------------------------------------

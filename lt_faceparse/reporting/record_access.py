@@ -135,7 +135,7 @@ def taxonomy_of_record(record: Any) -> Taxonomy:
     return get_taxonomy(getattr(record, "taxonomy"))
 
 
-def _taxonomy_for(protocol: dict[str, str], records: Sequence[Any]) -> Taxonomy | None:
+def group_taxonomy(protocol: dict[str, str], records: Sequence[Any]) -> Taxonomy | None:
     """The group's taxonomy (that of its first record)."""
     return taxonomy_of_record(records[0]) if records else None
 
@@ -147,5 +147,5 @@ def protocol_title(protocol: dict[str, str]) -> str:
             + ("" if posthoc == NO_POSTHOC else f" / post-hoc: {posthoc}"))
 
 
-def _present(value: Any) -> bool:
+def has_value(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
