@@ -13,7 +13,7 @@ eyeglasses are transparent (the eye, brow or skin under the lens keeps its label
 
 Landmarks: 68 points in the iBUG order (Helen) and 106 points (LaPa; indices 74/104, 83/105, 54,
 84, 90 sit where LaPa's five warp points are: image-left eye, image-right eye, nose tip, mouth
-corners; the other indices follow the generator's own order, see ``synthetic_draw._landmarks106``).
+corners; the other indices follow the generator's own order, see ``synthetic_face.landmarks106``).
 
 Determinism: image ``i`` depends only on ``(seed, i)``, splits and CelebA file numbers only on
 ``seed``, so serial and parallel runs write the same bytes.

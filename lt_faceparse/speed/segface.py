@@ -1,6 +1,6 @@
 """Inference speed of SegFace per backbone and resolution: its formulations against each other and BiSeNet.
 
-Every timing comes from :func:`lt_faceparse.speed.measure_speed` (median wall clock of forward
+Every timing comes from :func:`lt_faceparse.speed.harness.measure_speed` (median wall clock of forward
 passes after warm-up, ``torch.inference_mode``, the device synchronised around each pass). On a
 shared machine single medians are noisy, so the settings are measured in ``rounds`` interleaved
 rounds and the median over rounds is reported. FLOPs: torch's ``FlopCounterMode`` (multiply-add = 2,
@@ -91,7 +91,7 @@ def bench_segface(
 def interleaved_speed(models: Sequence[tuple[dict[str, Any], nn.Module]], resolution: int, batch_size: int,
                       device: str, dtype: str = "fp32", *, rounds: int, runs: int, warmup: int | Sequence[int],
                       flops: bool = True) -> list[dict[str, Any]]:
-    """:func:`~lt_faceparse.speed.measure_speed` of each ``(info, model)`` in ``rounds`` interleaved rounds.
+    """:func:`~lt_faceparse.speed.harness.measure_speed` of each ``(info, model)`` in ``rounds`` interleaved rounds.
 
     One row per model: the first round's record with ``latency_ms_median`` the median over rounds
     (each round's median in ``latency_ms_rounds``) and ``images_per_s``/``fps`` from it. ``warmup``
