@@ -3,7 +3,8 @@ tail), presence bins (rare/common/frequent from the frequency table) and a datas
 (Helen's eyes/brows/mouth/overall), with Holm's correction for testing a family of classes.
 
 A group's score is the mean of its classes' defined F1 (classes with undefined F1 are left out;
-NaN when none is defined). :class:`GroupMeanF1` computes it in torchmetrics' state/update/compute
+NaN when none is defined); :class:`GroupMeanF1` sums them exactly (one rounding, any class order),
+:func:`group_mean_f1` is its vectorised form for bootstrap resamples. :class:`GroupMeanF1` computes it in torchmetrics' state/update/compute
 shape, next to :class:`~lt_faceparse.metrics.confusion.ConfusionMatrix`; records, TensorBoard, the
 leaderboard and the long-tail analysis all read group scores from here. (Helen's published group
 F1 pools the member classes' pixel counts instead: :func:`lt_faceparse.metrics.scores.scores_from_confusion`.)
@@ -11,6 +12,7 @@ F1 pools the member classes' pixel counts instead: :func:`lt_faceparse.metrics.s
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -62,7 +64,14 @@ class GroupMeanF1(Metric):
 
     def compute(self) -> dict[str, float]:
         per_class = (self.f1_sum / self.defined).cpu().numpy()  # 0 / 0 -> NaN: never defined
-        return {name: float(group_mean_f1(per_class, ids)) for name, ids in self.groups.items()}
+        return {name: _exact_mean(per_class[ids]) for name, ids in self.groups.items()}
+
+
+def _exact_mean(values: np.ndarray) -> float:
+    """Mean of the defined values from their correctly rounded sum (:func:`math.fsum`): the same for
+    any order of the classes (NaN when none is defined)."""
+    defined = values[~np.isnan(values)]
+    return math.fsum(defined.tolist()) / len(defined) if len(defined) else float("nan")
 
 
 def group_means(per_class_f1: np.ndarray | Sequence[float], groups: Mapping[str, Sequence[int]]) -> dict[str, float]:
