@@ -17,6 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+import torch
+
+from lt_faceparse.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -91,8 +96,6 @@ def read_json(path: str | Path, what: str, *, kind: str | None = None,
     With ``kind``, the document must be an object whose ``"kind"`` is ``kind``; ``required`` lists
     keys it must hold.
     """
-    from lt_faceparse.errors import DataError
-
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -110,8 +113,6 @@ def read_json(path: str | Path, what: str, *, kind: str | None = None,
 
 def atomic_save_npz(path: str | Path, **arrays: Any) -> Path:
     """``numpy.savez_compressed`` made atomic (keeps the exact file name, no ``.npz`` appended)."""
-    import numpy as np
-
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
@@ -120,8 +121,6 @@ def atomic_save_npz(path: str | Path, **arrays: Any) -> Path:
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` made atomic. torch reports a failed write (a full disk) as a RuntimeError
     ("unexpected pos", "file write failed"); it is raised as the ``OSError`` it is, naming ``path``."""
-    import torch
-
     with atomic_path(path) as tmp:
         try:
             torch.save(obj, tmp)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
+from safetensors.torch import load_file
 
 from lt_faceparse.errors import DataError
 
@@ -54,8 +55,6 @@ def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError; safetensors its own
@@ -101,7 +100,7 @@ def torchvision_state(builder: str, pretrained: bool | str) -> dict[str, torch.T
 
     ``pretrained``: True (the enum's ``DEFAULT``), a weight name such as ``"IMAGENET1K_V1"``, or the
     path of a local file. Cached files are read; missing ones are downloaded unless offline."""
-    from torchvision.models import get_model_weights
+    from torchvision.models import get_model_weights  # lazy: torchvision models only for ImageNet weights
 
     local = _local_file(pretrained)
     if local is not None:
@@ -134,7 +133,7 @@ def timm_pretrained_file(name: str, pretrained: bool | str) -> Path:
     local = _local_file(pretrained)
     if local is not None:
         return local
-    import timm
+    import timm  # lazy: timm (~1 s) only for timm backbones and weights
 
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None:
@@ -149,9 +148,9 @@ def timm_pretrained_file(name: str, pretrained: bool | str) -> Path:
 
 
 def _hf_hub_file(name: str, cfg: dict) -> Path:
-    import huggingface_hub
-    from huggingface_hub import constants
-    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
+    import huggingface_hub  # lazy: optional, only to download weights
+    from huggingface_hub import constants  # lazy: optional, only to download weights
+    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError  # lazy: optional download
 
     repo, _, revision = cfg["hf_hub_id"].partition("@")
     preferred = cfg.get("hf_hub_filename")

@@ -17,10 +17,15 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from lt_faceparse.atomic import atomic_path
+from lt_faceparse.custom_taxonomy import adopt_taxonomy
+from lt_faceparse.data.folder import CLASSES_FILE, taxonomy_for_folder
 from lt_faceparse.errors import DataError
-from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, adopt_taxonomy, get_taxonomy
+from lt_faceparse.models import build_model
+from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, get_taxonomy
 
 METADATA_KEY = "lt_faceparse"
 FORMAT_VERSION = 1
@@ -34,8 +39,6 @@ def save_model(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> 
     ``taxonomy`` and ``resolution``; anything JSON-serialisable may follow. ``taxonomy`` (a
     :class:`Taxonomy`, its ``to_dict()`` or the name of a registered one) is stored in full.
     """
-    from safetensors.torch import save_file
-
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
         raise ValueError(f"save_model: metadata lacks {missing}")
@@ -89,8 +92,6 @@ def embed_taxonomy(path: str | Path, taxonomy: Taxonomy | str) -> Path:
 
     The taxonomy must have the name the file states and, when the metadata records it, the model's
     number of classes."""
-    from safetensors.torch import load_file, save_file
-
     path = _resolve(path)
     meta = read_metadata(path)
     taxonomy = get_taxonomy(taxonomy)
@@ -110,8 +111,6 @@ def embed_taxonomy(path: str | Path, taxonomy: Taxonomy | str) -> Path:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON metadata of a weight file, validated; errors name the file."""
-    from safetensors import safe_open
-
     path = _resolve(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
@@ -132,10 +131,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model named in the metadata, load the weights strictly, return (model in eval mode, metadata)."""
-    from safetensors.torch import load_file
-
-    from lt_faceparse.models import build_model
-
     path = _resolve(path)
     meta = read_metadata(path)
     kwargs = dict(meta["model_kwargs"])
@@ -196,3 +191,21 @@ def _is_torch_file(path: Path) -> bool:
     with open(path, "rb") as fh:
         head = fh.read(4)
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def resolve_taxonomy(spec: str | Path | Taxonomy) -> Taxonomy:
+    """The taxonomy a user names on the command line: a built-in or registered name, a weight file
+    (``.safetensors``: the taxonomy it carries), a folder dataset root, or its ``classes.txt``."""
+    if isinstance(spec, Taxonomy):
+        return spec
+    path = Path(spec)
+    if path.suffix == ".safetensors" and path.is_file():
+        return taxonomy_of(read_metadata(path), path)
+    if path.is_dir():
+        return taxonomy_for_folder(path)
+    if path.is_file():
+        if path.name != CLASSES_FILE:
+            raise DataError(path, f"not a class list: a folder dataset's class list is named {CLASSES_FILE} "
+                                  "(or give the dataset root, a weight file or a taxonomy name)")
+        return taxonomy_for_folder(path.parent)
+    return get_taxonomy(str(spec))

@@ -151,7 +151,7 @@ def build_backbone(name: str, pretrained: bool | str = False) -> nn.Module:
         spec = TORCHVISION_BACKBONES[name]
     except KeyError:
         raise KeyError(f"unknown backbone {name!r}; known: {list_backbones()} or 'timm/<name>'") from None
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: torchvision models only for torchvision backbones
 
     model = tvm.get_model(spec.builder, weights=None)
     if pretrained:
@@ -161,7 +161,7 @@ def build_backbone(name: str, pretrained: bool | str = False) -> nn.Module:
 
 
 def _build_timm(name: str, pretrained: bool | str) -> TimmBackbone:
-    import timm
+    import timm  # lazy: timm (~1 s) only for timm backbones and weights
 
     kwargs: dict = {}
     if pretrained:

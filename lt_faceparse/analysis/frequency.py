@@ -23,9 +23,12 @@ from rich.progress import Progress
 
 from lt_faceparse.analysis.bins import BIN_NAMES, assign_bins, check_thresholds
 from lt_faceparse.analysis.gini import gini
+from lt_faceparse.analysis.plots import plot_class_frequencies, plot_preset_comparison
 from lt_faceparse.atomic import atomic_folder, atomic_write_json, atomic_write_text
+from lt_faceparse.custom_taxonomy import adopt_taxonomy, taxonomy_from_names
+from lt_faceparse.data import build_dataset, iter_labels
 from lt_faceparse.errors import DataError
-from lt_faceparse.taxonomy import Taxonomy, adopt_taxonomy, get_taxonomy
+from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 FREQUENCY_COLUMNS = ("class_id", "class_name", "images_with_class", "presence_prob", "pixel_count",
                      "pixel_share", "mean_area_when_present", "bin")
@@ -81,7 +84,6 @@ def _taxonomy_from_frame(name: str, frame: pd.DataFrame) -> Taxonomy:
     try:
         return get_taxonomy(name)
     except KeyError:  # a user-defined taxonomy that is not registered in this process
-        from lt_faceparse.taxonomy import taxonomy_from_names
 
         columns = {c: frame[c].tolist() for c in ("display_name", "kind") if c in frame}
         return taxonomy_from_names(name, frame["class_name"].tolist(), display_names=columns.get("display_name"),
@@ -96,8 +98,6 @@ def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
                               thresholds: Mapping[str, float] | None = None) -> FrequencyTable:
     """Stream every label map of ``dataset`` (or of a list of datasets sharing one taxonomy, e.g. all
     splits) with :func:`lt_faceparse.data.iter_labels` and tabulate class frequencies."""
-    from lt_faceparse.data import iter_labels
-
     datasets = _datasets(dataset)
     if not datasets:
         raise ValueError("compute_class_frequencies: no dataset given")
@@ -172,8 +172,6 @@ def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
 
 def write_frequency_report(table: FrequencyTable, out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:
     """Write ``class_frequencies.csv``, ``summary.json`` and the Figure-1-style plot (PNG + PDF)."""
-    from lt_faceparse.analysis.plots import plot_class_frequencies
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -187,8 +185,6 @@ def write_frequency_report(table: FrequencyTable, out_dir: str | Path, log_scale
 
 def compare_presets(tables: Mapping[str, FrequencyTable], out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:
     """Side-by-side presence/pixel share/bin per merge preset: ``merge_comparison.csv`` + plot."""
-    from lt_faceparse.analysis.plots import plot_preset_comparison
-
     out_dir = Path(out_dir)
     first = next(iter(tables.values()))
     comp = first.frame[["class_id", "class_name"]].copy()
@@ -205,8 +201,6 @@ def compare_presets(tables: Mapping[str, FrequencyTable], out_dir: str | Path, l
 def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | Sequence[str]) -> list[Any]:
     """The datasets of ``split`` (``all`` = every split, a split identical to an earlier one, such
     as Helen's val = test, is read once)."""
-    from lt_faceparse.data import build_dataset
-
     if split != "all":
         return [build_dataset(dataset_name, root, split, resolution=None, merge=merge)]
     out, seen = [], []

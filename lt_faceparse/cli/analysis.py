@@ -6,23 +6,24 @@ from __future__ import annotations
 import argparse
 import math
 
+from lt_faceparse.analysis.bins import check_thresholds
+from lt_faceparse.analysis.frequency import FrequencyTable, frequency_report
+from lt_faceparse.engine.score_predictions import score_prediction_folders
+from lt_faceparse.errors import LTFaceParseError
+from lt_faceparse.records import merge_text, save_record
+
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
 
 
 def _freq(args: argparse.Namespace) -> int:
-    from lt_faceparse.analysis.bins import check_thresholds
-    from lt_faceparse.analysis.frequency import frequency_report
-    from lt_faceparse.errors import LTFaceParseError
-
     try:
         thresholds = check_thresholds({"rare_below": args.rare_below, "common_below": args.common_below})
     except ValueError as err:
         raise LTFaceParseError(f"--rare-below/--common-below: {err}") from None
     tables = frequency_report(args.dataset, args.root, args.split, args.out, merges=args.merge,
                               log_scale=args.log, num_workers=args.workers, thresholds=thresholds)
-    from lt_faceparse.records import merge_text
 
     for preset, t in tables.items():
         s = t.summary
@@ -35,10 +36,6 @@ def _freq(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from lt_faceparse.analysis.frequency import FrequencyTable
-    from lt_faceparse.analysis.score_predictions import score_prediction_folders
-    from lt_faceparse.records import save_record
-
     provenance = {k: v for k, v in {"model": args.model, "dataset": args.dataset, "split": args.split,
                                     "merge": args.merge}.items() if v is not None}
     bins = FrequencyTable.read(args.bins) if args.bins else None

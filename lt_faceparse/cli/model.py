@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from lt_faceparse.cli.engine import add_posthoc_arguments
 from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
+from lt_faceparse.inference.parser import parse_images
+from segface.convert import convert_official
+from segface.onnx_export import export_checkpoint_onnx
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="torch.compile the model (CUDA graphs on CUDA); optionally a torch.compile mode "
                         "(default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs). Worth it for "
                         "many images: the first batch of each size pays the compilation")
-    from lt_faceparse.cli.engine import add_posthoc_arguments
 
     add_posthoc_arguments(p)
     p.set_defaults(func=_parse)
@@ -50,8 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from segface.convert import convert_official
-
     model = convert_official(args.src, args.backbone, args.taxonomy, resolution=args.resolution, out=args.out)
     print(f"wrote {args.out} (SegFace {model.build_kwargs['backbone']}, taxonomy {model.metadata['taxonomy']['name']}, "
           f"resolution {model.metadata['resolution']})")
@@ -59,8 +60,6 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
-    from segface.parser import parse_images
-
     written = parse_images(weights_of(args, parsing=True), args.inputs, args.out, probs=args.probs,
                            landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size,
                            logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors, compile=args.compile,
@@ -77,8 +76,6 @@ def _parse(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from segface.onnx_export import export_checkpoint_onnx
-
     path = export_checkpoint_onnx(args.checkpoint, args.out, args.resolution, opset=args.opset)
     print(f"wrote {path}")
     return 0

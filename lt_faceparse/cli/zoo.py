@@ -23,7 +23,7 @@ def weights_of(args: argparse.Namespace, *, parsing: bool = False) -> str | Path
         return args.checkpoint
     from lt_faceparse.errors import DataError
     from lt_faceparse.zoo import get_entry, pretrained_weights
-    from segface.parser import LANDMARKS_NEEDED
+    from lt_faceparse.inference.parser import LANDMARKS_NEEDED
 
     if parsing and get_entry(args.model).needs_landmarks and args.landmarks is None:
         raise DataError(None, LANDMARKS_NEEDED)

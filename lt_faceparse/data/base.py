@@ -25,6 +25,7 @@ from lt_faceparse.data.sample import Sample
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # the image files a dataset folder may hold
 FLIP_MODES = (False, True, "always")
 
 
@@ -64,7 +65,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def _decode_jpeg(path: Path) -> np.ndarray | None:
     """H x W x 3 RGB of a complete JPEG file via torchvision, or None to leave it to Pillow."""
-    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.io import ImageReadMode, decode_jpeg  # lazy: torchvision (~0.5 s) only to decode JPEGs
 
     try:
         data = path.read_bytes()

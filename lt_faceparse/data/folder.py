@@ -38,13 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lt_faceparse.data.base import (FaceParsingDataset, check_label_ids, read_id_png, read_rgb,
+from lt_faceparse.custom_taxonomy import taxonomy_from_names
+from lt_faceparse.data.base import (IMAGE_SUFFIXES, FaceParsingDataset, check_label_ids, read_id_png, read_rgb,
                                     warn_labels_without_image)
 from lt_faceparse.errors import DataError, SplitNotFound
-from lt_faceparse.taxonomy import KINDS, BUILTIN_TAXONOMIES, Taxonomy, get_taxonomy, taxonomy_from_names
+from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, KINDS, Taxonomy, get_taxonomy
 
 CLASSES_FILE = "classes.txt"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ALL_SPLIT = "all"
 
 
@@ -115,26 +115,6 @@ def taxonomy_for_folder(root: str | Path) -> Taxonomy:
             return tax
     return taxonomy_from_names(f"folder:{root.resolve().name}", names, display_names=[c.display for c in lines],
                                kinds=[c.kind for c in lines], register=True)
-
-
-def resolve_taxonomy(spec: str | Path | Taxonomy) -> Taxonomy:
-    """The taxonomy a user names on the command line: a built-in or registered name, a weight file
-    (``.safetensors``: the taxonomy it carries), a folder dataset root, or its ``classes.txt``."""
-    if isinstance(spec, Taxonomy):
-        return spec
-    path = Path(spec)
-    if path.suffix == ".safetensors" and path.is_file():
-        from lt_faceparse.weights import read_metadata, taxonomy_of
-
-        return taxonomy_of(read_metadata(path), path)
-    if path.is_dir():
-        return taxonomy_for_folder(path)
-    if path.is_file():
-        if path.name != CLASSES_FILE:
-            raise DataError(path, f"not a class list: a folder dataset's class list is named {CLASSES_FILE} "
-                                  "(or give the dataset root, a weight file or a taxonomy name)")
-        return taxonomy_for_folder(path.parent)
-    return get_taxonomy(str(spec))
 
 
 def folder_splits(root: str | Path) -> list[str]:

@@ -26,7 +26,7 @@ from lt_faceparse.engine.preemption import Preempted, PreemptionGuard, exit_code
 from lt_faceparse.engine.progress import JsonlLog
 from lt_faceparse.engine.resume import agree_on_resume
 from lt_faceparse.engine.step_values import StepValues, TrainingDiverged
-from lt_faceparse.longtail.training import LongtailTraining
+from lt_faceparse.engine.longtail_training import LongtailTraining
 
 _LOG = logging.getLogger(__name__)
 

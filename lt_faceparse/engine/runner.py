@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from lt_faceparse.data.warp import TanhWarp
 from lt_faceparse.models import model_capabilities
 
 WARPS = (None, "tanh")
@@ -29,8 +30,6 @@ class BatchRunner(nn.Module):
             raise ValueError(f"warp must be one of {WARPS}, got {warp!r}")
         self.warp = warp
         if warp == "tanh":
-            from lt_faceparse.data.warp import TanhWarp
-
             self.net = TanhWarp(model, warped_size)
         else:
             self.net = model

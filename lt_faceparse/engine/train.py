@@ -41,6 +41,7 @@ from lt_faceparse.engine.distributed import (DistInfo, all_reduce_sum, barrier, 
                                              seed_everything, shutdown_distributed)
 from lt_faceparse.engine.epoch_loader import EpochLoader
 from lt_faceparse.engine.hooks import Hook, StepInfo, default_hooks
+from lt_faceparse.engine.longtail_training import LongtailTraining
 from lt_faceparse.engine.optim import build_optimizer, is_fused, step_unless
 from lt_faceparse.engine.preemption import PreemptionGuard
 from lt_faceparse.engine.progress import JsonlLog
@@ -50,7 +51,6 @@ from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.engine.sampling import steps_per_epoch, worker_seed
 from lt_faceparse.engine.step_values import StepValues, TrainingDiverged
 from lt_faceparse.engine.trainer_setup import build_training_model, set_determinism, training_datasets, warped_size
-from lt_faceparse.longtail.training import LongtailTraining
 
 __all__ = ["Trainer", "TrainingDiverged", "train"]
 

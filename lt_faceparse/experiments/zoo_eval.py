@@ -22,7 +22,7 @@ from lt_faceparse.engine.evaluate import evaluate_checkpoint
 from lt_faceparse.errors import DataError
 from lt_faceparse.records import ResultRecord, load_record
 from lt_faceparse.reporting.zoo_tables import write_zoo_leaderboard
-from lt_faceparse.speed import measure_speed
+from lt_faceparse.speed.harness import measure_speed
 from lt_faceparse.taxonomy import get_taxonomy
 from lt_faceparse.weights import load_model
 from lt_faceparse.zoo import ZooEntry, pretrained_weights, zoo_entries

@@ -26,9 +26,13 @@ from typing import Any
 import torch.nn as nn
 
 from lt_faceparse.longtail.class_weights import class_weights
+from lt_faceparse.longtail.focal import FocalLoss
+from lt_faceparse.longtail.logit_adjusted import LogitAdjustedLoss
 from lt_faceparse.longtail.pixel_loss import PixelLoss
 from lt_faceparse.longtail.priors import ClassPriors
+from lt_faceparse.longtail.seesaw import SeesawLoss
 from lt_faceparse.longtail.spec import loss_label
+from lt_faceparse.longtail.weighted_ce import WeightedCrossEntropy
 from lt_faceparse.models import model_capabilities
 from lt_faceparse.taxonomy import IGNORE_INDEX
 
@@ -38,11 +42,6 @@ def build_pixel_loss(spec: dict[str, Any], priors: ClassPriors | None, num_class
 
     ``priors`` are needed by ``weighted_ce``, ``focal`` with weights and ``logit_adjusted``.
     """
-    from lt_faceparse.longtail.focal import FocalLoss
-    from lt_faceparse.longtail.logit_adjusted import LogitAdjustedLoss
-    from lt_faceparse.longtail.seesaw import SeesawLoss
-    from lt_faceparse.longtail.weighted_ce import WeightedCrossEntropy
-
     name = spec["name"]
 
     def needed() -> ClassPriors:

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lt_faceparse.longtail.priors import ClassPriors
+from lt_faceparse.errors import DataError
+from lt_faceparse.longtail.priors import ClassPriors, read_priors_csv, split_statistics
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 TTA_MODES = ("flip",)
@@ -98,9 +99,6 @@ def posthoc_priors(taxonomy: Taxonomy, *, priors_file: str | Path | ClassPriors 
     ``priors_file``: a ``class_frequencies.csv`` (or :class:`ClassPriors` already read);
     ``train_split``: a dataset, or a zero-argument callable returning one (opened only if needed).
     """
-    from lt_faceparse.errors import DataError
-    from lt_faceparse.longtail.priors import read_priors_csv, split_statistics
-
     if isinstance(priors_file, ClassPriors):
         priors_file.check_taxonomy(taxonomy)
         return priors_file

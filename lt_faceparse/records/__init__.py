@@ -24,8 +24,10 @@ from lt_faceparse.records.accessors import (
     PROTOCOL_KEYS,
     UNKNOWN,
     architecture_of,
+    bin_f1,
     class_ci,
     class_f1,
+    head_tail_means,
     is_reported,
     mean_f1_ci,
     merge_text,
@@ -54,8 +56,8 @@ from lt_faceparse.records.validate import validate_record_dict
 
 __all__ = [
     "COMPARABILITY_KEYS", "NOT_APPLICABLE", "NO_POSTHOC", "PLAIN", "PROTOCOL_KEYS", "PROVENANCE_KEYS",
-    "SCHEMA_VERSION", "UNKNOWN", "Mismatch", "Provenance", "ResultRecord", "architecture_of", "build_record",
-    "check_comparable", "class_ci", "class_f1", "git_commit", "is_reported", "load_record", "make_provenance",
+    "SCHEMA_VERSION", "UNKNOWN", "Mismatch", "Provenance", "ResultRecord", "architecture_of", "bin_f1", "build_record",
+    "check_comparable", "class_ci", "class_f1", "git_commit", "head_tail_means", "is_reported", "load_record", "make_provenance",
     "mean_f1_ci", "merge_text", "migrate_record_dict", "posthoc_label", "protocol_of", "provenance_of",
     "record_is_plain", "record_label", "record_merge_text", "record_remedy_description", "record_remedy_label",
     "record_taxonomy", "remedy_of", "remedy_parts", "reported_record",

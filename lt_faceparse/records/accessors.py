@@ -6,12 +6,15 @@ attributes (``provenance``, ``per_class``, ``ci`` ...), which is what the report
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+from lt_faceparse.analysis.bins import BIN_NAMES, f1_by_bin
 from lt_faceparse.data.build import merge_order_applies
 from lt_faceparse.errors import DataError
+from lt_faceparse.metrics.groups import HEAD, TAIL, group_means, head_tail_ids
 from lt_faceparse.records.provenance import Provenance
-from lt_faceparse.taxonomy import Taxonomy, adopt_taxonomy, get_taxonomy, taxonomy_from_names
+from lt_faceparse.custom_taxonomy import adopt_taxonomy, taxonomy_from_names
+from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 PROTOCOL_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol", "posthoc")
 NO_POSTHOC = "none"
@@ -199,3 +202,30 @@ def taxonomy_of_record(record: Any) -> Taxonomy:
     if hasattr(record, "taxonomy_definition"):
         return record_taxonomy(record)
     return get_taxonomy(getattr(record, "taxonomy"))
+
+
+def head_tail_means(record: Any, taxonomy: Taxonomy) -> tuple[float, float]:
+    """Mean F1 over head (non-accessory foreground) and tail (accessory) classes
+    (:func:`lt_faceparse.metrics.groups.head_tail_ids`, :class:`~lt_faceparse.metrics.groups.GroupMeanF1`)."""
+    f1 = class_f1(record)
+    means = group_means([f1.get(i, float("nan")) for i in range(taxonomy.num_classes)], head_tail_ids(taxonomy))
+    return means[HEAD], means[TAIL]
+
+
+def bin_f1(record: Any, bins: Mapping[str, Sequence[str]] | None = None) -> dict[str, float]:
+    """Presence bin -> mean F1 of the record's foreground classes in that bin.
+
+    Uses the record's own ``f1_by_bin`` when it has one; else ``bins`` (``{bin: [class names]}``,
+    e.g. ``FrequencyTable.bins()`` of the training split); else every bin is NaN."""
+    raw = getattr(record, "f1_by_bin", None)
+    if not raw and bins:
+        taxonomy = taxonomy_of_record(record)
+        f1 = {taxonomy.names[i]: v for i, v in class_f1(record).items()}
+        fg = [taxonomy.names[i] for i in taxonomy.foreground_ids]
+        raw = f1_by_bin(f1, {b: [m for m in members if m in f1] for b, members in bins.items()}, fg)
+    raw = raw or {}
+    out = {}
+    for name in BIN_NAMES:
+        value = raw.get(name)
+        out[name] = float("nan") if value is None else float(value)
+    return out

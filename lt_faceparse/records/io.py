@@ -16,7 +16,7 @@ from lt_faceparse.records.record import MEAN_KEYS as _MEAN_KEYS
 from lt_faceparse.records.record import ResultRecord
 from lt_faceparse.records.validate import SCORE_KEYS as _SCORE_KEYS
 from lt_faceparse.records.validate import validate_record_dict
-from lt_faceparse.taxonomy import adopt_taxonomy
+from lt_faceparse.custom_taxonomy import adopt_taxonomy
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:

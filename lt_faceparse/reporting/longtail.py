@@ -28,16 +28,21 @@ counts pooled over the split, exactly as the leaderboard's head/tail columns.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from lt_faceparse.records import (class_f1, is_reported, protocol_of, provenance_of, record_is_plain, record_label,
-                                  record_remedy_description, record_remedy_label)
-from lt_faceparse.reporting.leaderboard import BIN_NAMES, find_reference, head_tail_means
-from lt_faceparse.reporting.tables import Column, Table, file_slug
+from lt_faceparse.errors import IncomparableError
+from lt_faceparse.metrics.bootstrap import bootstrap_ci, paired_bootstrap
+from lt_faceparse.metrics.groups import group_mean_f1, head_tail_ids
+from lt_faceparse.records import (class_f1, head_tail_means, is_reported, protocol_of, provenance_of,
+                                  record_is_plain, record_label, record_remedy_description, record_remedy_label)
+from lt_faceparse.reporting import figures as F
+from lt_faceparse.reporting.delta import find_reference
+from lt_faceparse.reporting.figures import DeltaPanel
+from lt_faceparse.reporting.leaderboard import BIN_NAMES
+from lt_faceparse.reporting.tables import Column, Table, file_slug, write_table
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 # the issue's bar for a useful remedy: tail mean F1 up by 10 points (p < 0.05), head down by at most 1
@@ -117,8 +122,7 @@ def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), 
 
 def class_groups(taxonomy: Taxonomy, bins: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[int]]:
     """Class ids of head, tail and (given training-split ``bins``) each non-empty presence bin."""
-    tail = list(taxonomy.accessory_ids)
-    groups = {"head": [i for i in taxonomy.foreground_ids if i not in tail], "tail": tail}
+    groups = head_tail_ids(taxonomy)
     fg = set(taxonomy.foreground_ids)
     for name in BIN_NAMES:
         ids = [taxonomy.id_of(n) for n in (bins or {}).get(name, []) if n in taxonomy.names]
@@ -155,9 +159,6 @@ def analyse(comparison: Comparison, *, bins: Mapping[str, Sequence[str]] | None 
             seed: int = 0, val_records: Mapping[str, Any] | None = None, bins_note: str = "") -> LongTailAnalysis:
     """Group intervals of every record and paired tests of every method against the reference.
     ``val_records``: run name -> the same setting's validation record (for choices made on val)."""
-    from lt_faceparse.errors import IncomparableError
-    from lt_faceparse.metrics.bootstrap import bootstrap_ci, paired_bootstrap
-
     taxonomy = get_taxonomy(comparison.reference.taxonomy)
     groups = class_groups(taxonomy, bins)
     cis = []
@@ -186,8 +187,6 @@ def analyse(comparison: Comparison, *, bins: Mapping[str, Sequence[str]] | None 
 def group_value(analysis: LongTailAnalysis, index: int, group: str) -> tuple[float, float | None, float | None]:
     """(point, lower, upper) of a group mean of record ``index`` (0 = reference); the point comes from
     the record's per-class F1 when it has no per-image stats."""
-    from lt_faceparse.metrics.bootstrap import group_mean_f1
-
     ci = analysis.cis[index]
     if ci is not None and group in ci.groups:
         return ci.groups[group]
@@ -267,8 +266,6 @@ def longtail_delta_table(analysis: LongTailAnalysis) -> Table:
 
 def delta_panels(analysis: LongTailAnalysis) -> list[Any]:
     """One :class:`lt_faceparse.reporting.figures.DeltaPanel` per method with a paired test."""
-    from lt_faceparse.reporting.figures import DeltaPanel
-
     panels = []
     for label, test in zip(analysis.comparison.labels, analysis.tests):
         if test is None:
@@ -293,9 +290,6 @@ def write_longtail(comparisons: Sequence[Comparison], *, frequency: Any, tables_
                    val_records: Mapping[str, Any] | None = None, caption_extra: str = "") -> list[LongTailAnalysis]:
     """Analyse each comparison and write its tables (``<stem>.*``, ``<stem>_delta.*``) and, with a
     training-split ``frequency`` table, its ΔF1-vs-presence figure; ``add(name, paths)`` registers files."""
-    from lt_faceparse.reporting import figures as F
-    from lt_faceparse.reporting.tables import write_table
-
     analyses = []
     for comparison in comparisons:
         taxonomy = get_taxonomy(comparison.reference.taxonomy)
@@ -322,15 +316,3 @@ def write_longtail(comparisons: Sequence[Comparison], *, frequency: Any, tables_
                 "Δ of the tail and head mean F1 with paired-bootstrap p-values. " + _caption(analysis)
                 + (" " + caption_extra if caption_extra else ""))))
     return analyses
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given; NaN stays NaN)."""
-    indexed = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
-    m = len(indexed)
-    out = [float("nan")] * len(p_values)
-    running = 0.0
-    for rank, (p, i) in enumerate(indexed):
-        running = max(running, min(1.0, (m - rank) * p))
-        out[i] = running
-    return out

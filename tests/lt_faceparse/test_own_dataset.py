@@ -222,7 +222,7 @@ def test_report_makes_example_figures_from_the_records_alone(scored, tmp_path, c
 def test_example_images_are_found_through_the_record(scored, tmp_path):
     from lt_faceparse.errors import DataError
     from lt_faceparse.records import load_record
-    from lt_faceparse.reporting.report import example_dataset_root
+    from lt_faceparse.reporting.examples import example_dataset_root
 
     base, data = scored
     record = load_record(base / "results" / "segface")

@@ -156,7 +156,7 @@ def test_post_hoc_options_through_the_eval_and_parse_commands(runs, synth_root, 
 
 
 def test_face_parser_applies_the_adjustment(runs):
-    from segface.parser import FaceParser
+    from lt_faceparse.inference.parser import FaceParser
     from lt_faceparse.weights import load_model
 
     model, meta = load_model(runs["la"])

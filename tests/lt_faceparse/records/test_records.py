@@ -172,7 +172,7 @@ def test_with_bins_from_frequency_table():
 
 def test_records_hold_their_whole_taxonomy(tmp_path):
     from lt_faceparse.records import record_taxonomy
-    from lt_faceparse.taxonomy import taxonomy_from_names
+    from lt_faceparse.custom_taxonomy import taxonomy_from_names
 
     tax = taxonomy_from_names("records-test-own", ["background", "skin", "mouth"],
                               display_names=[None, "Skin", "Mouth (whole)"], kinds=[None, None, "accessory"])

@@ -1,8 +1,6 @@
 """Long-tail analysis: plain vs remedy detection, comparisons, group CIs and paired Δ, tables, the
 ΔF1-vs-presence figure, the README section, and the wiring into ``run_report``."""
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,14 +9,12 @@ from lt_faceparse.analysis.bins import assign_bins
 from lt_faceparse.analysis.frequency import FrequencyTable, write_frequency_report
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.longtail import spec
-from lt_faceparse.records import build_record, record_is_plain, save_record
-from lt_faceparse.reporting.leaderboard import head_tail_means
+from lt_faceparse.records import build_record, head_tail_means, record_is_plain, save_record
 from lt_faceparse.reporting.longtail import (
     analyse,
     class_groups,
     delta_panels,
     find_comparisons,
-    holm,
     longtail_delta_table,
     longtail_table,
 )
@@ -183,12 +179,6 @@ def test_delta_figure_marks_significance():
     assert "white" in faces and any(f != "white" for f in faces)  # skin: CI includes 0 -> hollow; hat: filled
     texts = {t.get_text(): t.get_color() for t in visible[0].texts}
     assert texts[TAX[hat].display] == "#d62728" and texts[TAX[skin].display] == "0.3"
-
-
-def test_holm_adjustment_known_answer():
-    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    adjusted = holm([0.5, float("nan")])
-    assert adjusted[0] == 0.5 and math.isnan(adjusted[1])
 
 
 @pytest.mark.slow

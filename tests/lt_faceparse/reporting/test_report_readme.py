@@ -6,8 +6,8 @@ import pytest
 
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.records import build_record
+from lt_faceparse.reporting.outputs import ReportOutputs
 from lt_faceparse.reporting.readme import findings, write_readme
-from lt_faceparse.reporting.report import ReportOutputs
 from lt_faceparse.taxonomy import get_taxonomy
 
 TAX = get_taxonomy("celebamask-hq")
@@ -55,12 +55,12 @@ def test_comparison_on_the_same_images_is_a_finding(tmp_path):
 
 
 def test_unexpected_errors_in_a_finding_propagate(tmp_path, monkeypatch):
-    import lt_faceparse.metrics.bootstrap as bootstrap
+    import lt_faceparse.reporting.readme as readme
 
     def broken(*args, **kwargs):
         raise ValueError("taxonomy 'x' has 3 classes, stats have 19")  # a bug, not a fact about the data
 
-    monkeypatch.setattr(bootstrap, "paired_bootstrap", broken)
+    monkeypatch.setattr(readme, "paired_bootstrap", broken)
     with pytest.raises(ValueError, match="has 3 classes"):
         findings(_outputs(tmp_path, ["a", "b", "c"]), n_resamples=50)
 

@@ -12,7 +12,7 @@ from lt_faceparse.cli import main
 from lt_faceparse.errors import DataError
 from lt_faceparse.weights import read_metadata
 from lt_faceparse.zoo import cache_state, get_entry, pretrained_weights, registry
-from segface.parser import FaceParser, read_image
+from lt_faceparse.inference.parser import FaceParser, read_image
 from zoo_testdata import put_in_hf_cache, write_release_mobilenet, write_zll_checkpoint
 
 MOBILENET = "segface/mobilenet_celeba_512"

@@ -1,16 +1,16 @@
-"""The speed benchmark of ``scripts/bench_segface.py --train``: SegFace's default path against its literal
+"""The speed suite of ``scripts/bench_segface.py --train``: SegFace's default path against its literal
 formulation in training and inference, and ``train`` end to end against the model-only rate.
 
 Sections, all in one process (run in the order a, b, c: the end-to-end run is the longest, so that a run
 cut short by its time limit still has the ratios of (a) and (b)):
 
-(a) training step (:func:`lt_faceparse.speed_training.training_step_rows`), per backbone;
-(b) inference (:func:`lt_faceparse.speed_segface.inference_ratio_rows`): batch 16 bf16 (default eager)
+(a) training step (:func:`lt_faceparse.speed.training.training_step_rows`), per backbone;
+(b) inference (:func:`lt_faceparse.speed.segface.inference_ratio_rows`): batch 16 bf16 (default eager)
     and batch 1 fp32 (default eager and with the compile option) against literal eager;
 (c) data loading and ``train`` end to end: one worker's time per image
-    (:func:`lt_faceparse.speed_loading.per_item_ms`), the training loader's rate with the default
-    workers (:func:`lt_faceparse.speed_loading.loader_images_per_s`), and the engine's images/s
-    (:func:`lt_faceparse.speed_training.train_end_to_end`) next to the model-only rate of (a).
+    (:func:`lt_faceparse.speed.loading.per_item_ms`), the training loader's rate with the default
+    workers (:func:`lt_faceparse.speed.loading.loader_images_per_s`), and the engine's images/s
+    (:func:`lt_faceparse.speed.training.train_end_to_end`) next to the model-only rate of (a).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from lt_faceparse.data.build import auto_num_workers, build_dataset
-from lt_faceparse.speed_loading import loader_images_per_s, per_item_ms
-from lt_faceparse.speed_segface import INFERENCE_COMPARISONS, format_ratio_rows, inference_ratio_rows
-from lt_faceparse.speed_training import (format_end_to_end, format_step_rows, synthface_celebamask,
+from lt_faceparse.speed.loading import loader_images_per_s, per_item_ms
+from lt_faceparse.speed.segface import INFERENCE_COMPARISONS, format_ratio_rows, inference_ratio_rows
+from lt_faceparse.speed.training import (format_end_to_end, format_step_rows, synthface_celebamask,
                                          train_end_to_end, training_step_rows)
 
 

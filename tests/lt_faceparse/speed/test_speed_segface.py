@@ -2,7 +2,7 @@
 
 import pytest
 
-from lt_faceparse.speed_segface import (bench_segface, format_ratio_rows, format_rows, inference_ratio_rows,
+from lt_faceparse.speed.segface import (bench_segface, format_ratio_rows, format_rows, inference_ratio_rows,
                                         time_sections)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lt_faceparse.speed_bench import BenchSettings, run_train_bench
+from lt_faceparse.speed.suite import BenchSettings, run_train_bench
 
 
 def test_cuda_defaults_are_the_issues_settings():

@@ -21,14 +21,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from rich.progress import Progress
 
 from lt_faceparse.atomic import atomic_write_bytes
+from lt_faceparse.data.base import IMAGE_SUFFIXES
 from lt_faceparse.data.transforms import normalize_image, resize_image
+from lt_faceparse.data.warp import TanhWarp, five_points_from_106
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.errors import BatchIncomplete, DataError
+from lt_faceparse.longtail.posthoc import apply_posthoc
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
+from lt_faceparse.weights import load_model, taxonomy_of
+from lt_faceparse.zoo import pretrained_weights
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+PARSER_IMAGE_SUFFIXES = (*IMAGE_SUFFIXES, ".bmp", ".webp", ".tif", ".tiff")  # datasets' and more
 LANDMARKS_NEEDED = ("this model was trained on RoI tanh-warped faces: pass 5 (or 106) landmarks per image "
                     "(--landmarks FILE)")
 
@@ -64,8 +70,6 @@ class FaceParser:
                  device: str | torch.device = "cpu", batch_size: int = 4, warp: str | None = None,
                  logit_adjust: float | None = None, tta: str | None = None, priors=None,
                  metadata: dict | None = None, compile: bool | str = False):
-        from lt_faceparse.longtail.posthoc import apply_posthoc
-
         self.taxonomy = get_taxonomy(taxonomy)
         model, self.posthoc = apply_posthoc(model, self.taxonomy, logit_adjust=logit_adjust, tta=tta,
                                             priors_file=priors, metadata=metadata)
@@ -87,8 +91,6 @@ class FaceParser:
         """A parser for one of our weight files (taxonomy, resolution and warp from its metadata; no
         dataset needed: the file holds the whole taxonomy; post-hoc options and ``compile`` as in the
         class docstring)."""
-        from lt_faceparse.weights import load_model, taxonomy_of
-
         model, meta = load_model(path, map_location=device)
         return cls(model, taxonomy_of(meta, path), meta["resolution"], device=device, batch_size=batch_size,
                    warp=meta.get("warp"), logit_adjust=logit_adjust, tta=tta, priors=priors, metadata=meta,
@@ -99,8 +101,6 @@ class FaceParser:
         """A parser for released model ``name`` (``lt-faceparse zoo list``, e.g. ``"segface/swinb_celeba_512"``):
         its weight file is downloaded and converted on first use, then read from the cache
         (:func:`lt_faceparse.zoo.pretrained_weights`); ``kwargs`` as in :meth:`from_checkpoint`."""
-        from lt_faceparse.zoo import pretrained_weights
-
         return cls.from_checkpoint(pretrained_weights(name), **kwargs)
 
     # ---- arrays in, arrays out -------------------------------------------------------------------
@@ -124,8 +124,6 @@ class FaceParser:
         return results
 
     def _predict_warped(self, image: np.ndarray, points: np.ndarray, probs: bool) -> FaceParse:
-        from lt_faceparse.data.warp import TanhWarp
-
         if self._warped is None:
             self._warped = TanhWarp(self.net, out_size=self.resolution).eval()
         points = torch.as_tensor(np.asarray(points, dtype=np.float32)).reshape(1, 5, 2)
@@ -157,7 +155,6 @@ class FaceParser:
         out_dir = Path(out_dir)
         written: list[Path] = []
         failures: list[tuple[str, str]] = []
-        from rich.progress import Progress
 
         with Progress(disable=not sys.stderr.isatty()) as progress:
             task = progress.add_task("parsing", total=len(paths))
@@ -224,7 +221,7 @@ def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in PARSER_IMAGE_SUFFIXES)
         elif item.is_file():
             paths.append(item)
         else:
@@ -265,8 +262,6 @@ def read_landmarks(path: str | Path, images: Sequence[Path]) -> list[np.ndarray]
             raise DataError(path, f"has no landmarks for {image.name}")
         arr = np.asarray(entry, dtype=np.float32)
         if arr.shape == (106, 2):
-            from lt_faceparse.data.warp import five_points_from_106
-
             arr = np.asarray(five_points_from_106(arr), dtype=np.float32)
         if arr.shape != (5, 2):
             raise DataError(path, f"landmarks of {image.name} have shape {arr.shape}, expected 5 x 2 or 106 x 2")

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from lt_faceparse.engine.config import load_config
-from lt_faceparse.longtail.remedies import resolve_remedies, resolve_remedy, shipped_remedies
+from lt_faceparse.engine.remedies import resolve_remedies, resolve_remedy, shipped_remedies
+from lt_faceparse.experiments.sweep import SweepSetting, config_fingerprint, plan_sweep
 from lt_faceparse.metrics.bootstrap import paired_bootstrap, paired_bootstrap_subsets
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.records import build_record, protocol_of
 from lt_faceparse.reporting.leaderboard import build_leaderboard, write_leaderboard
-from lt_faceparse.reporting.sweep import SweepSetting, config_fingerprint, plan_sweep
 from lt_faceparse.taxonomy import get_taxonomy
 
 TAX = get_taxonomy("celebamask-hq")
@@ -130,7 +130,7 @@ def test_leaderboard_names_remedies_keeps_post_hoc_apart_and_compares_remedies_w
 
 
 def test_backbone_and_resolution_tables_leave_remedy_rows_out():
-    from lt_faceparse.reporting.report import plain_rows, table_2b
+    from lt_faceparse.reporting.sweep_tables import plain_rows, table_2b
 
     row = {"model": "segface", "backbone": "mobilenet", "resolution": 64, "dataset": "synthface-lt", "mean_f1": 0.3,
            "device": "cpu"}
@@ -145,7 +145,7 @@ def test_backbone_and_resolution_tables_leave_remedy_rows_out():
 def test_sweep_command_runs_remedies_and_the_leaderboard_compares_them(tmp_path, capsys):
     from lt_faceparse.cli import main as cli_main
     from lt_faceparse.engine.config import dump_config
-    from lt_faceparse.reporting.sweep import find_sweep_rows
+    from lt_faceparse.reporting.sweep_rows import find_sweep_rows
 
     config = load_config("synth_tiny", ["out=/unused"])
     config["data"].update(root=str(tmp_path / "synth"), resolution=32,

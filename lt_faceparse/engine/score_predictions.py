@@ -16,10 +16,12 @@ import numpy as np
 import torch
 from rich.progress import track
 
+from lt_faceparse.data.base import read_id_png
 from lt_faceparse.errors import DataError
 from lt_faceparse.metrics.confusion import ConfusionMatrix
 from lt_faceparse.records import ResultRecord, build_record
 from lt_faceparse.taxonomy import Taxonomy
+from lt_faceparse.weights import resolve_taxonomy
 
 LABEL_SUFFIXES = (".png",)
 
@@ -53,8 +55,6 @@ def match_files(gt_dir: str | Path, pred_dir: str | Path) -> list[tuple[str, Pat
 
 
 def _read_ids(path: Path, lut: np.ndarray, numbering: str, taxonomy: Taxonomy, allow_ignore: bool) -> np.ndarray:
-    from lt_faceparse.data.base import read_id_png
-
     raw = read_id_png(path)
     ids = lut[raw]
     unknown = (ids == taxonomy.ignore_index) & ((raw != taxonomy.ignore_index) | (not allow_ignore))
@@ -71,9 +71,7 @@ def score_prediction_folders(gt_dir: str | Path, pred_dir: str | Path, taxonomy:
     """Score the label PNGs in ``pred_dir`` (ids in ``numbering``) against those in ``gt_dir`` (ids in
     ``gt_numbering``, 255 = ignore) and return a result record with per-image stats. ``taxonomy``:
     a name, a weight file, a folder dataset root or its ``classes.txt``
-    (:func:`lt_faceparse.data.folder.resolve_taxonomy`)."""
-    from lt_faceparse.data.folder import resolve_taxonomy
-
+    (:func:`lt_faceparse.weights.resolve_taxonomy`)."""
     taxonomy = resolve_taxonomy(taxonomy)
     pairs = match_files(gt_dir, pred_dir)
     pred_lut, gt_lut = taxonomy.lut_from(numbering), taxonomy.lut_from(gt_numbering)

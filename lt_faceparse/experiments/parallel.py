@@ -4,7 +4,7 @@ Small models on a CPU gain little from a second intra-op thread, but two setting
 side use both cores fully: on the 2-core benchmark machine two one-thread processes finish two
 SegFace-MobileNet trainings in about 1.15x the time of one (measured: 37 against 32 ms per image
 at 64 px). Each worker is a fresh ``spawn``ed interpreter (no fork of a process whose OpenMP pool
-is already running) that runs :func:`lt_faceparse.reporting.sweep.run_setting` exactly as the
+is already running) that runs :func:`lt_faceparse.experiments.sweep.run_setting` exactly as the
 serial path does, with the thread count set before anything else, so a setting's weights do not
 depend on where it ran (tested: the same SHA-256 serially and in a worker).
 
@@ -22,7 +22,10 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lt_faceparse.reporting.sweep import SweepSetting, run_folder, run_setting
+import torch
+from rich.progress import Progress
+
+from lt_faceparse.experiments.sweep import SweepSetting, plan_sweep, run_folder, run_setting
 
 
 class _NotATerminal:
@@ -39,8 +42,6 @@ class _NotATerminal:
 
 
 def _init_worker(threads: int | None) -> None:
-    import torch
-
     if threads is not None:
         torch.set_num_threads(threads)
     sys.stderr = _NotATerminal(sys.stderr)
@@ -76,13 +77,9 @@ def run_settings(jobs: Sequence[tuple[SweepSetting, dict[str, Any]]], out_dir: s
     (split, speed_runs, n_resamples, reuse, ...) go to every :func:`run_setting` call. The first
     failure cancels the settings not yet started and is raised once the running ones stop.
     """
-    from rich.progress import Progress
-
     out_dir = Path(out_dir)
     kwargs = dict(setting_kwargs, runs_dir=None if runs_dir is None else str(runs_dir))
     if workers <= 1 or len(jobs) <= 1:
-        import torch
-
         previous = torch.get_num_threads()
         if threads is not None:
             torch.set_num_threads(threads)
@@ -142,3 +139,14 @@ def run_settings(jobs: Sequence[tuple[SweepSetting, dict[str, Any]]], out_dir: s
             pool.shutdown(wait=True, cancel_futures=True)
             raise failure
     return [r for r in rows if r is not None]
+
+
+def run_sweep(config: dict[str, Any], out_dir: str | Path, *, resolutions: Sequence[int] = (),
+              backbones: Sequence[str] = (), remedies: Sequence[str] = (), split: str = "test", speed_runs: int = 10,
+              n_resamples: int = 1000, runs_dir: str | Path | None = None,
+              log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run every setting of :func:`plan_sweep` one after the other (settings this machine finished
+    are skipped; each is timed right after its training); return the rows."""
+    plan = plan_sweep(config, resolutions=resolutions, backbones=backbones, remedies=remedies)
+    return run_settings(plan, out_dir, workers=1, threads=None, runs_dir=runs_dir, log=log, split=split,
+                        speed_runs=speed_runs, n_resamples=n_resamples)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import statistics
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,9 +36,13 @@ from typing import Any, Iterable
 
 import torch
 import torch.nn as nn
+from rich.progress import Progress
+from torch.utils.flop_counter import FlopCounterMode
 
 from lt_faceparse.atomic import atomic_write_json, read_json
+from lt_faceparse.data.warp import TEMPLATE_512
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
+from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.runtime import huge_pages_setting
 
 SPEED_SCHEMA_VERSION = 1
@@ -75,8 +80,6 @@ def count_flops(model: nn.Module, resolution: int, *, device: str | torch.device
     (multiply-add = 2). The pass is counted after one uncounted pass, so one-time work that a model
     caches for inference (e.g. SegFace's folded fusion weights, its positional encoding) is not
     charged to every image."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     device = torch.device(device)
     images = _example_input(resolution, 1, device)
     was_training = model.training
@@ -89,6 +92,24 @@ def count_flops(model: nn.Module, resolution: int, *, device: str | torch.device
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())
+
+
+class TemplateFace(nn.Module):
+    """``forward(images)`` of a :class:`~lt_faceparse.engine.runner.BatchRunner` for timing: a runner
+    with a RoI warp gets the warp template's five landmarks scaled to the images (a centred face), so
+    the timing includes the warp and its inverse; a runner without one runs its model plainly."""
+
+    def __init__(self, runner: BatchRunner):
+        super().__init__()
+        self.runner = runner
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.runner.warp is None:
+            return self.runner(images)
+        height, width = images.shape[-2:]
+        scale = torch.tensor([width / 512.0, height / 512.0], device=images.device)
+        points = torch.tensor(TEMPLATE_512, device=images.device) * scale
+        return self.runner(images, points.expand(images.shape[0], 5, 2))
 
 
 def _synchronize(device: torch.device) -> None:
@@ -123,6 +144,26 @@ def device_name(device: torch.device) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "cpu"
+
+
+def _timed_passes(runner: nn.Module, images: torch.Tensor, device: torch.device, dtype: str, warmup: int,
+                  runs: int) -> tuple[list[float], float | None]:
+    """(seconds of each of ``runs`` synchronised passes after ``warmup`` untimed ones, peak CUDA MiB or None)."""
+    times: list[float] = []
+    with torch.inference_mode(), _autocast(device, dtype):
+        for _ in range(warmup):
+            runner(images)
+        _synchronize(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(runs):
+            _synchronize(device)
+            start = time.perf_counter()
+            runner(images)
+            _synchronize(device)
+            times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return times, peak
 
 
 def measure_speed(
@@ -162,21 +203,7 @@ def measure_speed(
     runner = CompiledOrEager(model, mode)
     images = _example_input(resolution, batch_size, device)
 
-    times: list[float] = []
-    with torch.inference_mode(), _autocast(device, dtype):
-        for _ in range(warmup):
-            runner(images)
-        _synchronize(device)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        for _ in range(runs):
-            _synchronize(device)
-            start = time.perf_counter()
-            runner(images)
-            _synchronize(device)
-            times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-
+    times, peak = _timed_passes(runner, images, device, dtype, warmup, runs)
     ms = sorted(t * 1e3 for t in times)
     median = statistics.median(ms)
     p25, p75 = _percentile(ms, 0.25), _percentile(ms, 0.75)
@@ -286,10 +313,6 @@ def speed_sweep(
 
     Each result is saved under ``out_dir`` when given. Shows a rich progress bar on a terminal.
     """
-    import sys
-
-    from rich.progress import Progress
-
     settings = [(r, b) for r in resolutions for b in batch_sizes]
     model = build()
     results = []

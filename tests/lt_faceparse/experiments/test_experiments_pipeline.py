@@ -6,14 +6,9 @@ import pytest
 
 from lt_faceparse.engine.config import load_config
 from lt_faceparse.errors import DataError
-from lt_faceparse.reporting.sweep import (
-    SweepSetting,
-    find_sweep_rows,
-    load_sweep_row,
-    data_root,
-    plan_sweep,
-    run_sweep,
-)
+from lt_faceparse.experiments.parallel import run_sweep
+from lt_faceparse.experiments.sweep import SweepSetting, data_root, plan_sweep
+from lt_faceparse.reporting.sweep_rows import find_sweep_rows, load_sweep_row
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +71,7 @@ def test_sweep_rows_records_and_resume(swept):
 
 
 def test_config_fingerprint_ignores_location_but_not_training_settings():
-    from lt_faceparse.reporting.sweep import config_fingerprint
+    from lt_faceparse.experiments.sweep import config_fingerprint
 
     cfg = load_config("synth_tiny")
     moved = {**cfg, "out": "/elsewhere", "resume": True, "device": "cuda"}
@@ -141,7 +136,8 @@ def test_report_from_sweep_results(swept, tmp_path):
 
 def test_benchmark_plans_make_valid_training_configs(tmp_path):
     from lt_faceparse.engine.config import validate_config
-    from lt_faceparse.reporting.benchmark import DEFAULT, QUICK, plan_config
+    from lt_faceparse.experiments.benchmark import plan_config
+    from lt_faceparse.experiments.plans import DEFAULT, QUICK
 
     for plan in (QUICK, DEFAULT):
         assert sum(plan.splits) == pytest.approx(1.0)
@@ -156,7 +152,7 @@ def test_benchmark_plans_make_valid_training_configs(tmp_path):
 
 
 def test_main_setting_prefers_the_shared_resolution():
-    from lt_faceparse.reporting.report import main_setting
+    from lt_faceparse.reporting.sweep_tables import main_setting
 
     rows = [{"model": "segface", "backbone": "m", "resolution": r} for r in (32, 64, 96)]
     rows.append({"model": "fcn", "backbone": "m", "resolution": 64})

@@ -32,11 +32,15 @@ import torch
 import torch.nn as nn
 
 from lt_faceparse.data.build import resolve_num_workers
+from lt_faceparse.data.synthetic import ensure_synthface
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
+from lt_faceparse.engine.config import DEFAULTS, merge_dicts, validate_config
 from lt_faceparse.engine.optim import build_optimizer, is_fused, step_unless
+from lt_faceparse.engine.progress import read_log
 from lt_faceparse.engine.step_values import StepValues
+from lt_faceparse.engine.train import train
 from lt_faceparse.models import build_model
-from lt_faceparse.speed import DTYPES, device_name
+from lt_faceparse.speed.harness import DTYPES, device_name
 
 OPTIM = {"lr": 1.0e-4, "betas": [0.9, 0.999], "weight_decay": 1.0e-5}  # the shipped configs' AdamW
 
@@ -195,8 +199,6 @@ def format_step_rows(rows: list[dict[str, Any]]) -> str:
 def synthface_celebamask(cache_root: str | Path, resolution: int, num_images: int, *, seed: int = 0) -> Path:
     """A SynthFace-LT tree in CelebAMask-HQ's layout and proportions for ``resolution`` px training: masks at
     ``resolution``, JPEG images at twice that (1024 px images with 512 px masks, like the real set)."""
-    from lt_faceparse.data.synthetic import ensure_synthface
-
     return Path(ensure_synthface(cache_root, fmt="celebamask-hq", num_images=num_images, size=resolution, seed=seed,
                                  image_scale=2))
 
@@ -223,10 +225,6 @@ def train_end_to_end(
     ``step`` lines (each the rate over the ``log_every`` steps before it). The first epoch pays
     compilation and worker start-up and is not used.
     """
-    from lt_faceparse.engine.config import DEFAULTS, merge_dicts, validate_config
-    from lt_faceparse.engine.progress import read_log
-    from lt_faceparse.engine.train import train
-
     config = merge_dicts(DEFAULTS, {
         "model": {"name": "segface", "kwargs": {"backbone": backbone, "pretrained": False}},
         "data": {"dataset": "celebamask-hq", "root": str(root), "train_split": "all", "val_split": None,

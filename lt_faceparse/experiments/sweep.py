@@ -28,14 +28,25 @@ import copy
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from lt_faceparse.atomic import atomic_write_json, read_json
-from lt_faceparse.records import remedy_of
+import torch
 
-SWEEP_FILE = "sweep.json"
+from lt_faceparse.atomic import atomic_write_json
+from lt_faceparse.data.synthetic import ensure_synthface
+from lt_faceparse.engine.config import expand_path
+from lt_faceparse.engine.evaluate import evaluate_checkpoint, load_runner
+from lt_faceparse.engine.progress import read_log
+from lt_faceparse.engine.remedies import resolve_remedies, with_remedy
+from lt_faceparse.engine.train import train
+from lt_faceparse.longtail.spec import default_longtail
+from lt_faceparse.records import ResultRecord, head_tail_means, load_record, remedy_of, save_record
+from lt_faceparse.reporting.sweep_rows import SWEEP_FILE, load_sweep_row
+from lt_faceparse.speed.harness import TemplateFace, measure_speed, save_speed
+from lt_faceparse.taxonomy import get_taxonomy
+
 REUSE_MODES = ("local", "results")
 
 
@@ -50,8 +61,6 @@ def config_fingerprint(config: dict[str, Any]) -> str:
     The dataset root enters by its folder name only (SynthFace-LT's cached folder names encode every
     generation parameter), so results copied to another machine or cache folder keep their
     fingerprints and can be matched there."""
-    from lt_faceparse.longtail.spec import default_longtail
-
     stable = {k: v for k, v in config.items() if k not in _VOLATILE_KEYS}
     if stable.get("longtail") == default_longtail():
         del stable["longtail"]
@@ -65,7 +74,7 @@ def config_fingerprint(config: dict[str, Any]) -> str:
 class SweepSetting:
     """One point of a sweep: ``axis`` says which knob varies (``resolution``, ``backbone``,
     ``remedy``, ``grid`` for several, or ``model`` for a plain comparison of configs); ``remedy``
-    names the long-tail remedy (:mod:`lt_faceparse.longtail.remedies`), ``plain`` for none."""
+    names the long-tail remedy (:mod:`lt_faceparse.engine.remedies`), ``plain`` for none."""
 
     axis: str
     model: str
@@ -90,9 +99,7 @@ def plan_sweep(config: dict[str, Any], *, resolutions: Sequence[int] = (), backb
     """The settings of a sweep and the config of each: ``resolutions`` x ``backbones`` x ``remedies``
     (each axis left empty keeps the config's value; the axis is the one that varies, ``"grid"`` when
     several do). ``remedies``: ``plain``, shipped remedy names, YAML files with a ``longtail``
-    section, or ``all`` (see :func:`lt_faceparse.longtail.remedies.resolve_remedies`)."""
-    from lt_faceparse.longtail.remedies import resolve_remedies, with_remedy
-
+    section, or ``all`` (see :func:`lt_faceparse.engine.remedies.resolve_remedies`)."""
     if not resolutions and not backbones and not remedies:
         raise ValueError("a sweep needs resolutions, backbones and/or remedies")
     varied = [name for name, values in (("resolution", resolutions), ("backbone", backbones), ("remedy", remedies))
@@ -114,20 +121,16 @@ def plan_sweep(config: dict[str, Any], *, resolutions: Sequence[int] = (), backb
 
 
 def data_root(config: dict[str, Any]) -> Path:
-    """The dataset root of a config, generating SynthFace-LT (cached) when the config asks for it."""
-    from lt_faceparse.engine.config import expand_path
-
-    root = expand_path(config["data"]["root"])
-    if config["data"].get("synthetic"):
-        from lt_faceparse.data.synthetic import ensure_synthface
-
-        root = ensure_synthface(root, **config["data"]["synthetic"])
+    """The dataset root of a config, generating SynthFace-LT (cached, in the config's dataset format, as
+    training does) when the config asks for it."""
+    data = config["data"]
+    root = expand_path(data["root"])
+    if data.get("synthetic"):
+        root = ensure_synthface(root, fmt=data["dataset"], **data["synthetic"])
     return Path(root)
 
 
 def resolve_device(device: str) -> str:
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -136,44 +139,19 @@ def resolve_device(device: str) -> str:
 def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split: str = "test",
                  device: str = "cpu", n_resamples: int = 1000,
                  extra: dict[str, Any] | None = None, logit_adjust: float | None = None,
-                 tta: str | None = None):
-    """Score a finished run's ``final.safetensors`` on ``split`` with bootstrap CIs; save the record.
+                 tta: str | None = None) -> ResultRecord:
+    """Score a finished run's ``final.safetensors`` on ``split`` with bootstrap CIs and save the record:
+    :func:`lt_faceparse.engine.evaluate.evaluate_checkpoint` with the config's dataset, merge,
+    protocol and batch size (resolution, warp and taxonomy from the weight file, as ``eval`` does).
 
     ``logit_adjust`` / ``tta``: post-hoc options (:func:`lt_faceparse.longtail.posthoc.apply_posthoc`;
-    priors from the weight file, else the run's training split). Returns (record, the plain model)."""
-    from lt_faceparse.longtail.posthoc import apply_posthoc
-
-    from lt_faceparse.data import build_dataset
-    from lt_faceparse.engine.evaluate import evaluate_model
-    from lt_faceparse.records import save_record
-    from lt_faceparse.weights import load_model
-
-    model, meta = load_model(run_dir / "final.safetensors", map_location=device)
+    priors from the weight file, else the run's training split)."""
     data = config["data"]
-    root = data_root(config)
-    dataset = build_dataset(data["dataset"], root, split, resolution=meta["resolution"], merge=data["merge"])
-    scored, posthoc = apply_posthoc(
-        model, dataset.taxonomy, logit_adjust=logit_adjust, tta=tta, metadata=meta,
-        train_split=lambda: build_dataset(data["dataset"], root, data["train_split"], resolution=None,
-                                          merge=data["merge"]))
-    provenance = {
-        "model": meta["model"],
-        "backbone": meta["model_kwargs"].get("backbone"),
-        "weights": str(run_dir / "final.safetensors"),
-        "checkpoint_rule": meta.get("checkpoint_rule"),
-        "pretraining": meta.get("pretraining"),
-        "source": meta.get("source"),
-        "reported": False,
-        "epochs": meta.get("epochs"),
-        "longtail": meta.get("longtail"),
-        "posthoc": posthoc,
-        **(extra or {}),
-    }
-    record = evaluate_model(scored, dataset, protocol=config["val"]["protocol"], batch_size=config["val"]["batch_size"],
-                            device=device, provenance=provenance, show_progress=False)
-    record = record.with_bootstrap_ci(n_resamples=n_resamples)
-    save_record(record, out_dir)
-    return record, model
+    return evaluate_checkpoint(run_dir / "final.safetensors", data["dataset"], data_root(config), split,
+                               config["val"]["protocol"], out_dir, merge=data["merge"],
+                               batch_size=config["val"]["batch_size"], device=device, provenance=extra,
+                               n_resamples=n_resamples, logit_adjust=logit_adjust, tta=tta,
+                               train_split=data["train_split"], show_progress=False)
 
 
 class MissingResult(LookupError):
@@ -227,33 +205,13 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     the training run (weights, checkpoints) to ``runs_dir/<name>/`` when given (keeps heavy files
     out of a results folder), else ``out_dir/<name>/run-<fingerprint>/``. ``speed_runs=0`` skips
     the timing (the row's FPS is then None; time the setting apart, e.g. on a quiet machine)."""
-    from lt_faceparse.engine.train import train
-    from lt_faceparse.speed import measure_speed, save_speed
-
     folder = Path(out_dir) / setting.name
-    fingerprint = config_fingerprint(config)
-    row = finished_row(setting, config, out_dir, reuse=reuse, runs_dir=runs_dir)
+    row = _reusable_row(setting, config, out_dir, reuse, runs_dir, log)
     if row is not None:
-        if log:
-            log(f"{setting.name}: " + ("finished result reused as it is (--reuse-results), not trained"
-                                       if reuse == "results" else
-                                       "trained earlier on this machine with the same config, skipped"))
         return row
-    if reuse == "results":
-        found = (f"holds another config (fingerprint {load_sweep_row(folder / SWEEP_FILE).get('config_fingerprint')}"
-                 f", this one's is {fingerprint})" if (folder / SWEEP_FILE).is_file() else "is missing")
-        raise MissingResult(f"{folder / SWEEP_FILE} {found}: no finished result of this setting to reuse; "
-                            "run without --reuse-results to train it")
-    cfg = copy.deepcopy(config)
     run_dir = run_folder(setting, config, out_dir, runs_dir)
-    if (folder / SWEEP_FILE).is_file() and log:
-        log(f"{setting.name}: the row on disk was not trained here with this config; "
-            + ("re-scoring the weights of this machine's finished run" if (run_dir / "final.safetensors").is_file()
-               else "training again (its weights are not in this machine's run folder)"))
-    cfg["out"] = str(run_dir)
-    cfg["resume"] = True  # continue an interrupted run; a fresh folder simply starts at epoch 0
-    device = resolve_device(cfg["device"])
-    cfg["device"] = device
+    cfg = _run_config(setting, config, folder, run_dir, log)
+    device = cfg["device"]
 
     tic = time.perf_counter()
     trained_here = not (run_dir / "final.safetensors").is_file()
@@ -264,14 +222,10 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     extra: dict[str, Any] = {"run": setting.name}
     if setting.remedy != "plain":  # the record's own label names the remedy and its parameters
         extra["remedy"] = setting.remedy
-    record, model = evaluate_run(run_dir, cfg, folder / split, split=split, device=device,
-                                 n_resamples=n_resamples, extra=extra)
+    record = evaluate_run(run_dir, cfg, folder / split, split=split, device=device,
+                          n_resamples=n_resamples, extra=extra)
     eval_seconds = time.perf_counter() - tic
-    speed = None
-    if speed_runs > 0:
-        speed = measure_speed(model, setting.resolution, 1, device, warmup=speed_warmup, runs=speed_runs,
-                              info={"model": setting.model, "backbone": setting.backbone})
-        save_speed(speed, folder / "speed")
+    speed = _time_run(setting, run_dir, folder / "speed", device, speed_warmup, speed_runs) if speed_runs > 0 else None
     row = {
         "kind": "sweep",
         "name": setting.name,
@@ -285,7 +239,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "split": split,
         "protocol": cfg["val"]["protocol"],
         "epochs": cfg["optim"]["epochs"],
-        "config_fingerprint": fingerprint,
+        "config_fingerprint": config_fingerprint(config),
         "weights_sha256": weights_digest(run_dir / "final.safetensors"),
         "train_images": None,
         "num_images": record.num_images,
@@ -296,7 +250,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "fps": speed["fps"] if speed else None,
         "latency_ms_median": speed["latency_ms_median"] if speed else None,
         "latency_ms_iqr": speed["latency_ms_iqr"] if speed else None,
-        "params": speed["params"] if speed else sum(p.numel() for p in model.parameters()),
+        "params": speed["params"] if speed else record.provenance.num_params,
         "gflops": speed["gflops"] if speed else None,
         "device": speed["device"] if speed else device,
         "device_name": speed["device_name"] if speed else None,
@@ -304,16 +258,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "eval_seconds": round(eval_seconds, 2),
         "record": str((folder / split / "record.json").relative_to(folder)),
     }
-    log_path = run_dir / "log.jsonl"
-    if log_path.is_file():
-        from lt_faceparse.engine.progress import read_log
-
-        events = read_log(log_path)
-        starts = [e for e in events if e.get("event") == "start"]
-        epochs = [e for e in events if e.get("event") == "epoch"]
-        row["train_images"] = starts[-1].get("train_images") if starts else None
-        row["final_train_loss"] = epochs[-1].get("loss") if epochs else None
-        row["epoch_seconds"] = [e.get("seconds") for e in epochs]
+    row.update(_training_log_fields(run_dir / "log.jsonl"))
     row["val"] = _copy_val_record(run_dir, folder, setting.name)
     atomic_write_json(folder / SWEEP_FILE, row)
     if log:
@@ -323,15 +268,66 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     return row
 
 
+def _reusable_row(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, reuse: str,
+                  runs_dir: str | Path | None, log: Callable[[str], None] | None) -> dict[str, Any] | None:
+    """The finished row :func:`run_setting` returns as it is, or None to train/score; with
+    ``reuse="results"`` a missing row raises :class:`MissingResult`."""
+    folder = Path(out_dir) / setting.name
+    row = finished_row(setting, config, out_dir, reuse=reuse, runs_dir=runs_dir)
+    if row is not None:
+        if log:
+            log(f"{setting.name}: " + ("finished result reused as it is (--reuse-results), not trained"
+                                       if reuse == "results" else
+                                       "trained earlier on this machine with the same config, skipped"))
+        return row
+    if reuse == "results":
+        found = (f"holds another config (fingerprint {load_sweep_row(folder / SWEEP_FILE).get('config_fingerprint')}"
+                 f", this one's is {config_fingerprint(config)})" if (folder / SWEEP_FILE).is_file() else "is missing")
+        raise MissingResult(f"{folder / SWEEP_FILE} {found}: no finished result of this setting to reuse; "
+                            "run without --reuse-results to train it")
+    return None
+
+
+def _run_config(setting: SweepSetting, config: dict[str, Any], folder: Path, run_dir: Path,
+                log: Callable[[str], None] | None) -> dict[str, Any]:
+    """The training config of the setting's run: in ``run_dir``, resumed when interrupted, on a resolved device."""
+    cfg = copy.deepcopy(config)
+    if (folder / SWEEP_FILE).is_file() and log:
+        log(f"{setting.name}: the row on disk was not trained here with this config; "
+            + ("re-scoring the weights of this machine's finished run" if (run_dir / "final.safetensors").is_file()
+               else "training again (its weights are not in this machine's run folder)"))
+    cfg["out"] = str(run_dir)
+    cfg["resume"] = True  # continue an interrupted run; a fresh folder simply starts at epoch 0
+    cfg["device"] = resolve_device(cfg["device"])
+    return cfg
+
+
+def _time_run(setting: SweepSetting, run_dir: Path, speed_dir: Path, device: str, warmup: int,
+              runs: int) -> dict[str, Any]:
+    """Time the run's final weights as they are evaluated (inside the weights' RoI warp, when they
+    have one) at batch 1; save and return the speed record."""
+    runner, _ = load_runner(run_dir / "final.safetensors", map_location=device)
+    info = {"model": setting.model, "backbone": setting.backbone, **({"warp": runner.warp} if runner.warp else {})}
+    speed = measure_speed(TemplateFace(runner), setting.resolution, 1, device, warmup=warmup, runs=runs, info=info)
+    save_speed(speed, speed_dir)
+    return speed
+
+
+def _training_log_fields(log_path: Path) -> dict[str, Any]:
+    """Training images, final loss and epoch times from a run's ``log.jsonl`` (nothing without one)."""
+    if not log_path.is_file():
+        return {}
+    events = read_log(log_path)
+    starts = [e for e in events if e.get("event") == "start"]
+    epochs = [e for e in events if e.get("event") == "epoch"]
+    return {"train_images": starts[-1].get("train_images") if starts else None,
+            "final_train_loss": epochs[-1].get("loss") if epochs else None,
+            "epoch_seconds": [e.get("seconds") for e in epochs]}
+
+
 def _copy_val_record(run_dir: Path, folder: Path, name: str) -> dict[str, Any] | None:
     """Copy the run's validation record (written by training) next to the test record, tagged with
     the setting name; return its summary (mean, head and tail mean F1), or None without one."""
-    from dataclasses import replace
-
-    from lt_faceparse.records import load_record, save_record
-    from lt_faceparse.reporting.leaderboard import head_tail_means
-    from lt_faceparse.taxonomy import get_taxonomy
-
     path = run_dir / "val" / "record.json"
     if not path.is_file():
         return None
@@ -343,37 +339,11 @@ def _copy_val_record(run_dir: Path, folder: Path, name: str) -> dict[str, Any] |
             "head_mean_f1": head, "tail_mean_f1": tail, "record": str((folder / "val" / "record.json").relative_to(folder))}
 
 
-def run_sweep(config: dict[str, Any], out_dir: str | Path, *, resolutions: Sequence[int] = (),
-              backbones: Sequence[str] = (), remedies: Sequence[str] = (), split: str = "test", speed_runs: int = 10,
-              n_resamples: int = 1000, runs_dir: str | Path | None = None,
-              log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Run every setting of :func:`plan_sweep` one after the other (settings this machine finished
-    are skipped; each is timed right after its training); return the rows."""
-    from lt_faceparse.reporting.parallel import run_settings
-
-    plan = plan_sweep(config, resolutions=resolutions, backbones=backbones, remedies=remedies)
-    return run_settings(plan, out_dir, workers=1, threads=None, runs_dir=runs_dir, log=log, split=split,
-                        speed_runs=speed_runs, n_resamples=n_resamples)
-
-
-def load_sweep_row(path: str | Path) -> dict[str, Any]:
-    """Read and validate one ``sweep.json``; errors name the file."""
-    return read_json(path, "sweep row", kind="sweep",
-                     required=("name", "axis", "model", "resolution", "mean_f1", "fps", "params"))
-
-
-def find_sweep_rows(root: str | Path) -> list[dict[str, Any]]:
-    """Every ``sweep.json`` under ``root`` (recursively), in path order."""
-    return [load_sweep_row(p) for p in sorted(Path(root).rglob(SWEEP_FILE))]
-
-
 def speed_only_rows(builders: Iterable[tuple[str, str | None, Callable[[], Any]]], resolution: int, *,
                     device: str = "cpu", runs: int = 5, warmup: int = 2,
                     out_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Params, GFLOPs and FPS of untrained models (Table 2a rows for backbones we cannot train
     here): ``builders`` yields (model name, backbone, build function)."""
-    from lt_faceparse.speed import measure_speed, save_speed
-
     rows = []
     for model_name, backbone, build in builders:
         model = build()

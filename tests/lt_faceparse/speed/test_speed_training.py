@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lt_faceparse.data.build import build_dataset
-from lt_faceparse.speed_loading import loader_images_per_s, per_item_ms
-from lt_faceparse.speed_training import (format_end_to_end, format_step_rows, synthface_celebamask,
+from lt_faceparse.speed.loading import loader_images_per_s, per_item_ms
+from lt_faceparse.speed.training import (format_end_to_end, format_step_rows, synthface_celebamask,
                                          train_end_to_end, training_step_rows)
 
 

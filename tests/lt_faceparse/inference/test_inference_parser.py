@@ -10,7 +10,8 @@ from lt_faceparse.cli import main
 from lt_faceparse.data.transforms import normalize_image, resize_image
 from lt_faceparse.taxonomy import get_taxonomy
 from lt_faceparse.weights import save_model
-from segface import FaceParser, SegFace, load_checkpoint
+from lt_faceparse.inference.parser import FaceParser
+from segface import SegFace, load_checkpoint
 
 RES = 64
 
@@ -138,7 +139,7 @@ def test_compile_option_reaches_the_parser(checkpoint, monkeypatch):
 
 
 def test_parse_cli_compile_flag(checkpoint, images, tmp_path, monkeypatch):
-    import segface.parser as parser_module
+    import lt_faceparse.inference.parser as parser_module
 
     seen = []
     real = parser_module.FaceParser.from_checkpoint

@@ -20,13 +20,18 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lt_faceparse.engine.config import ConfigError
+from lt_faceparse.engine.config import ConfigError, expand_path
 from lt_faceparse.engine.distributed import DistInfo, barrier
 from lt_faceparse.engine.sampling import ResumableDistributedSampler
+from lt_faceparse.longtail.copy_paste import CopyPasteDataset, occlusion_table
+from lt_faceparse.longtail.model_loss import attach_loss_remedy, build_pixel_loss
 from lt_faceparse.longtail.pixel_loss import PixelLoss
-from lt_faceparse.longtail.priors import ClassPriors, SplitStatistics, resolve_priors, split_statistics
+from lt_faceparse.longtail.priors import ClassPriors, SplitStatistics, read_priors_csv, split_statistics
+from lt_faceparse.longtail.repeat_factor import (RepeatFactorSampler, RepeatedIndexDataset, class_repeat_factors,
+                                                 image_repeat_factors)
 from lt_faceparse.longtail.spec import (PLAIN, UNIFORM, canonical_longtail, is_plain, loss_name, needs_priors,
                                         remedy_label, sampler_name)
+from lt_faceparse.taxonomy import Taxonomy
 
 
 class LongtailTraining:
@@ -74,7 +79,6 @@ class LongtailTraining:
         """Put the loss remedy in place of the model's cross-entropy term (no-op for ``plain``)."""
         if loss_name(self.section) == PLAIN:
             return
-        from lt_faceparse.longtail.model_loss import attach_loss_remedy, build_pixel_loss
 
         self.loss = build_pixel_loss(self.section["loss"], self.priors, self.taxonomy.num_classes).to(device)
         try:
@@ -85,15 +89,11 @@ class LongtailTraining:
     def wrap_dataset(self, dataset: Any) -> Any:
         """The training dataset with copy-paste and the repeat-factor copies' virtual indices (or itself)."""
         if self.copy_paste is not None:
-            from lt_faceparse.longtail.copy_paste import CopyPasteDataset, occlusion_table
-
             covers = occlusion_table(self.taxonomy, getattr(dataset, "merge_order", None))
             classes = [self.taxonomy.id_of(c) for c in self.copy_paste["classes"]]
             dataset = CopyPasteDataset(dataset, self.split_stats.presence, classes, prob=self.copy_paste["prob"],
                                        jitter=self.copy_paste["jitter"], covers=covers)
         if self.image_factors is not None:
-            from lt_faceparse.longtail.repeat_factor import RepeatedIndexDataset
-
             dataset = RepeatedIndexDataset(dataset)
         return dataset
 
@@ -102,7 +102,6 @@ class LongtailTraining:
         :class:`~lt_faceparse.longtail.repeat_factor.RepeatFactorSampler`; both take ``set_epoch(epoch, skip)``."""
         if self.image_factors is None:
             return ResumableDistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
-        from lt_faceparse.longtail.repeat_factor import RepeatFactorSampler
 
         return RepeatFactorSampler(self.image_factors, num_replicas=num_replicas, rank=rank, seed=seed,
                                    epoch_size=self.section["sampler"]["epoch_size"])
@@ -162,9 +161,22 @@ class LongtailTraining:
         return {**spec, "classes": list(classes)}
 
     def _image_factors(self) -> np.ndarray:
-        from lt_faceparse.longtail.repeat_factor import class_repeat_factors, image_repeat_factors
-
         if self.split_stats is None:
             raise ValueError("repeat-factor sampling needs the training split's per-image presence table")
         class_factors = class_repeat_factors(self.priors.presence(), self.section["sampler"]["threshold"])
         return image_repeat_factors(self.split_stats.presence, class_factors)
+
+
+def resolve_priors(setting: str | dict[str, Any] | None, taxonomy: Taxonomy,
+                   split_stats: SplitStatistics | None) -> ClassPriors:
+    """The priors a remedy uses: a ``class_frequencies.csv`` path, an inline mapping, or (None) the
+    training split's own counts ``split_stats``."""
+    if setting is None:
+        if split_stats is None:
+            raise ValueError("resolve_priors: no priors setting and no training-split statistics")
+        return split_stats.priors
+    if isinstance(setting, dict):
+        priors = ClassPriors.from_dict(setting, "config key longtail.priors")
+        priors.check_taxonomy(taxonomy, "config key longtail.priors")
+        return priors
+    return read_priors_csv(expand_path(setting), taxonomy)

@@ -6,7 +6,7 @@ import pytest
 
 from lt_faceparse.cli import main
 from lt_faceparse.records import load_record
-from lt_faceparse.speed import find_speed_records
+from lt_faceparse.speed.harness import find_speed_records
 
 
 @pytest.mark.slow
@@ -73,7 +73,7 @@ def test_quick_benchmark_produces_the_report(tmp_path):
 def _toy_plan(**changes):
     import dataclasses
 
-    from lt_faceparse.reporting.benchmark import BACKBONE, QUICK
+    from lt_faceparse.experiments.plans import BACKBONE, QUICK
 
     plan = dataclasses.replace(
         QUICK, name="toy", num_images=30, image_size=32, splits=(0.6, 0.2, 0.2), resolution=32, epochs=1,
@@ -85,7 +85,7 @@ def _toy_plan(**changes):
 
 def _tiny_setting(tmp_path, epochs=1):
     from lt_faceparse.engine.config import load_config
-    from lt_faceparse.reporting.sweep import setting_of
+    from lt_faceparse.experiments.sweep import setting_of
 
     cfg = load_config("synth_tiny", [f"data.root={tmp_path / 'data'}", f"optim.epochs={epochs}", "optim.milestones=[1]",
                                      "data.synthetic={num_images: 24, size: 32, seed: 0}", "data.resolution=32",
@@ -98,7 +98,7 @@ def test_a_row_without_its_weights_is_retrained(tmp_path):
     weights this machine holds is reused; reuse="results" takes the row as it is and never trains."""
     import shutil
 
-    from lt_faceparse.reporting.sweep import MissingResult, finished_row, run_setting, weights_digest
+    from lt_faceparse.experiments.sweep import MissingResult, finished_row, run_setting, weights_digest
 
     setting, cfg = _tiny_setting(tmp_path)
     results, runs = tmp_path / "results", tmp_path / "runs"
@@ -144,8 +144,8 @@ def test_a_row_without_its_weights_is_retrained(tmp_path):
 
 @pytest.mark.slow
 def test_parallel_workers_train_the_same_weights_as_one_process(tmp_path):
-    from lt_faceparse.reporting.parallel import run_settings
-    from lt_faceparse.reporting.sweep import plan_sweep
+    from lt_faceparse.experiments.parallel import run_settings
+    from lt_faceparse.experiments.sweep import plan_sweep
 
     _, cfg = _tiny_setting(tmp_path, epochs=2)
     cfg["optim"]["milestones"] = [1]
@@ -164,7 +164,8 @@ def test_parallel_workers_train_the_same_weights_as_one_process(tmp_path):
 def test_plan_settings_remedies_and_schedule(tmp_path):
     import dataclasses
 
-    from lt_faceparse.reporting.benchmark import DEFAULT, GPU, QUICK, plan_settings, select_plan
+    from lt_faceparse.experiments.benchmark import plan_settings
+    from lt_faceparse.experiments.plans import DEFAULT, GPU, QUICK, select_plan
 
     assert select_plan() is DEFAULT and select_plan(quick=True) is QUICK and select_plan(device="cuda") is GPU
     assert select_plan(name="gpu", quick=True) is GPU
@@ -202,7 +203,8 @@ def test_plan_settings_remedies_and_schedule(tmp_path):
 def test_gpu_plan_configs(tmp_path):
     from lt_faceparse.engine.config import validate_config
     from lt_faceparse.errors import LTFaceParseError
-    from lt_faceparse.reporting.benchmark import GPU, plan_config, run_benchmark
+    from lt_faceparse.experiments.benchmark import plan_config, run_benchmark
+    from lt_faceparse.experiments.plans import GPU
 
     assert GPU.resolution >= 256 and GPU.device == "cuda" and GPU.precision == "bf16"
     cfg = plan_config(GPU, tmp_path, *GPU.models[0], GPU.resolution)
@@ -223,7 +225,7 @@ def test_benchmark_fresh_clone_trains_and_reuse_results_does_not(tmp_path):
     nothing and re-renders the report; a rerun on the machine that trained skips every setting."""
     import shutil
 
-    from lt_faceparse.reporting.benchmark import run_benchmark
+    from lt_faceparse.experiments.benchmark import run_benchmark
 
     plan = _toy_plan(workers=2, loader_workers=1, precision="bf16")
     out = tmp_path / "reports"
@@ -240,7 +242,7 @@ def test_benchmark_fresh_clone_trains_and_reuse_results_does_not(tmp_path):
     assert list((tmp_path / "machine_b" / "benchmark_runs" / "toy").rglob("final.safetensors"))
     assert not any("skipped" in m for m in messages)
 
-    from lt_faceparse.reporting.benchmark import recorded_plan
+    from lt_faceparse.experiments.plans import recorded_plan
 
     assert recorded_plan(out) == plan  # benchmark.json round trip
     messages = []  # no plan given: --reuse-results re-renders with the plan recorded in benchmark.json

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 
 from lt_faceparse.errors import DataError
-from lt_faceparse.speed import (
+from lt_faceparse.speed.harness import (
     count_flops,
     count_parameters,
     find_speed_records,

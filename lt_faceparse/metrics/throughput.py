@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from lt_faceparse.metrics.bootstrap import bootstrap_ci, paired_bootstrap
 from lt_faceparse.metrics.confusion import ConfusionMatrix
+from lt_faceparse.metrics.per_image import PerImageStats
+from lt_faceparse.taxonomy import get_taxonomy
 
 
 def _numpy_per_image_histogram(preds: list[np.ndarray], targets: list[np.ndarray], k: int) -> np.ndarray:
@@ -21,7 +24,7 @@ def _numpy_per_image_histogram(preds: list[np.ndarray], targets: list[np.ndarray
     return cm.reshape(k, k)
 
 
-def benchmark_confusion(*, num_classes: int = 19, batch_size: int = 8, size: int = 512, num_batches: int = 8,
+def confusion_throughput(*, num_classes: int = 19, batch_size: int = 8, size: int = 512, num_batches: int = 8,
                         device: str = "cpu", seed: int = 0, repeats: int = 3) -> dict[str, Any]:
     """Pixels/s of our metric (per-image stats on and off) and of the numpy baseline on the same
     random predictions (ignore pixels ~5%); best of ``repeats`` runs; the matrices are checked equal."""
@@ -62,7 +65,7 @@ def benchmark_confusion(*, num_classes: int = 19, batch_size: int = 8, size: int
         base_cm = _numpy_per_image_histogram(np_p, np_t, k)
         base_s = min(base_s, time.perf_counter() - t0)
     if not (np.array_equal(ours_cm, base_cm) and np.array_equal(plain_cm, base_cm)):
-        raise AssertionError("benchmark: ConfusionMatrix and the numpy baseline disagree")
+        raise AssertionError("throughput: ConfusionMatrix and the numpy baseline disagree")
     return {
         "device": device, "torch_threads": torch.get_num_threads(), "num_classes": k,
         "batch_size": batch_size, "size": size, "num_batches": num_batches, "pixels": pixels,
@@ -72,13 +75,9 @@ def benchmark_confusion(*, num_classes: int = 19, batch_size: int = 8, size: int
     }
 
 
-def benchmark_bootstrap(*, num_images: int = 3000, n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+def bootstrap_throughput(*, num_images: int = 3000, n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Seconds for percentile-bootstrap intervals (per-class F1 + mean F1) and for a paired test of
     two records, on synthetic CelebAMask-HQ-sized per-image counts (19 classes)."""
-    from lt_faceparse.metrics.bootstrap import bootstrap_ci, paired_bootstrap
-    from lt_faceparse.metrics.per_image import PerImageStats
-    from lt_faceparse.taxonomy import get_taxonomy
-
     taxonomy = get_taxonomy("celebamask-hq")
     rng = np.random.default_rng(seed)
     shape = (num_images, taxonomy.num_classes)

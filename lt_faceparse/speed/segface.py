@@ -1,6 +1,6 @@
 """Inference speed of SegFace per backbone and resolution: its formulations against each other and BiSeNet.
 
-Every timing comes from :func:`lt_faceparse.speed.measure_speed` (median wall clock of forward
+Every timing comes from :func:`lt_faceparse.speed.harness.measure_speed` (median wall clock of forward
 passes after warm-up, ``torch.inference_mode``, the device synchronised around each pass). On a
 shared machine single medians are noisy, so the settings are measured in ``rounds`` interleaved
 rounds and the median over rounds is reported. FLOPs: torch's ``FlopCounterMode`` (multiply-add = 2,
@@ -19,7 +19,8 @@ import torch.nn as nn
 
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.models import build_model, resolve_model
-from lt_faceparse.speed import measure_speed
+from lt_faceparse.speed.harness import measure_speed
+from segface.formulation import choose_formulation
 
 
 def segface_builder(backbone: str, num_classes: int, formulation: str) -> Callable[[], nn.Module]:
@@ -90,7 +91,7 @@ def bench_segface(
 def interleaved_speed(models: Sequence[tuple[dict[str, Any], nn.Module]], resolution: int, batch_size: int,
                       device: str, dtype: str = "fp32", *, rounds: int, runs: int, warmup: int | Sequence[int],
                       flops: bool = True) -> list[dict[str, Any]]:
-    """:func:`~lt_faceparse.speed.measure_speed` of each ``(info, model)`` in ``rounds`` interleaved rounds.
+    """:func:`~lt_faceparse.speed.harness.measure_speed` of each ``(info, model)`` in ``rounds`` interleaved rounds.
 
     One row per model: the first round's record with ``latency_ms_median`` the median over rounds
     (each round's median in ``latency_ms_rounds``) and ``images_per_s``/``fps`` from it. ``warmup``
@@ -188,7 +189,6 @@ def _resolved(info: dict[str, Any], device: str) -> dict[str, Any]:
     """``info`` with an ``auto`` formulation named as run on ``device`` in inference, e.g. ``auto (cpu)``."""
     if info.get("formulation") != "auto":
         return info
-    from segface.formulation import choose_formulation
 
     return {**info, "formulation": f"auto ({choose_formulation(torch.device(device), grad=False).name})"}
 

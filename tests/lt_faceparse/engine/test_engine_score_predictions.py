@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lt_faceparse.analysis.score_predictions import score_prediction_folders
+from lt_faceparse.engine.score_predictions import score_prediction_folders
 from lt_faceparse.cli import main
 from lt_faceparse.errors import DataError
 from lt_faceparse.records import load_record
@@ -94,7 +94,7 @@ def test_a_folder_taxonomy_is_named_by_its_class_list_or_a_weight_file(tmp_path)
     import subprocess
     import sys
 
-    from lt_faceparse.data.folder import resolve_taxonomy
+    from lt_faceparse.weights import resolve_taxonomy
     from lt_faceparse.engine.tiny import TinyParser
     from lt_faceparse.weights import save_model
 

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from lt_faceparse.engine.config import config_dir, read_config_file
 from lt_faceparse.errors import DataError
 from lt_faceparse.longtail.spec import PLAIN, canonical_longtail, default_longtail
 
@@ -22,8 +23,6 @@ BASE = "base"
 
 
 def remedy_dir() -> Path:
-    from lt_faceparse.engine.config import config_dir
-
     return config_dir() / "longtail"
 
 
@@ -35,8 +34,6 @@ def shipped_remedies() -> list[str]:
 def resolve_remedy(name: str | Path) -> tuple[str, dict[str, Any]]:
     """``(name, longtail section)`` of ``plain``, a shipped remedy name, or a YAML file (its
     ``longtail`` section, following ``base:`` chains). Errors name the file."""
-    from lt_faceparse.engine.config import read_config_file
-
     if str(name) == PLAIN:
         return PLAIN, default_longtail()
     path = Path(name)
