@@ -6,6 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from lt_faceparse.errors import DataError
+from lt_faceparse.experiments.zoo_eval import zoo_eval
+from lt_faceparse.inference.parser import LANDMARKS_NEEDED
+from lt_faceparse.reporting.zoo_tables import print_zoo_list
+from lt_faceparse.zoo import get_entry, pretrained_weights, zoo_entries
+
 
 def add_weights_arguments(p: argparse.ArgumentParser, checkpoint_help: str) -> None:
     """``--checkpoint FILE`` or ``--model NAME`` (a released model, see ``zoo list``): exactly one."""
@@ -21,9 +27,6 @@ def weights_of(args: argparse.Namespace, *, parsing: bool = False) -> str | Path
     ``parsing``: a warp model (LaPa) without ``--landmarks`` stops before anything is downloaded."""
     if args.checkpoint is not None:
         return args.checkpoint
-    from lt_faceparse.errors import DataError
-    from lt_faceparse.zoo import get_entry, pretrained_weights
-    from lt_faceparse.inference.parser import LANDMARKS_NEEDED
 
     if parsing and get_entry(args.model).needs_landmarks and args.landmarks is None:
         raise DataError(None, LANDMARKS_NEEDED)
@@ -66,16 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from lt_faceparse.reporting.zoo_tables import print_zoo_list
-    from lt_faceparse.zoo import zoo_entries
-
     print_zoo_list(zoo_entries(), args.format)
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from lt_faceparse.experiments.zoo_eval import zoo_eval
-
     result = zoo_eval(args.dataset, args.root, args.out, models=args.models, split=args.split,
                       protocol=args.protocol, merge=args.merge, batch_size=args.batch_size, device=args.device,
                       num_workers=args.num_workers, n_resamples=args.bootstrap, seed=args.bootstrap_seed,

@@ -21,6 +21,7 @@ from lt_faceparse.engine.compile import check_compile_setting
 from lt_faceparse.errors import ConfigKeyError
 from lt_faceparse.longtail.spec import default_longtail, validate_longtail
 from lt_faceparse.metrics.protocol import PROTOCOLS
+from segface.formulation import CHOICES
 
 COMMAND_LINE = "command line"
 SYNTHETIC_KEYS = ("num_images", "size", "seed", "presence", "splits")
@@ -103,7 +104,6 @@ def _compile_setting(value: Any) -> str | None:
 
 def _formulation(value: Any) -> str | None:
     # segface's package init builds its model (timm); only the names of the formulations are needed here
-    from segface.formulation import CHOICES
 
     return None if value in CHOICES else f"must be one of {list(CHOICES)}, got {value!r}"
 

@@ -24,12 +24,15 @@ import torch
 import torch.nn as nn
 
 from lt_faceparse import __version__
+from lt_faceparse.data import make_loader
 from lt_faceparse.engine.distributed import all_reduce_sum
+from lt_faceparse.engine.evaluate import evaluate_model
 from lt_faceparse.engine.gradients import gradient_norm
 from lt_faceparse.engine.progress import EpochProgress
 from lt_faceparse.engine.run_state import CHECKPOINT_RULE, FINAL_WEIGHTS, pretraining
 from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistributedSampler, worker_seed
 from lt_faceparse.engine.tensorboard import TensorBoardLog
+from lt_faceparse.records import save_record
 
 if TYPE_CHECKING:  # the trainer imports this module
     from lt_faceparse.engine.train import Trainer
@@ -198,7 +201,6 @@ class PreciseBNHook(Hook):
     @staticmethod
     def _loader(trainer: "Trainer"):
         """Training batches in the permutation of the epoch after the last one."""
-        from lt_faceparse.data import make_loader
 
         epochs, seed, info = trainer.config["optim"]["epochs"], trainer.config["seed"], trainer.info
         sampler = ResumableDistributedSampler(trainer.train_set, num_replicas=info.world_size, rank=info.rank,
@@ -224,8 +226,6 @@ class ValidationHook(Hook):
 
     @staticmethod
     def validate(trainer: "Trainer", epoch: int, *, save: bool, step: int) -> None:
-        from lt_faceparse.engine.evaluate import evaluate_model
-
         record = evaluate_model(trainer.runner, trainer.val_set, protocol=trainer.config["val"]["protocol"],
                                 batch_size=trainer.config["val"]["batch_size"], device=trainer.info.device,
                                 provenance=provenance(trainer, epoch), num_workers=trainer.num_workers,
@@ -236,7 +236,6 @@ class ValidationHook(Hook):
                           pixel_accuracy=record.pixel_accuracy)
         trainer.tensorboard.validation(step, record, trainer.taxonomy)
         if save and trainer.info.is_main:
-            from lt_faceparse.records import save_record
 
             save_record(record, trainer.out / "val")
 

@@ -22,11 +22,12 @@ from lt_faceparse.engine.checkpoint import (CHECKPOINT_DIR, capture_rng, checkpo
                                             restore_rng, restore_scheduler, save_checkpoint, scheduler_state)
 from lt_faceparse.engine.config import DEFAULTS, merge_dicts
 from lt_faceparse.engine.distributed import DistInfo, all_gather_objects, barrier, launch_environment
+from lt_faceparse.engine.longtail_training import LongtailTraining
 from lt_faceparse.engine.preemption import Preempted, PreemptionGuard, exit_code_for
 from lt_faceparse.engine.progress import JsonlLog
 from lt_faceparse.engine.resume import agree_on_resume
 from lt_faceparse.engine.step_values import StepValues, TrainingDiverged
-from lt_faceparse.engine.longtail_training import LongtailTraining
+from lt_faceparse.weights import save_model
 
 _LOG = logging.getLogger(__name__)
 
@@ -144,7 +145,6 @@ class RunState:
 
     def save_final(self, *, model_kwargs: dict[str, Any], train_set: Any, global_batch: int) -> None:
         """The final weights (``final.safetensors``, :mod:`lt_faceparse.weights`) with the run's metadata (rank 0)."""
-        from lt_faceparse.weights import save_model
 
         data = self.config["data"]
         metadata = {

@@ -9,8 +9,11 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from lt_faceparse.data import build_dataset
+from lt_faceparse.data.synthetic import ensure_synthface
 from lt_faceparse.engine.config import ConfigError, expand_path
 from lt_faceparse.engine.distributed import DistInfo, rank0_first_then_each_node
+from lt_faceparse.errors import DataError, SplitNotFound
 from lt_faceparse.models import build_model, check_model, prepare_for_training
 
 
@@ -37,7 +40,6 @@ def training_datasets(config: dict[str, Any], info: DistInfo, train_dataset: Any
     """(train, val or None): the given datasets, else those ``config["data"]`` names (val never holds test images)."""
     data = config["data"]
     if train_dataset is None:
-        from lt_faceparse.data import build_dataset
 
         root = _data_root(data, info)
         common = dict(resolution=data["resolution"], merge=data["merge"])
@@ -58,7 +60,6 @@ def _data_root(data: dict[str, Any], info: DistInfo) -> Path:
     root = expand_path(data["root"])
     if data["synthetic"] is None:
         return root
-    from lt_faceparse.data.synthetic import ensure_synthface
 
     spec = dict(fmt=data["dataset"], **data["synthetic"])
     # generated once on a shared filesystem, once per node on node-local ones; never twice at once
@@ -69,7 +70,6 @@ def check_not_test(val_dataset: Any, build_dataset: Any, name: str, root: Path, 
     """Refuse a validation split that holds test images (Helen's ``val`` falls back to ``test``
     when the tree has no ``val.txt``). A tree without a test split passes; a test split that exists
     but cannot be opened is an error (the guard is never switched off silently)."""
-    from lt_faceparse.errors import DataError, SplitNotFound
 
     try:
         test = build_dataset(name, root, "test", train=False, **common)

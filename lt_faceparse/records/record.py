@@ -113,7 +113,7 @@ class ResultRecord:
 
     def to_frame(self):
         """Per-class table (pandas), one row per class."""
-        import pandas as pd  # heavy: imported only when a table is asked for
+        import pandas as pd  # lazy: heavy, imported only when a table is asked for
 
         return pd.DataFrame(self.per_class)
 

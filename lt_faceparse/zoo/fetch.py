@@ -29,10 +29,12 @@ from typing import Any
 
 from rich.console import Console
 
+from baselines.convert_zll import convert_zll, zll_metadata
 from lt_faceparse.errors import DataError
 from lt_faceparse.pretrained import DOWNLOAD_ERRORS, OFFLINE_VARIABLES, offline
 from lt_faceparse.weights import save_model
 from lt_faceparse.zoo.registry import SEGFACE_RELEASE, ZLL_CHECKPOINT, ZooEntry, get_entry
+from segface.convert import convert_official
 
 ZOO_HOME_VARIABLE = "LT_FACEPARSE_ZOO"
 CONVERTED_FOLDER = "lt-faceparse"
@@ -45,7 +47,7 @@ def zoo_home() -> Path:
 
 def hub_cache_dir() -> Path:
     """The Hugging Face hub cache in use (``huggingface_hub.constants.HF_HUB_CACHE``)."""
-    from huggingface_hub import constants  # read at call time: HF_HUB_CACHE may be set after import
+    from huggingface_hub import constants  # lazy: read at call time (HF_HUB_CACHE may be set after import)
 
     return Path(constants.HF_HUB_CACHE)
 
@@ -60,7 +62,7 @@ def cached_source(entry: ZooEntry) -> Path | None:
     if entry.hub_repo is None:
         path = user_file_path(entry)
         return path if path.is_file() else None
-    import huggingface_hub  # optional heavy import: only for Hub entries (tests replace its functions)
+    import huggingface_hub  # lazy: optional heavy import, only for Hub entries (tests replace its functions)
 
     hit = huggingface_hub.try_to_load_from_cache(entry.hub_repo, entry.file, cache_dir=hub_cache_dir())
     return Path(hit) if isinstance(hit, str) else None
@@ -86,8 +88,8 @@ def source_file(entry: ZooEntry) -> Path:
     if offline():
         switches = ", ".join(f"{v}={os.environ[v]}" for v in OFFLINE_VARIABLES if os.environ.get(v))
         raise DataError(None, _missing_message(entry, f"offline mode {switches}: nothing is downloaded"))
-    import huggingface_hub  # looked up at call time: tests replace hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    import huggingface_hub  # lazy: looked up at call time (tests replace hf_hub_download)
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError  # lazy: with the download
 
     try:
         return Path(huggingface_hub.hf_hub_download(entry.hub_repo, entry.file, cache_dir=hub_cache_dir()))
@@ -142,13 +144,9 @@ def zoo_metadata(entry: ZooEntry, identity: str) -> dict[str, Any]:
 def convert_entry(entry: ZooEntry, source: Path, out: Path, identity: str) -> Path:
     """Convert the released file ``source`` of ``entry`` (no pickled code runs) and write ``out``."""
     if entry.format == SEGFACE_RELEASE:
-        from segface.convert import convert_official  # torchvision model builders: only when converting
-
         model = convert_official(source, entry.backbone, entry.taxonomy, resolution=entry.resolution)
         meta = dict(model.metadata)
     elif entry.format == ZLL_CHECKPOINT:
-        from baselines.convert_zll import convert_zll, zll_metadata  # only when converting
-
         model = convert_zll(source)
         meta = zll_metadata(model, source)
     else:  # register_entry admits known formats only
