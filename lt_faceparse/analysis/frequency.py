@@ -14,16 +14,18 @@ import datetime as _dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from lt_faceparse.analysis.bins import BIN_NAMES, assign_bins, check_thresholds
 from lt_faceparse.analysis.gini import gini
 from lt_faceparse.atomic import atomic_write_json, atomic_write_text
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy, adopt_taxonomy, get_taxonomy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FREQUENCY_COLUMNS = ("class_id", "class_name", "images_with_class", "presence_prob", "pixel_count",
                      "pixel_share", "mean_area_when_present", "bin")
@@ -37,7 +39,7 @@ class FrequencyTable:
     ``image_presence``: N x K bool, which classes each image contains (rows in the order the images
     were read; None for a table read back from files)."""
 
-    frame: pd.DataFrame
+    frame: "pd.DataFrame"
     summary: dict[str, Any]
     taxonomy: Taxonomy
     image_presence: np.ndarray | None = None
@@ -57,6 +59,8 @@ class FrequencyTable:
         for p in (csv, js):
             if not p.is_file():
                 raise DataError(p, "frequency report file not found")
+        import pandas as pd  # loaded on use: ``freq`` loads it while its workers decode
+
         frame = pd.read_csv(csv)
         missing = [c for c in FREQUENCY_COLUMNS if c not in frame.columns]
         if missing:
@@ -74,7 +78,7 @@ class FrequencyTable:
         return cls(frame, summary, taxonomy)
 
 
-def _taxonomy_from_frame(name: str, frame: pd.DataFrame) -> Taxonomy:
+def _taxonomy_from_frame(name: str, frame: "pd.DataFrame") -> Taxonomy:
     """The registered taxonomy ``name``, else one rebuilt from the table's names, display names and kinds."""
     try:
         return get_taxonomy(name)
@@ -138,6 +142,8 @@ def table_from_histograms(histograms: np.ndarray, taxonomy: Taxonomy, settings: 
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_area = np.where(images_with > 0, area_sum / np.maximum(images_with, 1), np.nan)
     share = pixels / pixels.sum() if pixels.sum() else np.zeros(k)
+    import pandas as pd  # loaded on use: ``freq`` loads it while its workers decode
+
     frame = pd.DataFrame({
         "class_id": np.arange(k), "class_name": taxonomy.names, "images_with_class": images_with,
         "presence_prob": presence, "pixel_count": pixels, "pixel_share": share,
@@ -221,7 +227,10 @@ def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | S
 
 
 def _load_report_libraries() -> None:
-    """Load matplotlib (and its fonts), which the report needs, while the workers decode masks."""
+    """Load what the report needs (pandas, matplotlib and its PDF backend) while the workers decode."""
+    import matplotlib.backends.backend_pdf  # noqa: F401
+    import pandas  # noqa: F401
+
     from lt_faceparse.analysis.plots import _pyplot
 
     _pyplot()

@@ -37,7 +37,8 @@ def _print_tables(tables: dict, out: str) -> None:
     for t in tables.values():
         s = t.summary
         bins = ", ".join(f"{b}: {len(v)}" for b, v in t.bins().items())
-        print(f"{s['dataset']} {s['split']} merge={merge_text(s)}: {s['num_images']} images; Gini over foreground "
+        merge = s["merge"] if s.get("merge") else merge_text(s)  # merge_text loads the datasets (and torch)
+        print(f"{s['dataset']} {s['split']} merge={merge}: {s['num_images']} images; Gini over foreground "
               f"presence {s['gini_image']:.3f}, over foreground pixels {s['gini_pixel']:.3f}; bins by presence "
               f"(rare < {s['thresholds']['rare_below']}, common < {s['thresholds']['common_below']}): {bins}")
     print(f"wrote {out}")

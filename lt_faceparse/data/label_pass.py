@@ -23,6 +23,7 @@ from PIL import Image
 from lt_faceparse.data.cache import LabelCache
 from lt_faceparse.data.celebamask_layout import mask_files_fingerprint, merge_part_masks, read_parts
 from lt_faceparse.data.chunk_pool import chunk_count, map_chunks, split_even
+from lt_faceparse.runtime import reuse_decode_memory
 
 
 def label_histogram(label: np.ndarray) -> np.ndarray:
@@ -44,11 +45,13 @@ _DATASETS: list[Any] = []
 
 def _set_datasets(datasets: list[Any]) -> None:
     _DATASETS[:] = datasets
-    _one_thread()
+    _worker_settings()
 
 
-def _one_thread() -> None:
-    """Workers use one thread each (torch, if this process already loaded it)."""
+def _worker_settings() -> None:
+    """Workers use one thread each (torch, if this process already loaded it) and reuse the memory
+    of the images they decode (:func:`lt_faceparse.runtime.reuse_decode_memory`)."""
+    reuse_decode_memory()
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
 
@@ -99,7 +102,7 @@ _PLAN: list[CelebAPass] = []
 
 def _set_plan(plan: CelebAPass) -> None:
     _PLAN[:] = [plan]
-    _one_thread()
+    _worker_settings()
 
 
 def _image_labels(plan: CelebAPass, image: PassImage, fingerprint: str) -> list[np.ndarray]:
