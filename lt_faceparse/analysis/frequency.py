@@ -249,7 +249,9 @@ def count_labels(dataset_name: str, root: str | Path, split: str, merges: Sequen
         return count_celebamask(root, split, merges, num_workers, shard=shard, while_running=while_running)
     if len(merges) > 1:
         raise ValueError(f"dataset {dataset_name!r} has no merge presets; pass at most one --merge")
-    return count_datasets(_open_splits(dataset_name, root, split, merges[0]), num_workers, shard=shard)
+    counts = count_datasets(_open_splits(dataset_name, root, split, merges[0]), num_workers, shard=shard)
+    counts.settings["presets"] = list(merges)  # the report's folder and key, as asked
+    return counts
 
 
 def report_from_counts(counts, out_dir: str | Path, *, log_scale: bool = False,

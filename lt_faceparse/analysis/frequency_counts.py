@@ -40,7 +40,8 @@ class LabelCounts:
     """Histograms of a run's label maps: ``histograms`` is N x P x 256 (image, preset, label id),
     rows in the run's reading order (``first_row`` of ``total_rows`` for a shard). ``settings``: what
     was counted (dataset, root, split, splits, presets, merges, taxonomy); ``names``: each row's image
-    (for messages); ``fingerprints``: CelebAMask-HQ's cache fingerprint per row (else empty)."""
+    (the CelebAMask-HQ pass: its cache entry, the HQ index); ``fingerprints``: the CelebAMask-HQ
+    pass's cache fingerprint per row (empty for other passes)."""
 
     histograms: np.ndarray
     settings: dict[str, Any]
@@ -52,7 +53,7 @@ class LabelCounts:
     def describe(self, row: int) -> str:
         """The image of ``row``, for messages."""
         name = self.names[row]
-        if self.settings["dataset_format"] == "celebamask-hq":
+        if self.fingerprints:  # the CelebAMask-HQ pass: names are cache entries (HQ indices)
             return str(Path(self.settings["root"]) / IMAGE_DIR / f"{name}.jpg")
         return name
 
