@@ -254,10 +254,21 @@ def count_labels(dataset_name: str, root: str | Path, split: str, merges: Sequen
     return counts
 
 
+def _write_part(job: tuple) -> list[Path]:
+    """One figure's worth of a report: a preset's files, or the side-by-side comparison."""
+    kind, tables, out_dir, log_scale = job
+    if kind == "comparison":
+        return list(compare_presets(tables, out_dir, log_scale).values())
+    return list(write_frequency_report(tables, out_dir, log_scale).values())
+
+
 def report_from_counts(counts, out_dir: str | Path, *, log_scale: bool = False,
-                       thresholds: Mapping[str, float] | None = None) -> dict[str, FrequencyTable]:
+                       thresholds: Mapping[str, float] | None = None, num_workers: int = 0) -> dict[str, FrequencyTable]:
     """Write one report per preset of ``counts`` (in ``OUT/<preset>/`` when several, plus a side-by-side
-    comparison in ``OUT``) and complete the label caches' manifests; returns the tables by preset."""
+    comparison in ``OUT``; several figures are drawn by ``num_workers`` processes) and complete the
+    label caches' manifests; returns the tables by preset."""
+    from lt_faceparse.data.chunk_pool import map_chunks
+
     taxonomy = get_taxonomy(counts.settings["taxonomy"])
     presets = counts.settings["presets"]
     tables = {}
@@ -267,10 +278,12 @@ def report_from_counts(counts, out_dir: str | Path, *, log_scale: bool = False,
         tables[str(preset)] = table_from_histograms(counts.histograms[:, j], taxonomy, settings, thresholds,
                                                     counts.describe)
     counts.write_cache_manifests()
-    for preset, table in tables.items():
-        write_frequency_report(table, Path(out_dir) / preset if len(presets) > 1 else out_dir, log_scale)
-    if len(presets) > 1:
-        compare_presets(tables, out_dir, log_scale)
+    several = len(presets) > 1
+    jobs = [("report", table, Path(out_dir) / preset if several else Path(out_dir), log_scale)
+            for preset, table in tables.items()]
+    jobs += [("comparison", tables, Path(out_dir), log_scale)] if several else []
+    for _ in map_chunks(_write_part, jobs, num_workers):
+        pass
     return tables
 
 
@@ -281,7 +294,8 @@ def frequency_report(dataset_name: str, root: str | Path, split: str, out_dir: s
     (:func:`report_from_counts`); returns the tables by preset."""
     counts = count_labels(dataset_name, root, split, list(merges or ["segface"]), num_workers,
                           while_running=_load_report_libraries)
-    return report_from_counts(counts, out_dir, log_scale=log_scale, thresholds=check_thresholds(thresholds))
+    return report_from_counts(counts, out_dir, log_scale=log_scale, thresholds=check_thresholds(thresholds),
+                              num_workers=num_workers)
 
 
 def frequency_shard(dataset_name: str, root: str | Path, split: str, out_dir: str | Path, shard: tuple[int, int], *,
@@ -295,11 +309,11 @@ def frequency_shard(dataset_name: str, root: str | Path, split: str, out_dir: st
     return save_shard(counts, out_dir, shard, {"thresholds": check_thresholds(thresholds), "log_scale": log_scale})
 
 
-def merge_shards(paths: Sequence[str | Path], out_dir: str | Path) -> dict[str, FrequencyTable]:
+def merge_shards(paths: Sequence[str | Path], out_dir: str | Path, num_workers: int = 0) -> dict[str, FrequencyTable]:
     """The report of a run counted in shards (``freq --shard i/n``): the files (or folders holding
     them) of all ``n`` shards are joined, then reported as one unsharded run would be."""
     from lt_faceparse.analysis.frequency_counts import load_shards
 
     counts, extra = load_shards(paths)
     return report_from_counts(counts, out_dir, log_scale=extra.get("log_scale", False),
-                              thresholds=extra.get("thresholds"))
+                              thresholds=extra.get("thresholds"), num_workers=num_workers)

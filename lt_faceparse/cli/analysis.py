@@ -60,7 +60,7 @@ def _freq(args: argparse.Namespace) -> int:
 def _freq_merge(args: argparse.Namespace) -> int:
     from lt_faceparse.analysis.frequency import merge_shards
 
-    _print_tables(merge_shards(args.shards, args.out), args.out)
+    _print_tables(merge_shards(args.shards, args.out, args.workers), args.out)
     return 0
 
 
@@ -111,6 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Join the N shard files of one freq run (all of them, each once, counted "
                        "with the same settings) and write the report an unsharded run writes.")
     p.add_argument("shards", nargs="+", help="shard files (shard-I-of-N.npz) or folders holding them")
+    p.add_argument("--workers", type=int, default=0, help="processes drawing the figures")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_freq_merge)
 

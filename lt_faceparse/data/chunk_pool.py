@@ -102,7 +102,7 @@ def split_even(items: Sequence[C], num_chunks: int) -> list[Sequence[C]]:
     return [items[i * n // k:(i + 1) * n // k] for i in range(k)] if n else []
 
 
-def chunk_count(num_items: int, num_workers: int, *, per_worker: int = 4, max_items: int = 32) -> int:
+def chunk_count(num_items: int, num_workers: int, *, per_worker: int = 4, max_items: int = 16) -> int:
     """How many chunks to cut ``num_items`` into: about ``per_worker`` per worker (load balance),
     none longer than ``max_items`` (progress, and an early error ends the map early)."""
     if num_items == 0:

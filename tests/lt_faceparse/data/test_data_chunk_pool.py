@@ -68,7 +68,7 @@ def test_results_in_chunk_order_with_and_without_workers():
     want = [sum(v * v for v in c) for c in chunks]
     assert list(map_chunks(_square_sum, chunks, 2)) == want == list(map_chunks(_square_sum, chunks, 0))
     assert split_even([], 3) == [] and chunk_count(0, 2) == 0
-    assert chunk_count(300, 2) == 10 and chunk_count(10, 2) == 8 and chunk_count(3, 4) == 3
+    assert chunk_count(300, 2) == 19 and chunk_count(10, 2) == 8 and chunk_count(3, 4) == 3
 
 
 @pytest.mark.parametrize("workers", [0, 2])
