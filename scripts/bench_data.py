@@ -79,6 +79,7 @@ def _commit() -> str:
 
 
 def run(work: Path, num_images: int, workers: int, repeats: int) -> dict:
+    commit = _commit()  # the code measured: the tree as the run starts
     root = _tree(work, num_images)
     commands = _commands(root, work, workers)
     load_before = _load()
@@ -89,7 +90,7 @@ def run(work: Path, num_images: int, workers: int, repeats: int) -> dict:
     median = {name: statistics.median(t) for name, t in times.items()}
     masks = sum(1 for _ in (root / "CelebAMask-HQ-mask-anno").rglob("*.png"))
     return {
-        "commit": _commit(), "root": str(root), "num_images": num_images, "num_masks": masks, "workers": workers,
+        "commit": commit, "root": str(root), "num_images": num_images, "num_masks": masks, "workers": workers,
         "repeats": repeats, "load_before": load_before, "load_after": _load(), "cpus": os.cpu_count(),
         "machine": platform.processor() or platform.machine(), "python": platform.python_version(),
         "commands": {name: " ".join(cmd) for name, cmd in commands.items()},
