@@ -19,8 +19,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from lt_faceparse.analysis.bins import BIN_NAMES, assign_bins, check_thresholds
+from lt_faceparse.analysis.frequency_counts import (LabelCounts, count_celebamask, count_datasets, load_shards,
+                                                    save_shard)
 from lt_faceparse.analysis.gini import gini
 from lt_faceparse.atomic import atomic_write_json, atomic_write_text
+from lt_faceparse.data.chunk_pool import map_chunks
+from lt_faceparse.data.registry import dataset_key
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy, adopt_taxonomy, get_taxonomy
 
@@ -98,8 +102,6 @@ def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
                               thresholds: Mapping[str, float] | None = None) -> FrequencyTable:
     """Read every label map of ``dataset`` (or of a list of datasets sharing one taxonomy, e.g. all
     splits; ``num_workers`` processes, chunks of images each) and tabulate class frequencies."""
-    from lt_faceparse.analysis.frequency_counts import count_datasets
-
     datasets = _datasets(dataset)
     if not datasets:
         raise ValueError("compute_class_frequencies: no dataset given")
@@ -212,7 +214,7 @@ def compare_presets(tables: Mapping[str, FrequencyTable], out_dir: str | Path, l
 def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | Sequence[str]) -> list[Any]:
     """The datasets of ``split`` (``all`` = every split, a split identical to an earlier one, such
     as Helen's val = test, is read once)."""
-    from lt_faceparse.data import build_dataset
+    from lt_faceparse.data import build_dataset  # the dataset classes load torch: only for these formats
 
     if split != "all":
         return [build_dataset(dataset_name, root, split, resolution=None, merge=merge)]
@@ -237,12 +239,10 @@ def _load_report_libraries() -> None:
 
 
 def count_labels(dataset_name: str, root: str | Path, split: str, merges: Sequence[str], num_workers: int = 0, *,
-                 shard: tuple[int, int] | None = None, while_running: Callable[[], None] | None = None):
+                 shard: tuple[int, int] | None = None,
+                 while_running: Callable[[], None] | None = None) -> LabelCounts:
     """:class:`~lt_faceparse.analysis.frequency_counts.LabelCounts` of ``split`` for every preset of
     ``merges`` in one pass (CelebAMask-HQ; other datasets take one preset at most)."""
-    from lt_faceparse.analysis.frequency_counts import count_celebamask, count_datasets
-    from lt_faceparse.data.registry import dataset_key
-
     if split not in (*SPLITS, "all"):
         raise ValueError(f"split must be one of {[*SPLITS, 'all']}, got {split!r}")
     if dataset_key(dataset_name) == "celebamask-hq":
@@ -262,13 +262,12 @@ def _write_part(job: tuple) -> list[Path]:
     return list(write_frequency_report(tables, out_dir, log_scale).values())
 
 
-def report_from_counts(counts, out_dir: str | Path, *, log_scale: bool = False,
-                       thresholds: Mapping[str, float] | None = None, num_workers: int = 0) -> dict[str, FrequencyTable]:
+def report_from_counts(counts: LabelCounts, out_dir: str | Path, *, log_scale: bool = False,
+                       thresholds: Mapping[str, float] | None = None,
+                       num_workers: int = 0) -> dict[str, FrequencyTable]:
     """Write one report per preset of ``counts`` (in ``OUT/<preset>/`` when several, plus a side-by-side
     comparison in ``OUT``; several figures are drawn by ``num_workers`` processes) and complete the
     label caches' manifests; returns the tables by preset."""
-    from lt_faceparse.data.chunk_pool import map_chunks
-
     taxonomy = get_taxonomy(counts.settings["taxonomy"])
     presets = counts.settings["presets"]
     tables = {}
@@ -303,8 +302,6 @@ def frequency_shard(dataset_name: str, root: str | Path, split: str, out_dir: st
                     thresholds: Mapping[str, float] | None = None) -> Path:
     """``freq --shard i/n``: count block ``i`` of ``n`` of the run :func:`frequency_report` would make,
     into ``OUT/shard-i-of-n.npz`` (returned), for :func:`merge_shards`."""
-    from lt_faceparse.analysis.frequency_counts import save_shard
-
     counts = count_labels(dataset_name, root, split, list(merges or ["segface"]), num_workers, shard=shard)
     return save_shard(counts, out_dir, shard, {"thresholds": check_thresholds(thresholds), "log_scale": log_scale})
 
@@ -312,8 +309,6 @@ def frequency_shard(dataset_name: str, root: str | Path, split: str, out_dir: st
 def merge_shards(paths: Sequence[str | Path], out_dir: str | Path, num_workers: int = 0) -> dict[str, FrequencyTable]:
     """The report of a run counted in shards (``freq --shard i/n``): the files (or folders holding
     them) of all ``n`` shards are joined, then reported as one unsharded run would be."""
-    from lt_faceparse.analysis.frequency_counts import load_shards
-
     counts, extra = load_shards(paths)
     return report_from_counts(counts, out_dir, log_scale=extra.get("log_scale", False),
                               thresholds=extra.get("thresholds"), num_workers=num_workers)
