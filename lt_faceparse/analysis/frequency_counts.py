@@ -135,8 +135,8 @@ def count_datasets(datasets: Sequence[Any], num_workers: int = 0, *,
         hist = dataset_histograms(datasets, num_workers, positions=rows,
                                   on_chunk=lambda n: progress.advance(task, n))
     where = [(d, i) for d, ds in enumerate(datasets) for i in range(len(ds))][rows.start:rows.stop]
-    names = [datasets[d].describe_item(i) if hasattr(datasets[d], "describe_item") else f"{datasets[d].root} #{i}"
-             for d, i in where]
+    names = [datasets[d].describe_item(i) if hasattr(datasets[d], "describe_item")
+             else f"{getattr(datasets[d], 'root', None)} #{i}" for d, i in where]
     merges = [d.merge for d in datasets]
     settings = {"dataset_format": first.dataset_name, "dataset": getattr(first, "source_dataset", first.dataset_name),
                 "root": str(first.root) if getattr(first, "root", None) is not None else None,
