@@ -9,7 +9,6 @@ with left/right swap, ImageNet normalisation.
 
 from __future__ import annotations
 
-import json
 import warnings
 from functools import cached_property
 from pathlib import Path
@@ -17,29 +16,16 @@ from typing import ClassVar, Iterable
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from lt_faceparse.data import transforms as T
+from lt_faceparse.data.files import open_image, source_dataset_of
 from lt_faceparse.data.sample import Sample
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # the image files a dataset folder may hold
 FLIP_MODES = (False, True, "always")
-
-
-def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image, raising :class:`DataError` naming the file on failure."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    try:
-        with Image.open(path) as img:
-            img.load()
-    except (OSError, ValueError, SyntaxError) as err:  # PIL raises these for bad/truncated files
-        raise DataError(path, f"unreadable or truncated image ({err})") from None
-    return img
 
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -223,15 +209,8 @@ class FaceParsingDataset(Dataset):
 
     @cached_property
     def source_dataset(self) -> str:
-        """What the data is, for grouping results: ``synthface-lt`` for a tree written by the
-        SynthFace-LT generator (its ``presence.json`` says so), else the format's name. Generated
-        data thus never shares a leaderboard table with the real dataset of the same format."""
-        marker = Path(self.root) / "presence.json"
-        try:
-            generator = json.loads(marker.read_text()).get("generator") if marker.is_file() else None
-        except (OSError, ValueError, AttributeError):
-            generator = None
-        return "synthface-lt" if generator == "SynthFace-LT" else self.dataset_name
+        """What the data is, for grouping results (:func:`~lt_faceparse.data.files.source_dataset_of`)."""
+        return source_dataset_of(self.root, self.dataset_name)
 
     def describe(self) -> dict:
         """JSON-ready summary (goes into result provenance)."""

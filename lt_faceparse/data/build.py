@@ -17,25 +17,14 @@ from torch.utils.data import DataLoader, Sampler
 
 from lt_faceparse.data.base import FaceParsingDataset
 from lt_faceparse.data.loader_errors import WorkerErrorLoader
+from lt_faceparse.data.registry import _ALIASES, DATASETS, dataset_key
 from lt_faceparse.data.sample import collate_samples
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
-# dataset name -> "module:Class" (imported on first use)
-DATASETS: dict[str, str] = {
-    "celebamask-hq": "lt_faceparse.data.celebamask_hq:CelebAMaskHQ",
-    "lapa": "lt_faceparse.data.lapa:LaPa",
-    "helen": "lt_faceparse.data.helen:Helen",
-    "folder": "lt_faceparse.data.folder:FolderDataset",
-}
-_ALIASES = {"celebamask": "celebamask-hq", "celeba": "celebamask-hq", "celebamaskhq": "celebamask-hq"}
-
 
 def dataset_class(name: str) -> type[FaceParsingDataset]:
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
-    module, attr = DATASETS[key].split(":")
+    module, attr = DATASETS[dataset_key(name)].split(":")
     return getattr(importlib.import_module(module), attr)
 
 
