@@ -20,8 +20,11 @@ set is kept (``THP_MEM_ALLOC_ENABLE=0`` turns it off).
 
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
+
+from PIL import Image
 
 HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
 KERNEL_THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -61,10 +64,6 @@ def reuse_decode_memory() -> bool:
     CelebAMask-HQ mask on our 2-core test machine. Keeping Pillow's freed blocks and keeping freed
     memory in glibc's heap makes that about 6 faults. Returns whether glibc's settings applied
     (False off glibc, where only Pillow's applies)."""
-    import ctypes  # only here: glibc's mallopt, where there is one
-
-    from PIL import Image
-
     Image.core.set_blocks_max(PIL_BLOCKS_KEPT)
     try:
         libc = ctypes.CDLL("libc.so.6")

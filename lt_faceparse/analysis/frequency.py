@@ -22,9 +22,10 @@ from lt_faceparse.analysis.bins import BIN_NAMES, assign_bins, check_thresholds
 from lt_faceparse.analysis.frequency_counts import (LabelCounts, count_celebamask, count_datasets, load_shards,
                                                     save_shard)
 from lt_faceparse.analysis.gini import gini
-from lt_faceparse.analysis.plots import plot_class_frequencies, plot_preset_comparison
+from lt_faceparse.analysis.plots import _pyplot, plot_class_frequencies, plot_preset_comparison
 from lt_faceparse.atomic import atomic_folder, atomic_write_json, atomic_write_text
 from lt_faceparse.custom_taxonomy import adopt_taxonomy, taxonomy_from_names
+from lt_faceparse.data import build_dataset
 from lt_faceparse.data.chunk_pool import map_chunks
 from lt_faceparse.data.registry import dataset_key
 from lt_faceparse.errors import DataError
@@ -65,7 +66,7 @@ class FrequencyTable:
         for p in (csv, js):
             if not p.is_file():
                 raise DataError(p, "frequency report file not found")
-        import pandas as pd  # loaded on use: ``freq`` loads it while its workers decode
+        import pandas as pd  # lazy: pandas loaded on use (``freq`` loads it while its workers decode)
 
         frame = pd.read_csv(csv)
         missing = [c for c in FREQUENCY_COLUMNS if c not in frame.columns]
@@ -145,7 +146,7 @@ def table_from_histograms(histograms: np.ndarray, taxonomy: Taxonomy, settings: 
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_area = np.where(images_with > 0, area_sum / np.maximum(images_with, 1), np.nan)
     share = pixels / pixels.sum() if pixels.sum() else np.zeros(k)
-    import pandas as pd  # loaded on use: ``freq`` loads it while its workers decode
+    import pandas as pd  # lazy: pandas loaded on use (``freq`` loads it while its workers decode)
 
     frame = pd.DataFrame({
         "class_id": np.arange(k), "class_name": taxonomy.names, "images_with_class": images_with,
@@ -211,8 +212,6 @@ def compare_presets(tables: Mapping[str, FrequencyTable], out_dir: str | Path, l
 def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | Sequence[str]) -> list[Any]:
     """The datasets of ``split`` (``all`` = every split, a split identical to an earlier one, such
     as Helen's val = test, is read once)."""
-    from lt_faceparse.data import build_dataset  # the dataset classes load torch: only for these formats
-
     if split != "all":
         return [build_dataset(dataset_name, root, split, resolution=None, merge=merge)]
     out, seen = [], []
@@ -227,10 +226,8 @@ def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | S
 
 def _load_report_libraries() -> None:
     """Load what the report needs (pandas, matplotlib and its PDF backend) while the workers decode."""
-    import matplotlib.backends.backend_pdf  # noqa: F401
-    import pandas  # noqa: F401
-
-    from lt_faceparse.analysis.plots import _pyplot
+    import matplotlib.backends.backend_pdf  # noqa: F401  # lazy: loaded while the workers decode
+    import pandas  # noqa: F401  # lazy: loaded while the workers decode
 
     _pyplot()
 
