@@ -5,7 +5,7 @@ A remedy is the ``longtail`` section of a config file. The shipped set is a base
 remedy (``longtail/<name>.yaml``: ``base: base.yaml`` plus its ``longtail`` section), so each
 trains on its own (``lt-faceparse train --config longtail/focal``) and the set runs as a sweep
 axis (``lt-faceparse sweep --config longtail/base --remedies all``). Their parameters were chosen
-on SynthFace-LT's val split (see DESIGN.md); ``plain`` is the base itself.
+on SynthFace-LT's val split (see reports/history.md); ``plain`` is the base itself.
 """
 
 from __future__ import annotations
