@@ -5,7 +5,7 @@ from lt_faceparse.records import (PLAIN, Provenance, architecture_of, build_reco
                                   posthoc_label, protocol_of, provenance_of, record_is_plain, record_label,
                                   record_merge_text, record_remedy_description, record_remedy_label, remedy_of,
                                   remedy_parts, training_remedy)
-from lt_faceparse.taxonomy import taxonomy_from_names
+from lt_faceparse.custom_taxonomy import taxonomy_from_names
 
 TWO = taxonomy_from_names("two", ["background", "face"])
 
