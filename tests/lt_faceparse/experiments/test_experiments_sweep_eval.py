@@ -26,16 +26,16 @@ def test_a_lapa_sweep_record_states_the_warp_and_equals_eval_on_the_same_weights
 
     test = load_record(tmp_path / "results" / setting.name / "test")
     val = load_record(tmp_path / "results" / setting.name / "val")
-    assert test.provenance["warp"] == val.provenance["warp"] == "tanh"
+    assert test.provenance.warp == val.provenance.warp == "tanh"
     root = ensure_synthface(tmp_path / "synth", fmt="lapa", **SYNTH)
     weights = run_folder(setting, config, tmp_path / "results") / "final.safetensors"
     evaluated = evaluate_checkpoint(weights, "lapa", root, "test", n_resamples=0, device="cpu")
-    assert evaluated.provenance["warp"] == "tanh"
+    assert evaluated.provenance.warp == "tanh"
     np.testing.assert_array_equal(test.confusion_matrix(), evaluated.confusion_matrix())
     assert test.confusion_matrix().sum() > 0 and row["mean_f1"] == evaluated.mean_f1
     # the timing ran the model inside the warp too, and its record says so
     (speed,) = find_speed_records(tmp_path / "results" / setting.name / "speed")
-    assert speed["warp"] == "tanh" and speed["params"] == test.provenance["num_params"] == row["params"]
+    assert speed["warp"] == "tanh" and speed["params"] == test.provenance.num_params == row["params"]
     # the report's example predictions run inside the warp too (LaPa samples carry their landmarks)
     outputs = run_report(tmp_path / "results", tmp_path / "report", include_reported=False, examples=1, n_resamples=10)
     assert outputs.files.get("qualitative") and not any("qualitative" in note for note in outputs.skipped)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lt_faceparse.custom_taxonomy import taxonomy_from_names
 from lt_faceparse.errors import DataError
 from lt_faceparse.records import (PROVENANCE_KEYS, SCHEMA_VERSION, Provenance, build_record, load_record,
                                   make_provenance, migrate_record_dict, save_record)
@@ -111,6 +112,4 @@ def test_the_committed_records_are_all_found():
 
 
 def _two_classes():
-    from lt_faceparse.taxonomy import taxonomy_from_names
-
     return taxonomy_from_names("two", ["background", "face"])

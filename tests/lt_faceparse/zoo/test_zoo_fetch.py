@@ -67,16 +67,16 @@ def test_mocked_hub_first_use_downloads_once_and_converts_once(release_file, hf_
         downloads.append((repo_id, filename))
         return str(put_in_hf_cache(cache_dir, repo_id, filename, release_file))
 
-    import segface.convert
+    import lt_faceparse.zoo.fetch as fetch
 
-    real_convert = segface.convert.convert_official
+    real_convert = fetch.convert_official
 
     def counting_convert(*args, **kwargs):
         conversions.append(args[0])
         return real_convert(*args, **kwargs)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
-    monkeypatch.setattr(segface.convert, "convert_official", counting_convert)
+    monkeypatch.setattr(fetch, "convert_official", counting_convert)
     entry = get_entry(MOBILENET)
     assert cache_state(entry) == "no"
     first = pretrained_weights(MOBILENET)
