@@ -75,8 +75,9 @@ def _exact_mean(values: np.ndarray) -> float:
 
 
 def group_means(per_class_f1: np.ndarray | Sequence[float], groups: Mapping[str, Sequence[int]]) -> dict[str, float]:
-    """:class:`GroupMeanF1` of one K-vector of per-class F1 (one record)."""
-    metric = GroupMeanF1(groups, len(per_class_f1))
+    """:class:`GroupMeanF1` of one K-vector of per-class F1 (one record). Local to this process: under
+    torchrun only some ranks read a record (rank 0 logs), so ``compute`` must not wait for the others."""
+    metric = GroupMeanF1(groups, len(per_class_f1), sync_on_compute=False)
     metric.update(per_class_f1)
     return metric.compute()
 
