@@ -6,11 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from lt_faceparse.analysis.bins import check_thresholds
-from lt_faceparse.analysis.frequency import FrequencyTable, frequency_report, frequency_shard, merge_shards
-from lt_faceparse.engine.score_predictions import score_prediction_folders
 from lt_faceparse.errors import LTFaceParseError
-from lt_faceparse.records import merge_text, save_record
 
 
 def _pct(v: float | None) -> str:
@@ -28,6 +24,8 @@ def _shard_arg(text: str) -> tuple[int, int]:
 
 
 def _thresholds(args: argparse.Namespace) -> dict[str, float]:
+    from lt_faceparse.analysis.bins import check_thresholds  # lazy: torch, on use
+
     try:
         return check_thresholds({"rare_below": args.rare_below, "common_below": args.common_below})
     except ValueError as err:
@@ -35,6 +33,8 @@ def _thresholds(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _print_tables(tables: dict, out: str) -> None:
+    from lt_faceparse.records import merge_text  # lazy: torch, on use
+
     for t in tables.values():
         s = t.summary
         bins = ", ".join(f"{b}: {len(v)}" for b, v in t.bins().items())
@@ -46,6 +46,8 @@ def _print_tables(tables: dict, out: str) -> None:
 
 
 def _freq(args: argparse.Namespace) -> int:
+    from lt_faceparse.analysis.frequency import frequency_report, frequency_shard  # lazy: torch, on use
+
     options = dict(merges=args.merge, log_scale=args.log, num_workers=args.workers, thresholds=_thresholds(args))
     if args.shard is not None:
         path = frequency_shard(args.dataset, args.root, args.split, args.out, args.shard, **options)
@@ -57,11 +59,17 @@ def _freq(args: argparse.Namespace) -> int:
 
 
 def _freq_merge(args: argparse.Namespace) -> int:
+    from lt_faceparse.analysis.frequency import merge_shards  # lazy: torch, on use
+
     _print_tables(merge_shards(args.shards, args.out, args.workers), args.out)
     return 0
 
 
 def _score(args: argparse.Namespace) -> int:
+    from lt_faceparse.analysis.frequency import FrequencyTable  # lazy: torch, on use
+    from lt_faceparse.engine.score_predictions import score_prediction_folders  # lazy: torch, on use
+    from lt_faceparse.records import save_record  # lazy: torch, on use
+
     provenance = {k: v for k, v in {"model": args.model, "dataset": args.dataset, "split": args.split,
                                     "merge": args.merge}.items() if v is not None}
     bins = FrequencyTable.read(args.bins) if args.bins else None

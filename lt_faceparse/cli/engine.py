@@ -14,11 +14,6 @@ import os
 import sys
 
 from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
-from lt_faceparse.engine.config import load_config
-from lt_faceparse.engine.evaluate import evaluate_checkpoint
-from lt_faceparse.engine.preemption import Preempted
-from lt_faceparse.engine.train import train
-from lt_faceparse.records import posthoc_label, record_merge_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +67,10 @@ def add_posthoc_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from lt_faceparse.engine.config import load_config  # lazy: torch, on use
+    from lt_faceparse.engine.preemption import Preempted  # lazy: torch, on use
+    from lt_faceparse.engine.train import train  # lazy: torch, on use
+
     overrides = list(args.overrides)
     resume = args.resume
     if resume is not None and "=" in resume:  # `--resume key=value ...`: the flag alone, then overrides
@@ -97,6 +96,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from lt_faceparse.engine.evaluate import evaluate_checkpoint  # lazy: torch, on use
+    from lt_faceparse.records import posthoc_label, record_merge_text  # lazy: torch, on use
+
     record = evaluate_checkpoint(weights_of(args), args.dataset, args.root, args.split, args.protocol, args.out,
                                  merge=args.merge, resolution=args.resolution, batch_size=args.batch_size,
                                  device=args.device, num_workers=args.num_workers, n_resamples=args.bootstrap,

@@ -6,9 +6,6 @@ import argparse
 
 from lt_faceparse.cli.engine import add_posthoc_arguments
 from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
-from lt_faceparse.inference.parser import parse_images
-from segface.convert import convert_official
-from segface.onnx_export import export_checkpoint_onnx
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from segface.convert import convert_official  # lazy: torch, on use
+
     model = convert_official(args.src, args.backbone, args.taxonomy, resolution=args.resolution, out=args.out)
     print(f"wrote {args.out} (SegFace {model.build_kwargs['backbone']}, taxonomy {model.metadata['taxonomy']['name']}, "
           f"resolution {model.metadata['resolution']})")
@@ -60,6 +59,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
+    from lt_faceparse.inference.parser import parse_images  # lazy: torch, on use
+
     written = parse_images(weights_of(args, parsing=True), args.inputs, args.out, probs=args.probs,
                            landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size,
                            logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors, compile=args.compile,
@@ -76,6 +77,8 @@ def _parse(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from segface.onnx_export import export_checkpoint_onnx  # lazy: torch, on use
+
     path = export_checkpoint_onnx(args.checkpoint, args.out, args.resolution, opset=args.opset)
     print(f"wrote {path}")
     return 0

@@ -7,18 +7,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lt_faceparse.engine.config import load_config
-from lt_faceparse.experiments.benchmark import run_benchmark
-from lt_faceparse.experiments.parallel import run_sweep
-from lt_faceparse.experiments.plans import select_plan
-from lt_faceparse.models import build_model
-from lt_faceparse.reporting.compare import run_compare
-from lt_faceparse.reporting.leaderboard import run_leaderboard
-from lt_faceparse.reporting.readme import write_readme
-from lt_faceparse.reporting.report import run_report
-from lt_faceparse.reporting.sweep_tables import speed_table
-from lt_faceparse.reporting.tables import to_rich
-from lt_faceparse.speed.harness import speed_sweep
 
 
 def _ints(text: str) -> list[int]:
@@ -163,6 +151,8 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
+    from lt_faceparse.reporting.leaderboard import run_leaderboard  # lazy: torch, on use
+
     if args.results is None and not args.include_reported:
         raise SystemExit("lt-faceparse leaderboard: error: give --results and/or --include-reported")
     run_leaderboard(args.results, args.out, dataset=args.dataset, include_reported=args.include_reported,
@@ -171,6 +161,8 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from lt_faceparse.reporting.compare import run_compare  # lazy: torch, on use
+
     run_compare(args.record_a, args.record_b, args.out, n_resamples=args.bootstrap, confidence=args.confidence,
                 seed=args.seed)
     if args.out is not None:
@@ -179,6 +171,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from lt_faceparse.reporting.readme import write_readme  # lazy: torch, on use
+    from lt_faceparse.reporting.report import run_report  # lazy: torch, on use
+
     outputs = run_report(args.results, args.out, freq=args.freq, speed=args.speed, split=args.split,
                          include_reported=not args.no_reported, reference=args.reference,
                          data_root=args.data_root, examples=args.examples, device=args.device)
@@ -193,6 +188,11 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
+    from lt_faceparse.models import build_model  # lazy: torch, on use
+    from lt_faceparse.reporting.sweep_tables import speed_table  # lazy: torch, on use
+    from lt_faceparse.reporting.tables import to_rich  # lazy: torch, on use
+    from lt_faceparse.speed.harness import speed_sweep  # lazy: torch, on use
+
     kwargs = {"num_classes": args.num_classes}
     if args.backbone:
         kwargs["backbone"] = args.backbone
@@ -204,6 +204,9 @@ def _speed(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from lt_faceparse.engine.config import load_config  # lazy: torch, on use
+    from lt_faceparse.experiments.parallel import run_sweep  # lazy: torch, on use
+
     if not args.res and not args.backbones and not args.remedies:
         raise SystemExit("lt-faceparse sweep: error: give --res, --backbones and/or --remedies")
     config = load_config(args.config, args.overrides)
@@ -214,6 +217,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
+    from lt_faceparse.experiments.benchmark import run_benchmark  # lazy: torch, on use
+    from lt_faceparse.experiments.plans import select_plan  # lazy: torch, on use
+
     plan = select_plan(name=args.plan) if args.plan else None  # else run_benchmark picks one
     run_benchmark(args.out, quick=args.quick, cache_dir=args.cache, plan=plan, threads=args.threads or None,
                   workers=args.workers, device=args.device, reuse_results=args.reuse_results)

@@ -7,10 +7,6 @@ import sys
 from pathlib import Path
 
 from lt_faceparse.errors import DataError
-from lt_faceparse.experiments.zoo_eval import zoo_eval
-from lt_faceparse.inference.parser import LANDMARKS_NEEDED
-from lt_faceparse.reporting.zoo_tables import print_zoo_list
-from lt_faceparse.zoo import get_entry, pretrained_weights, zoo_entries
 
 
 def add_weights_arguments(p: argparse.ArgumentParser, checkpoint_help: str) -> None:
@@ -25,6 +21,9 @@ def add_weights_arguments(p: argparse.ArgumentParser, checkpoint_help: str) -> N
 def weights_of(args: argparse.Namespace, *, parsing: bool = False) -> str | Path:
     """The weight file of ``--checkpoint``, or of ``--model`` (fetched and converted when not cached).
     ``parsing``: a warp model (LaPa) without ``--landmarks`` stops before anything is downloaded."""
+    from lt_faceparse.inference.parser import LANDMARKS_NEEDED  # lazy: torch, on use
+    from lt_faceparse.zoo import get_entry, pretrained_weights  # lazy: torch, on use
+
     if args.checkpoint is not None:
         return args.checkpoint
 
@@ -69,11 +68,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from lt_faceparse.reporting.zoo_tables import print_zoo_list  # lazy: torch, on use
+    from lt_faceparse.zoo import zoo_entries  # lazy: torch, on use
+
     print_zoo_list(zoo_entries(), args.format)
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from lt_faceparse.experiments.zoo_eval import zoo_eval  # lazy: torch, on use
+
     result = zoo_eval(args.dataset, args.root, args.out, models=args.models, split=args.split,
                       protocol=args.protocol, merge=args.merge, batch_size=args.batch_size, device=args.device,
                       num_workers=args.num_workers, n_resamples=args.bootstrap, seed=args.bootstrap_seed,

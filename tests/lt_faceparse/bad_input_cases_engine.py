@@ -203,10 +203,10 @@ def compare_hint_has_no_force(tmp_path, capsys, monkeypatch):
 
 
 def overrides_around_resume(tmp_path, capsys, monkeypatch):
-    import lt_faceparse.cli.engine as cli_engine
+    import lt_faceparse.engine.train as train_module
 
     seen = {}
-    monkeypatch.setattr(cli_engine, "train", lambda config: seen.update(config) or tmp_path)
+    monkeypatch.setattr(train_module, "train", lambda config: seen.update(config) or tmp_path)
     assert run(capsys, "train", "--config", "synth_tiny", "optim.epochs=1", "--resume", "auto", "optim.lr=0.5",
                "--out", tmp_path / "run")[0] == 0
     assert seen["optim"]["epochs"] == 1 and seen["optim"]["lr"] == 0.5 and seen["resume"] == "auto"
