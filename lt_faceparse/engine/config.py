@@ -93,6 +93,8 @@ DEFAULTS: dict[str, Any] = {
         "sampler": "uniform",  # uniform | repeat_factor (bare name or {name: repeat_factor, threshold, epoch_size})
         "copy_paste": None,  # None | {classes: [names] or null (accessories), prob, jitter}
         "priors": None,  # None: class counts of the training split (cached) | class_frequencies.csv path | mapping
+        # None | {epochs, sampler: class_balanced | repeat_factor, threshold, lws}: cRT / LWS second stage
+        "retrain_classifier": None,
     },
 }
 
@@ -125,7 +127,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 PROTOCOLS = ("input", "native")
 # keys inside these are not checked here (the longtail ones by lt_faceparse.longtail.spec)
 FREE_DICTS = {("model", "kwargs"), ("data", "synthetic"), ("longtail", "loss"), ("longtail", "sampler"),
-              ("longtail", "copy_paste"), ("longtail", "priors")}
+              ("longtail", "copy_paste"), ("longtail", "priors"), ("longtail", "retrain_classifier")}
 
 
 def config_dir() -> Path:

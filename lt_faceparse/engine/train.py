@@ -248,6 +248,8 @@ class _Trainer:
                 self.tensorboard.flush()
         self._close_train_loader()
         self._precise_bn(seeded)
+        self.longtail.run_classifier_stage(self.model, self.runner, self.config, batch_size=self.per_gpu,
+                                           device=self.info.device, num_workers=self.num_workers, log=self.log)
         if self.val_set is not None:
             self._validate(epochs, save=True, step=global_step)
         if self.info.is_main:

@@ -43,6 +43,7 @@ class LongtailTraining:
         self.loss_combination: str | None = None
         self.copy_paste = self._resolve_copy_paste()
         self.image_factors: np.ndarray | None = None
+        self.classifier_stage: dict[str, Any] | None = None  # what the decoupled second stage did
         if sampler_name(self.section) != UNIFORM:
             self.image_factors = self._image_factors()
 
@@ -52,7 +53,8 @@ class LongtailTraining:
         section = canonical_longtail(config["longtail"])
         if not needs_priors(section):
             return cls(section, train_set)
-        per_image = sampler_name(section) != UNIFORM or section["copy_paste"] is not None
+        per_image = sampler_name(section) != UNIFORM or section["copy_paste"] is not None \
+            or section["retrain_classifier"] is not None
         stats = None
         if section["priors"] is None or per_image:
             is_main = info is None or info.is_main
@@ -113,6 +115,20 @@ class LongtailTraining:
             return len(self.train_set)
         return sampler.epoch_items(epoch)
 
+    def run_classifier_stage(self, model: nn.Module, runner: nn.Module, config: dict[str, Any], *, batch_size: int,
+                             device: torch.device, num_workers: int, log: Any) -> None:
+        """The decoupled second stage (cRT/LWS, :mod:`lt_faceparse.longtail.decoupled`) when the section
+        asks for it; called once, after the normal schedule and precise BN (no-op otherwise)."""
+        spec = self.section["retrain_classifier"]
+        if spec is None:
+            return
+        from lt_faceparse.longtail.decoupled import retrain_classifier
+
+        self.classifier_stage = retrain_classifier(
+            model, runner, self.train_set, self.split_stats.presence, spec, optim=config["optim"],
+            batch_size=batch_size, seed=config["seed"], device=device, num_workers=num_workers)
+        log.write("classifier_stage", **self.classifier_stage)
+
     # ---- state and records ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """State that must survive a resume (seesaw's accumulated counts); empty otherwise."""
@@ -142,6 +158,7 @@ class LongtailTraining:
             "repeat_factors": None if self.image_factors is None else {
                 "mean": float(self.image_factors.mean()), "max": float(self.image_factors.max()),
                 "images_repeated": int((self.image_factors > 1).sum())},
+            "classifier_stage": self.classifier_stage,
         }
 
     # ---- internals --------------------------------------------------------------------------------

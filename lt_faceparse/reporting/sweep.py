@@ -135,10 +135,10 @@ def resolve_device(device: str) -> str:
 def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split: str = "test",
                  device: str = "cpu", n_resamples: int = 1000,
                  extra: dict[str, Any] | None = None, logit_adjust: float | None = None,
-                 tta: str | None = None):
+                 tta: str | None = None, tau_norm: float | None = None):
     """Score a finished run's ``final.safetensors`` on ``split`` with bootstrap CIs; save the record.
 
-    ``logit_adjust`` / ``tta``: post-hoc options (:func:`lt_faceparse.longtail.posthoc.apply_posthoc`;
+    ``logit_adjust`` / ``tta`` / ``tau_norm``: post-hoc options (:func:`lt_faceparse.longtail.posthoc.apply_posthoc`;
     priors from the weight file, else the run's training split). Returns (record, the plain model)."""
     from lt_faceparse.longtail.posthoc import apply_posthoc
 
@@ -152,7 +152,7 @@ def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split:
     root = data_root(config)
     dataset = build_dataset(data["dataset"], root, split, resolution=meta["resolution"], merge=data["merge"])
     scored, posthoc = apply_posthoc(
-        model, dataset.taxonomy, logit_adjust=logit_adjust, tta=tta, metadata=meta,
+        model, dataset.taxonomy, logit_adjust=logit_adjust, tta=tta, metadata=meta, tau_norm=tau_norm,
         train_split=lambda: build_dataset(data["dataset"], root, data["train_split"], resolution=None,
                                           merge=data["merge"]))
     provenance = {
@@ -217,7 +217,7 @@ def finished_row(setting: SweepSetting, config: dict[str, Any], out_dir: str | P
 def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, *, split: str = "test",
                 speed_runs: int = 10, speed_warmup: int = 3, n_resamples: int = 1000,
                 runs_dir: str | Path | None = None, reuse: str = "local",
-                log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                log: Callable[[str], None] | None = None, tau_norm: float | None = None) -> dict[str, Any]:
     """Train (or resume), evaluate and time one setting; return its summary row.
 
     A finished setting is skipped per :func:`finished_row` (``reuse="local"``: only when this machine
@@ -225,13 +225,16 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     when there is none, never training). Results (record, speed, row) go to ``out_dir/<name>/``;
     the training run (weights, checkpoints) to ``runs_dir/<name>/`` when given (keeps heavy files
     out of a results folder), else ``out_dir/<name>/run-<fingerprint>/``. ``speed_runs=0`` skips
-    the timing (the row's FPS is then None; time the setting apart, e.g. on a quiet machine)."""
+    the timing (the row's FPS is then None; time the setting apart, e.g. on a quiet machine).
+    ``tau_norm``: post-hoc τ-normalisation of the scored model (a row scored with another τ is re-scored)."""
     from lt_faceparse.engine.train import train
     from lt_faceparse.speed import measure_speed, save_speed
 
     folder = Path(out_dir) / setting.name
     fingerprint = config_fingerprint(config)
     row = finished_row(setting, config, out_dir, reuse=reuse, runs_dir=runs_dir)
+    if row is not None and row.get("tau_norm") != tau_norm:
+        row = None
     if row is not None:
         if log:
             log(f"{setting.name}: " + ("finished result reused as it is (--reuse-results), not trained"
@@ -264,7 +267,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     if setting.remedy != "plain":  # the record's own label names the remedy and its parameters
         extra["remedy"] = setting.remedy
     record, model = evaluate_run(run_dir, cfg, folder / split, split=split, device=device,
-                                 n_resamples=n_resamples, extra=extra)
+                                 n_resamples=n_resamples, extra=extra, tau_norm=tau_norm)
     eval_seconds = time.perf_counter() - tic
     speed = None
     if speed_runs > 0:
@@ -285,6 +288,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "protocol": cfg["val"]["protocol"],
         "epochs": cfg["optim"]["epochs"],
         "config_fingerprint": fingerprint,
+        "tau_norm": tau_norm,
         "weights_sha256": weights_digest(run_dir / "final.safetensors"),
         "train_images": None,
         "num_images": record.num_images,
@@ -345,14 +349,14 @@ def _copy_val_record(run_dir: Path, folder: Path, name: str) -> dict[str, Any] |
 def run_sweep(config: dict[str, Any], out_dir: str | Path, *, resolutions: Sequence[int] = (),
               backbones: Sequence[str] = (), remedies: Sequence[str] = (), split: str = "test", speed_runs: int = 10,
               n_resamples: int = 1000, runs_dir: str | Path | None = None,
-              log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+              log: Callable[[str], None] | None = None, tau_norm: float | None = None) -> list[dict[str, Any]]:
     """Run every setting of :func:`plan_sweep` one after the other (settings this machine finished
     are skipped; each is timed right after its training); return the rows."""
     from lt_faceparse.reporting.parallel import run_settings
 
     plan = plan_sweep(config, resolutions=resolutions, backbones=backbones, remedies=remedies)
     return run_settings(plan, out_dir, workers=1, threads=None, runs_dir=runs_dir, log=log, split=split,
-                        speed_runs=speed_runs, n_resamples=n_resamples)
+                        speed_runs=speed_runs, n_resamples=n_resamples, tau_norm=tau_norm)
 
 
 def load_sweep_row(path: str | Path) -> dict[str, Any]:
