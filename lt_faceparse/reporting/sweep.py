@@ -52,7 +52,10 @@ def config_fingerprint(config: dict[str, Any]) -> str:
     from lt_faceparse.longtail.spec import default_longtail
 
     stable = {k: v for k, v in config.items() if k not in _VOLATILE_KEYS}
-    if stable.get("longtail") == default_longtail():
+    longtail = stable.get("longtail")
+    if isinstance(longtail, dict) and longtail.get("retrain_classifier") is None:  # unset: hashes as before the key
+        stable["longtail"] = {k: v for k, v in longtail.items() if k != "retrain_classifier"}
+    if stable.get("longtail") == {k: v for k, v in default_longtail().items() if k != "retrain_classifier"}:
         del stable["longtail"]
     data = stable.get("data")
     if isinstance(data, dict) and data.get("root"):

@@ -183,3 +183,14 @@ def test_a_bad_retrain_section_names_the_key(tmp_path):
         canonical_longtail({"retrain_classifier": {"sampler": "uniform"}}, source="x.yaml")
     with pytest.raises(DataError, match="longtail.retrain_classifier.epochs"):
         canonical_longtail({"retrain_classifier": {"epochs": 0}}, source="x.yaml")
+
+
+def test_an_unset_retrain_section_keeps_the_sweep_fingerprints_of_earlier_runs():
+    from lt_faceparse.reporting.sweep import config_fingerprint
+
+    config = load_config("synth_tiny", ["out=/unused"])
+    config["longtail"]["loss"] = "focal"
+    before = {**config, "longtail": {k: v for k, v in config["longtail"].items() if k != "retrain_classifier"}}
+    assert config_fingerprint(config) == config_fingerprint(before)
+    config["longtail"]["retrain_classifier"] = {"epochs": 1}
+    assert config_fingerprint(config) != config_fingerprint(before)
