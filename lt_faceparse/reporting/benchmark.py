@@ -68,6 +68,8 @@ class BenchmarkPlan:
     workers: int = 1  # settings trained side by side (processes; one torch thread each on a CPU)
     loader_workers: int = 0  # data-loader processes per training
     precise_bn_batches: int = 20  # BatchNorm statistics re-estimated on this many training batches
+    # train the rarity control and write the rarity-gap report (lt_faceparse.reporting.rarity_stage)
+    rarity_control: bool = True
 
 
 # MobileNetV3-Large through timm: the same architecture and parameter count as torchvision's (the
@@ -348,6 +350,11 @@ def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_
     if plan.posthoc and not reuse_results:
         with stage("post-hoc"):
             score_posthoc(plan, jobs, results, runs_dir, log)
+    if plan.rarity_control:
+        from lt_faceparse.reporting.rarity_stage import run_rarity_stage
+
+        with stage("rarity"):
+            run_rarity_stage(plan, jobs, root, cache, runs_dir, out_dir, reuse_results=reuse_results, log=log)
     if reuse_results:
         skipped.append("speed: not measured (--reuse-results keeps the speed records found under results/)")
     else:
