@@ -194,3 +194,20 @@ def test_an_unset_retrain_section_keeps_the_sweep_fingerprints_of_earlier_runs()
     assert config_fingerprint(config) == config_fingerprint(before)
     config["longtail"]["retrain_classifier"] = {"epochs": 1}
     assert config_fingerprint(config) != config_fingerprint(before)
+
+
+def test_a_run_killed_before_the_classifier_stage_resumes_to_the_same_weights(synth_root, tmp_path):
+    from engine_testdata import cut_copy
+    from safetensors.torch import load_file
+
+    from lt_faceparse.engine.train import train
+
+    config = load_config(_config(tmp_path, synth_root, "tiny", {"epochs": 2, "lws": True}),
+                         [f"out={tmp_path / 'whole'}", "data.val_split=null"])
+    whole = train(config)
+    cut = cut_copy(whole, tmp_path / "cut", keep_until_step=10**9)  # every checkpoint kept, final weights gone
+    resumed = train({**config, "out": str(cut), "resume": True})
+    a, b = load_file(str(whole / "final.safetensors")), load_file(str(resumed / "final.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read_metadata(whole / "final.safetensors")["longtail"]["classifier_stage"] == \
+        read_metadata(resumed / "final.safetensors")["longtail"]["classifier_stage"]
