@@ -48,7 +48,7 @@ def head_delta(longtail: Any, remedy: Any, taxonomy: Taxonomy, *, n_resamples: i
 
 def gap_rows(control: Any, longtail: Any, remedies: Mapping[str, Any], taxonomy: Taxonomy, *,
              n_resamples: int = 1000, seed: int = 0) -> list[GapRow]:
-    return rarity_gap(control, longtail, remedies, list(taxonomy.accessory_ids), taxonomy.names,
+    return rarity_gap(control, longtail, remedies, list(taxonomy.accessory_ids), taxonomy.display_names,
                       n_resamples=n_resamples, seed=seed)
 
 

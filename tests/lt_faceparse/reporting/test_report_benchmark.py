@@ -48,7 +48,7 @@ def test_quick_benchmark_produces_the_report(tmp_path):
     for ext in ("png", "pdf"):
         assert (figures / f"rarity_gap.{ext}").stat().st_size > 0
     rarity = json.loads((out / "rarity" / "rarity.json").read_text())
-    assert [r["name"] for r in rarity["test_rows"]] == ["eye_g", "hat", "ear_r", "neck_l", "tail mean"]
+    assert [r["name"] for r in rarity["test_rows"]] == ["E-Glasses", "Hat", "Earring", "Necklace", "tail mean"]
     assert set(rarity["test_rows"][0]["closed"]) == {"copy_paste", "flip_tta", "τ-norm(τ=0.25)", "τ-norm(τ=0.5)",
                                                      "τ-norm(τ=0.75)", "τ-norm(τ=1)"}
     assert load_record(out / "rarity" / "control" / "test").num_images == records_test_images(out)
