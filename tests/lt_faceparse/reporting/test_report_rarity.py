@@ -48,3 +48,11 @@ def test_report_writes_table_and_figure_and_checks_the_goal(tmp_path):
     for ext in ("png", "pdf"):
         assert (tmp_path / "figures" / f"rarity_gap.{ext}").is_file()
     assert "val-chosen" in (tmp_path / "tables" / "rarity_gap.md").read_text()
+
+
+def test_the_goal_reports_the_best_share_when_nothing_is_chosen():
+    from lt_faceparse.reporting.rarity import Choice, goal_check
+
+    rows = [GapRow(TAIL_MEAN, 0.8, 0.2, Estimate(0.6, 0.5, 0.7), False, {"r": Estimate(0.2, 0.1, 0.3)})]
+    goal = goal_check(rows, Choice(None, float("nan"), float("nan"), "none"), None)
+    assert goal["met"] is False and goal["best_test_share"] == 0.2 and goal["test_head_delta"] is None
