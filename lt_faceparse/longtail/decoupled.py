@@ -71,12 +71,12 @@ def retrain_classifier(model: nn.Module, runner: nn.Module, dataset: Any, presen
                        spec: dict[str, Any], *, optim: dict[str, Any], batch_size: int, seed: int,
                        device: torch.device, num_workers: int = 0) -> dict[str, Any]:
     """Run the second stage on ``model`` in place (``runner``: what maps a batch to logits, e.g. the
-    trainer's :class:`~lt_faceparse.engine.runner.BatchRunner`; ``dataset``: the training split,
-    ``presence``: its N x K presence table). Returns what provenance records (``classifier_stage``);
+    trainer's :class:`~lt_faceparse.engine.runner.BatchRunner`; ``dataset``: the training split wrapped
+    so that ``set_epoch(e)`` fixes its augmentation draws, e.g.
+    :class:`~lt_faceparse.engine.sampling.EpochSeededDataset`; ``presence``: its N x K presence table;
+    ``optim``: the run's ``optim`` section). Returns what provenance records (``classifier_stage``);
     with LWS the scaling stays attached to ``model``."""
     from lt_faceparse.data import make_loader
-    from lt_faceparse.engine.optim import build_optimizer
-    from lt_faceparse.engine.sampling import EpochSeededDataset
 
     classifier = find_classifier(model)
     frozen = {name: p.requires_grad for name, p in model.named_parameters()}
@@ -84,22 +84,22 @@ def retrain_classifier(model: nn.Module, runner: nn.Module, dataset: Any, presen
         p.requires_grad_(False)
     scaling = None
     if spec["lws"]:
-        scaling = ClassVectorScaling(classifier, dataset.taxonomy.num_classes, learn_scales=True)
+        scaling = ClassVectorScaling(classifier, presence.shape[1], learn_scales=True)
         trained = [scaling.scales]
     else:
         classifier.reset_parameters(seed + SEED_OFFSET)
         trained = classifier.parameters()
         for p in trained:
             p.requires_grad_(True)
-    # no weight decay on LWS scales (it would pull them towards 0)
-    optimizer = build_optimizer(trained, {**optim, "weight_decay": 0.0} if spec["lws"] else optim, device)
-    seeded = EpochSeededDataset(dataset, seed + SEED_OFFSET)
+    # AdamW as in the run (not fused); no weight decay on LWS scales (it would pull them towards 0)
+    optimizer = torch.optim.AdamW(trained, lr=optim["lr"], betas=tuple(optim["betas"]),
+                                  weight_decay=0.0 if spec["lws"] else optim["weight_decay"])
     runner.eval()  # frozen BatchNorm statistics and dropout: only the classifier changes
     losses = []
     for epoch in range(spec["epochs"]):
-        seeded.set_epoch(epoch)
+        dataset.set_epoch(epoch)
         draws = stage_draws(spec, presence, epoch, seed).tolist()
-        loader = make_loader(seeded, batch_size, shuffle=False, num_workers=num_workers, sampler=draws,
+        loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, sampler=draws,
                              drop_last=True, seed=seed + SEED_OFFSET + epoch)
         total, steps = 0.0, 0
         for batch in loader:

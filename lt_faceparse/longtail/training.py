@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from lt_faceparse.engine.config import ConfigError
 from lt_faceparse.engine.distributed import DistInfo, barrier
-from lt_faceparse.engine.sampling import ResumableDistributedSampler
+from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistributedSampler
 from lt_faceparse.longtail.pixel_loss import PixelLoss
 from lt_faceparse.longtail.priors import ClassPriors, SplitStatistics, resolve_priors, split_statistics
 from lt_faceparse.longtail.spec import (PLAIN, UNIFORM, canonical_longtail, is_plain, loss_name, needs_priors,
@@ -122,10 +122,11 @@ class LongtailTraining:
         spec = self.section["retrain_classifier"]
         if spec is None:
             return
-        from lt_faceparse.longtail.decoupled import retrain_classifier
+        from lt_faceparse.longtail.decoupled import SEED_OFFSET, retrain_classifier
 
+        seeded = EpochSeededDataset(self.train_set, config["seed"] + SEED_OFFSET)
         self.classifier_stage = retrain_classifier(
-            model, runner, self.train_set, self.split_stats.presence, spec, optim=config["optim"],
+            model, runner, seeded, self.split_stats.presence, spec, optim=config["optim"],
             batch_size=batch_size, seed=config["seed"], device=device, num_workers=num_workers)
         log.write("classifier_stage", **self.classifier_stage)
 

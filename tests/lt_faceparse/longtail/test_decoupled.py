@@ -115,8 +115,10 @@ def test_crt_changes_only_the_classifier_and_lws_only_its_scales(lws, synth_root
     before = {k: v.clone() for k, v in model.state_dict().items()}
     spec = {"epochs": 1, "sampler": "class_balanced", "threshold": 0.5, "lws": lws}
     optim = load_config("synth_tiny", ["out=/unused"])["optim"]
-    done = retrain_classifier(model, model, dataset, _presence(dataset), spec, optim=optim, batch_size=4, seed=0,
-                              device=torch.device("cpu"))
+    from lt_faceparse.engine.sampling import EpochSeededDataset
+
+    done = retrain_classifier(model, model, EpochSeededDataset(dataset, 0), _presence(dataset), spec, optim=optim,
+                              batch_size=4, seed=0, device=torch.device("cpu"))
     after = model.state_dict()
     classifier = {"classifier.weight", "classifier.bias"}
     for key, value in before.items():
