@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from lt_faceparse.pretrained import pretrained_file_errors, torchvision_state
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a residual connection (1x1 projection when the shape changes)."""
@@ -68,8 +70,7 @@ class ResNet18(nn.Module):
     def load_imagenet(self, pretrained: bool | str = True) -> None:
         """Initialise from torchvision's ImageNet-1K ResNet-18 weights (``IMAGENET1K_V1``, or a weight
         name or local file), cached and downloaded as :mod:`lt_faceparse.pretrained` describes."""
-        from lt_faceparse.pretrained import torchvision_state
-
-        state = torchvision_state("resnet18", "IMAGENET1K_V1" if pretrained is True else pretrained)
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        self.load_state_dict(state, strict=True)
+        with pretrained_file_errors(pretrained, "BiSeNet's ResNet-18"):
+            state = torchvision_state("resnet18", "IMAGENET1K_V1" if pretrained is True else pretrained)
+            state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+            self.load_state_dict(state, strict=True)

@@ -22,12 +22,15 @@ caches, then read from there; nothing is fetched when a cached copy exists or in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import urllib.error
 from pathlib import Path
+from typing import Iterator
 
 import torch
+from safetensors.torch import load_file
 
 from lt_faceparse.errors import DataError
 
@@ -50,18 +53,36 @@ def torch_hub_checkpoint(url: str) -> Path:
 def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a local weight file, without executing pickled code."""
     path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
     try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise DataError(path, f"not a loadable weight file ({type(err).__name__}: {err})") from None
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError; safetensors its own
+        raise DataError(path, f"not a loadable weight file ({type(err).__name__}: {_one_line(err)})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     return state
+
+
+@contextlib.contextmanager
+def pretrained_file_errors(pretrained: bool | str, what: str) -> Iterator[None]:
+    """Loading the pretrained weights ``pretrained`` into ``what`` (e.g. "backbone resnet101"): a
+    file that does not fit (shapes, names) or cannot be read raises a one-line :class:`DataError`
+    naming the file, not a RuntimeError or SafetensorError."""
+    try:
+        yield
+    except (DataError, FileNotFoundError, KeyError):
+        raise
+    except Exception as err:  # load_state_dict's RuntimeError, safetensors' and timm's own errors
+        source = _local_file(pretrained) or f"pretrained={pretrained!r}"
+        raise DataError(source, f"pretrained weights do not fit {what} ({type(err).__name__}: "
+                                f"{_one_line(err)})") from None
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    text = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _local_file(pretrained: bool | str) -> Path | None:
@@ -79,7 +100,7 @@ def torchvision_state(builder: str, pretrained: bool | str) -> dict[str, torch.T
 
     ``pretrained``: True (the enum's ``DEFAULT``), a weight name such as ``"IMAGENET1K_V1"``, or the
     path of a local file. Cached files are read; missing ones are downloaded unless offline."""
-    from torchvision.models import get_model_weights
+    from torchvision.models import get_model_weights  # lazy: torchvision models only for ImageNet weights
 
     local = _local_file(pretrained)
     if local is not None:
@@ -112,7 +133,7 @@ def timm_pretrained_file(name: str, pretrained: bool | str) -> Path:
     local = _local_file(pretrained)
     if local is not None:
         return local
-    import timm
+    import timm  # lazy: timm (~1 s) only for timm backbones and weights
 
     cfg = timm.models.get_pretrained_cfg(name)
     if cfg is None:
@@ -127,9 +148,9 @@ def timm_pretrained_file(name: str, pretrained: bool | str) -> Path:
 
 
 def _hf_hub_file(name: str, cfg: dict) -> Path:
-    import huggingface_hub
-    from huggingface_hub import constants
-    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
+    import huggingface_hub  # lazy: optional, only to download weights
+    from huggingface_hub import constants  # lazy: optional, only to download weights
+    from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError  # lazy: optional download
 
     repo, _, revision = cfg["hf_hub_id"].partition("@")
     preferred = cfg.get("hf_hub_filename")

@@ -11,15 +11,21 @@ weight file is all that ``parse``, ``eval``, ``export-onnx`` and ``report`` need
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from lt_faceparse.atomic import atomic_path
+from lt_faceparse.custom_taxonomy import adopt_taxonomy
+from lt_faceparse.data.folder import CLASSES_FILE, taxonomy_for_folder
 from lt_faceparse.errors import DataError
-from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, adopt_taxonomy, get_taxonomy
+from lt_faceparse.models import build_model
+from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, get_taxonomy
 
 METADATA_KEY = "lt_faceparse"
 FORMAT_VERSION = 1
@@ -33,8 +39,6 @@ def save_model(model: nn.Module, path: str | Path, metadata: dict[str, Any]) -> 
     ``taxonomy`` and ``resolution``; anything JSON-serialisable may follow. ``taxonomy`` (a
     :class:`Taxonomy`, its ``to_dict()`` or the name of a registered one) is stored in full.
     """
-    from safetensors.torch import save_file
-
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
         raise ValueError(f"save_model: metadata lacks {missing}")
@@ -88,8 +92,6 @@ def embed_taxonomy(path: str | Path, taxonomy: Taxonomy | str) -> Path:
 
     The taxonomy must have the name the file states and, when the metadata records it, the model's
     number of classes."""
-    from safetensors.torch import load_file, save_file
-
     path = _resolve(path)
     meta = read_metadata(path)
     taxonomy = get_taxonomy(taxonomy)
@@ -109,8 +111,6 @@ def embed_taxonomy(path: str | Path, taxonomy: Taxonomy | str) -> Path:
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The JSON metadata of a weight file, validated; errors name the file."""
-    from safetensors import safe_open
-
     path = _resolve(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
@@ -131,10 +131,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model named in the metadata, load the weights strictly, return (model in eval mode, metadata)."""
-    from safetensors.torch import load_file
-
-    from lt_faceparse.models import build_model
-
     path = _resolve(path)
     meta = read_metadata(path)
     kwargs = dict(meta["model_kwargs"])
@@ -144,6 +140,7 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
     with torch.inference_mode(False):
         model = build_model(meta["model"], **kwargs)
         state = load_file(str(path), device=str(map_location))
+        _warn_non_finite(state, path)
         try:
             result = model.load_state_dict(state, strict=False)
         except RuntimeError as err:  # shape mismatches
@@ -159,10 +156,56 @@ def load_model(path: str | Path, *, map_location: str | torch.device = "cpu") ->
     return model, meta
 
 
+def _warn_non_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Warn (naming the file) when weights are NaN or infinite: such a model predicts one class everywhere."""
+    floats = [t for t in state.values() if t.is_floating_point()]
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in floats)
+    if bad:
+        total = sum(t.numel() for t in floats)
+        warnings.warn(f"{path}: {bad:,} of {total:,} weights are NaN or infinite; the model's predictions, and any "
+                      "score of them, are meaningless", stacklevel=3)
+
+
+RUN_WEIGHTS = ("final.safetensors", "model.safetensors")  # a training run's final weights, save_model's default
+
+
 def _resolve(path: str | Path) -> Path:
+    """The weight file ``path`` names: the file, or in a folder (a run folder) the first of :data:`RUN_WEIGHTS`."""
     path = Path(path)
     if path.is_dir():
-        path = path / "model.safetensors"
+        found = [path / name for name in RUN_WEIGHTS if (path / name).is_file()]
+        if not found:
+            raise FileNotFoundError(f"{path}: this folder holds no weight file ({' or '.join(RUN_WEIGHTS)}; a "
+                                    "training run writes final.safetensors when it ends)")
+        path = found[0]
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such weight file")
+    if path.suffix != ".safetensors" and _is_torch_file(path):
+        raise DataError(path, "a PyTorch checkpoint, not a weight file: eval and parse read the .safetensors "
+                              "weights a run writes (final.safetensors in its folder)")
     return path
+
+
+def _is_torch_file(path: Path) -> bool:
+    """Whether ``path`` looks like a ``torch.save`` file (a zip archive, or a legacy pickle)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def resolve_taxonomy(spec: str | Path | Taxonomy) -> Taxonomy:
+    """The taxonomy a user names on the command line: a built-in or registered name, a weight file
+    (``.safetensors``: the taxonomy it carries), a folder dataset root, or its ``classes.txt``."""
+    if isinstance(spec, Taxonomy):
+        return spec
+    path = Path(spec)
+    if path.suffix == ".safetensors" and path.is_file():
+        return taxonomy_of(read_metadata(path), path)
+    if path.is_dir():
+        return taxonomy_for_folder(path)
+    if path.is_file():
+        if path.name != CLASSES_FILE:
+            raise DataError(path, f"not a class list: a folder dataset's class list is named {CLASSES_FILE} "
+                                  "(or give the dataset root, a weight file or a taxonomy name)")
+        return taxonomy_for_folder(path.parent)
+    return get_taxonomy(str(spec))

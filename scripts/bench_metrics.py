@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from lt_faceparse.metrics.benchmark import benchmark_bootstrap, benchmark_confusion
+from lt_faceparse.metrics.throughput import bootstrap_throughput, confusion_throughput
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--boot-images", type=int, default=3000)
     ap.add_argument("--boot-resamples", type=int, default=1000)
     args = ap.parse_args()
-    r = benchmark_confusion(num_classes=args.classes, batch_size=args.batch_size, size=args.size,
+    r = confusion_throughput(num_classes=args.classes, batch_size=args.batch_size, size=args.size,
                             num_batches=args.batches, device=args.device, repeats=args.repeats)
     print(f"{r['pixels']:,} pixels ({r['num_batches']} batches of {r['batch_size']} x {r['size']}^2, "
           f"K={r['num_classes']}, ~5% ignore), best of {args.repeats}, device {r['device']}, "
@@ -34,7 +34,7 @@ def main() -> None:
     print(f"ConfusionMatrix (matrix only, per_image=False):            {r['ours_matrix_only_px_s'] / 1e6:9.1f} Mpx/s")
     print(f"numpy per-image np.bincount baseline:                      {r['numpy_per_image_px_s'] / 1e6:9.1f} Mpx/s")
     print(f"ratio ours/baseline: {r['speedup']:.2f}x (per-image stats), {r['speedup_matrix_only']:.2f}x (matrix only)")
-    b = benchmark_bootstrap(num_images=args.boot_images, n_resamples=args.boot_resamples)
+    b = bootstrap_throughput(num_images=args.boot_images, n_resamples=args.boot_resamples)
     print(f"bootstrap over images ({b['n_resamples']} resamples of {b['num_images']} images, K={b['num_classes']}): "
           f"per-class + mean F1 95% CIs {b['bootstrap_ci_s']:.2f} s, paired test {b['paired_bootstrap_s']:.2f} s")
 

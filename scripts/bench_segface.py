@@ -75,7 +75,7 @@ def _write_json(path: str, result: object) -> None:
 
 
 def _train_bench(args: argparse.Namespace, device: str) -> None:
-    from lt_faceparse.speed_bench import BenchSettings, run_train_bench
+    from lt_faceparse.speed.suite import BenchSettings, run_train_bench
 
     given = {
         "train_backbones": args.train_backbones, "train_resolution": args.train_resolution,
@@ -97,7 +97,7 @@ def _train_bench(args: argparse.Namespace, device: str) -> None:
 
 def _inference_table(args: argparse.Namespace, devices: list[str]) -> list[dict]:
     from lt_faceparse.models import build_model
-    from lt_faceparse.speed_segface import bench_segface, format_rows, time_sections
+    from lt_faceparse.speed.segface import bench_segface, format_rows, time_sections
 
     backbones = args.backbones or ["mobilenet"]
     rows = bench_segface(backbones, args.resolutions, devices=devices, literal=not args.no_literal,

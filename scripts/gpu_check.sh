@@ -101,9 +101,9 @@ fi
 "$PYTHON" - "$RECORDS" "$OUT" <<'PY' || status=1
 import json, sys
 from pathlib import Path
-from lt_faceparse.reporting.report import speed_table
+from lt_faceparse.reporting.sweep_tables import speed_table
 from lt_faceparse.reporting.tables import to_markdown
-from lt_faceparse.speed import find_speed_records
+from lt_faceparse.speed.harness import find_speed_records
 
 records = find_speed_records(sys.argv[1])
 out = Path(sys.argv[2])

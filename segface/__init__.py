@@ -3,6 +3,5 @@
 from segface.checkpoint import load_checkpoint
 from segface.convert import convert_official
 from segface.model import SegFace
-from segface.parser import FaceParser
 
-__all__ = ["SegFace", "convert_official", "load_checkpoint", "FaceParser"]
+__all__ = ["SegFace", "convert_official", "load_checkpoint"]  # FaceParser: lt_faceparse.inference.parser

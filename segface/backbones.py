@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from lt_faceparse.pretrained import timm_pretrained_file, torchvision_state
+from lt_faceparse.pretrained import pretrained_file_errors, timm_pretrained_file, torchvision_state
 
 
 @dataclass(frozen=True)
@@ -151,22 +151,24 @@ def build_backbone(name: str, pretrained: bool | str = False) -> nn.Module:
         spec = TORCHVISION_BACKBONES[name]
     except KeyError:
         raise KeyError(f"unknown backbone {name!r}; known: {list_backbones()} or 'timm/<name>'") from None
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: torchvision models only for torchvision backbones
 
     model = tvm.get_model(spec.builder, weights=None)
     if pretrained:
-        model.load_state_dict(torchvision_state(spec.builder, pretrained))
+        with pretrained_file_errors(pretrained, f"backbone {name!r}"):
+            model.load_state_dict(torchvision_state(spec.builder, pretrained))
     return TorchvisionBackbone(spec, model)
 
 
 def _build_timm(name: str, pretrained: bool | str) -> TimmBackbone:
-    import timm
+    import timm  # lazy: timm (~1 s) only for timm backbones and weights
 
     kwargs: dict = {}
     if pretrained:
         file = timm_pretrained_file(name, pretrained)
         kwargs = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(file)}}
-    model = timm.create_model(name, features_only=True, **kwargs)
+    with pretrained_file_errors(pretrained, f"backbone 'timm/{name}'"):
+        model = timm.create_model(name, features_only=True, **kwargs)
     return TimmBackbone(f"{TIMM_PREFIX}{name}", model)
 
 

@@ -34,6 +34,7 @@ import torch
 
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
+from lt_faceparse.weights import save_model
 from segface.backbones import TORCHVISION_BACKBONES, build_backbone, release_backbone_prefix
 from segface.model import SegFace
 
@@ -187,8 +188,6 @@ def convert_official(
         "warp": "tanh" if tax.name == "lapa" else None,  # the release warps LaPa faces (RoI tanh warp)
     }
     if out is not None:
-        from lt_faceparse.weights import save_model
-
         save_model(model, out, model.metadata)
     return model
 

@@ -61,8 +61,8 @@ def choose_formulation(device: torch.device, grad: bool) -> Formulation:
     """The fastest exact formulation for ``device``, with (``grad``) or without gradients.
 
     CPU -> ``cpu``, any accelerator -> ``gpu``, in both autograd states: on the CPU ``cpu`` measured
-    fastest for inference and for a training step (DESIGN.md, "SegFace formulations";
-    ``reports/cpu-speed/``). ``grad`` changes what a formulation may cache, not which one runs:
+    fastest for inference and for a training step (docs/speed.md, "SegFace formulations";
+    ``reports/history.md``). ``grad`` changes what a formulation may cache, not which one runs:
     its cached constants are recomputed while gradients flow (:func:`segface.cache.caching_allowed`).
     """
     return CPU if device.type == "cpu" else GPU

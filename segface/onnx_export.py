@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import torch
 import torch.nn as nn
 
 from lt_faceparse.atomic import atomic_path
+from lt_faceparse.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from lt_faceparse.weights import load_model, taxonomy_of
 
 
 def export_onnx(model: nn.Module, path: str | Path, resolution: int, *, opset: int = 17) -> Path:
@@ -37,12 +40,7 @@ def export_checkpoint_onnx(checkpoint: str | Path, out: str | Path, resolution: 
     The ONNX file's ``metadata_props`` hold ``lt_faceparse``: JSON with the whole taxonomy (class
     names, display names, colours, ...), the input resolution and normalisation, and the source, so
     the exported model is as self-contained as the weight file."""
-    import json
-
-    import onnx
-
-    from lt_faceparse.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-    from lt_faceparse.weights import load_model, taxonomy_of
+    import onnx  # lazy: optional extra lt-faceparse[onnx]
 
     model, meta = load_model(checkpoint)
     taxonomy = taxonomy_of(meta, checkpoint)

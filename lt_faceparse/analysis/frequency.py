@@ -12,20 +12,27 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
-from rich.progress import Progress
 
 from lt_faceparse.analysis.bins import BIN_NAMES, assign_bins, check_thresholds
+from lt_faceparse.analysis.frequency_counts import (LabelCounts, count_celebamask, count_datasets, load_shards,
+                                                    save_shard)
 from lt_faceparse.analysis.gini import gini
-from lt_faceparse.atomic import atomic_write_json, atomic_write_text
+from lt_faceparse.analysis.plots import _pyplot, plot_class_frequencies, plot_preset_comparison
+from lt_faceparse.atomic import atomic_folder, atomic_write_json, atomic_write_text
+from lt_faceparse.custom_taxonomy import adopt_taxonomy, taxonomy_from_names
+from lt_faceparse.data import build_dataset
+from lt_faceparse.data.chunk_pool import map_chunks
+from lt_faceparse.data.registry import dataset_key
 from lt_faceparse.errors import DataError
-from lt_faceparse.taxonomy import Taxonomy, adopt_taxonomy, get_taxonomy
+from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FREQUENCY_COLUMNS = ("class_id", "class_name", "images_with_class", "presence_prob", "pixel_count",
                      "pixel_share", "mean_area_when_present", "bin")
@@ -39,7 +46,7 @@ class FrequencyTable:
     ``image_presence``: N x K bool, which classes each image contains (rows in the order the images
     were read; None for a table read back from files)."""
 
-    frame: pd.DataFrame
+    frame: "pd.DataFrame"
     summary: dict[str, Any]
     taxonomy: Taxonomy
     image_presence: np.ndarray | None = None
@@ -59,6 +66,8 @@ class FrequencyTable:
         for p in (csv, js):
             if not p.is_file():
                 raise DataError(p, "frequency report file not found")
+        import pandas as pd  # lazy: pandas loaded on use (``freq`` loads it while its workers decode)
+
         frame = pd.read_csv(csv)
         missing = [c for c in FREQUENCY_COLUMNS if c not in frame.columns]
         if missing:
@@ -76,12 +85,11 @@ class FrequencyTable:
         return cls(frame, summary, taxonomy)
 
 
-def _taxonomy_from_frame(name: str, frame: pd.DataFrame) -> Taxonomy:
+def _taxonomy_from_frame(name: str, frame: "pd.DataFrame") -> Taxonomy:
     """The registered taxonomy ``name``, else one rebuilt from the table's names, display names and kinds."""
     try:
         return get_taxonomy(name)
     except KeyError:  # a user-defined taxonomy that is not registered in this process
-        from lt_faceparse.taxonomy import taxonomy_from_names
 
         columns = {c: frame[c].tolist() for c in ("display_name", "kind") if c in frame}
         return taxonomy_from_names(name, frame["class_name"].tolist(), display_names=columns.get("display_name"),
@@ -94,50 +102,52 @@ def _datasets(dataset: Any) -> list[Any]:
 
 def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
                               thresholds: Mapping[str, float] | None = None) -> FrequencyTable:
-    """Stream every label map of ``dataset`` (or of a list of datasets sharing one taxonomy, e.g. all
-    splits) with :func:`lt_faceparse.data.iter_labels` and tabulate class frequencies."""
-    from lt_faceparse.data import iter_labels
-
+    """Read every label map of ``dataset`` (or of a list of datasets sharing one taxonomy, e.g. all
+    splits; ``num_workers`` processes, chunks of images each) and tabulate class frequencies."""
     datasets = _datasets(dataset)
     if not datasets:
         raise ValueError("compute_class_frequencies: no dataset given")
     taxonomy = datasets[0].taxonomy
     if any(d.taxonomy.name != taxonomy.name for d in datasets):
         raise ValueError("compute_class_frequencies: datasets use different taxonomies")
+    counts = count_datasets(datasets, num_workers)
+    summary = dict(counts.settings, merge=counts.settings["merges"])
+    return table_from_histograms(counts.histograms[:, 0], taxonomy, summary, thresholds, counts.describe)
+
+
+def table_from_histograms(histograms: np.ndarray, taxonomy: Taxonomy, settings: Mapping[str, Any],
+                          thresholds: Mapping[str, float] | None = None,
+                          describe: Callable[[int], str] | None = None) -> FrequencyTable:
+    """The frequency table of N label maps given as N x 256 histograms of their ids (rows in reading
+    order). ``settings``: ``dataset``, ``dataset_format``, ``root``, ``split``, ``splits`` and
+    ``merge`` (a name, or the list of the datasets' merges) for the summary; ``describe(row)`` names
+    an image in errors. Ids between K and 254 are an error naming the first image holding one."""
     thresholds = check_thresholds(thresholds)
     k = taxonomy.num_classes
-    images_with = np.zeros(k, dtype=np.int64)
-    pixels = np.zeros(k, dtype=np.int64)
-    area_sum = np.zeros(k, dtype=np.float64)
-    presence_rows: list[np.ndarray] = []
-    num_images = 0
-    total = sum(len(d) for d in datasets)
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-        task = progress.add_task(f"class frequencies ({taxonomy.name})", total=total)
-        for ds in datasets:
-            for index, label in iter_labels(ds, num_workers=num_workers):
-                counts = np.bincount(np.asarray(label).ravel(), minlength=256)
-                unknown = np.flatnonzero(counts[k:255]) + k
-                if unknown.size:
-                    where = ds.describe_item(index) if hasattr(ds, "describe_item") else f"{ds.root} #{index}"
-                    raise DataError(where, f"label holds ids {unknown.tolist()} outside taxonomy "
-                                           f"{taxonomy.name!r} (0..{k - 1}, 255 = ignore)")
-                counts = counts[:k]
-                valid = counts.sum()
-                images_with += counts > 0
-                presence_rows.append(counts > 0)
-                pixels += counts
-                if valid:
-                    area_sum += counts / valid
-                num_images += 1
-                progress.advance(task)
+    hist = np.asarray(histograms, dtype=np.int64).reshape(-1, 256)
+    bad = np.flatnonzero(hist[:, k:255].any(axis=1))
+    if bad.size:
+        where = describe(int(bad[0])) if describe is not None else f"{settings.get('root')} #{int(bad[0])}"
+        raise DataError(where, f"label holds ids {(np.flatnonzero(hist[bad[0], k:255]) + k).tolist()} outside "
+                               f"taxonomy {taxonomy.name!r} (0..{k - 1}, 255 = ignore)")
+    num_images = hist.shape[0]
     if num_images == 0:
-        raise DataError(getattr(datasets[0], "root", None), "no images to analyse")
-
+        raise DataError(settings.get("root"), "no images to analyse")
+    counts = hist[:, :k]
+    valid = counts.sum(axis=1)
+    present = counts > 0
+    images_with = present.sum(axis=0, dtype=np.int64)
+    pixels = counts.sum(axis=0)
+    area = np.zeros(counts.shape, dtype=np.float64)
+    area[valid > 0] = counts[valid > 0] / valid[valid > 0, None]
+    # image after image (add.accumulate is sequential), the same float sums as a loop over images
+    area_sum = np.add.accumulate(area, axis=0)[-1]
     presence = images_with / num_images
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_area = np.where(images_with > 0, area_sum / np.maximum(images_with, 1), np.nan)
     share = pixels / pixels.sum() if pixels.sum() else np.zeros(k)
+    import pandas as pd  # lazy: pandas loaded on use (``freq`` loads it while its workers decode)
+
     frame = pd.DataFrame({
         "class_id": np.arange(k), "class_name": taxonomy.names, "images_with_class": images_with,
         "presence_prob": presence, "pixel_count": pixels, "pixel_share": share,
@@ -145,18 +155,19 @@ def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
         "display_name": taxonomy.display_names, "kind": [c.kind for c in taxonomy.classes],
     })
     fg = taxonomy.foreground_ids
-    splits = [d.split for d in datasets]
-    merges = {d.merge for d in datasets}
+    merges = settings["merge"]
+    if isinstance(merges, list):
+        merges = merges[0] if len(set(map(str, merges))) == 1 else sorted(set(map(str, merges)))
     summary = {
         "num_images": int(num_images),
         "gini_image": gini(presence[fg]),
         "gini_pixel": gini(pixels[fg]),
-        "merge": merges.pop() if len(merges) == 1 else sorted(map(str, merges)),
-        "split": splits[0] if len(splits) == 1 else "all",
-        "splits": splits,
-        "dataset": getattr(datasets[0], "source_dataset", datasets[0].dataset_name),
-        "data_format": datasets[0].dataset_name,
-        "root": str(datasets[0].root) if getattr(datasets[0], "root", None) is not None else None,
+        "merge": merges,
+        "split": settings["split"],
+        "splits": list(settings["splits"]),
+        "dataset": settings["dataset"],
+        "data_format": settings["dataset_format"],
+        "root": settings["root"],
         "taxonomy": taxonomy.name,
         "taxonomy_definition": taxonomy.to_dict(),
         "thresholds": thresholds,
@@ -167,13 +178,11 @@ def compute_class_frequencies(dataset: Any, num_workers: int = 0, *,
                            "(its pixels / the image's non-ignored pixels)",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    return FrequencyTable(frame, summary, taxonomy, np.stack(presence_rows))
+    return FrequencyTable(frame, summary, taxonomy, present)
 
 
 def write_frequency_report(table: FrequencyTable, out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:
     """Write ``class_frequencies.csv``, ``summary.json`` and the Figure-1-style plot (PNG + PDF)."""
-    from lt_faceparse.analysis.plots import plot_class_frequencies
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -187,8 +196,6 @@ def write_frequency_report(table: FrequencyTable, out_dir: str | Path, log_scale
 
 def compare_presets(tables: Mapping[str, FrequencyTable], out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:
     """Side-by-side presence/pixel share/bin per merge preset: ``merge_comparison.csv`` + plot."""
-    from lt_faceparse.analysis.plots import plot_preset_comparison
-
     out_dir = Path(out_dir)
     first = next(iter(tables.values()))
     comp = first.frame[["class_id", "class_name"]].copy()
@@ -205,8 +212,6 @@ def compare_presets(tables: Mapping[str, FrequencyTable], out_dir: str | Path, l
 def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | Sequence[str]) -> list[Any]:
     """The datasets of ``split`` (``all`` = every split, a split identical to an earlier one, such
     as Helen's val = test, is read once)."""
-    from lt_faceparse.data import build_dataset
-
     if split != "all":
         return [build_dataset(dataset_name, root, split, resolution=None, merge=merge)]
     out, seen = [], []
@@ -219,22 +224,85 @@ def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | S
     return out
 
 
+def _load_report_libraries() -> None:
+    """Load what the report needs (pandas, matplotlib and its PDF backend) while the workers decode."""
+    import matplotlib.backends.backend_pdf  # noqa: F401  # lazy: loaded while the workers decode
+    import pandas  # noqa: F401  # lazy: loaded while the workers decode
+
+    _pyplot()
+
+
+def count_labels(dataset_name: str, root: str | Path, split: str, merges: Sequence[str], num_workers: int = 0, *,
+                 shard: tuple[int, int] | None = None,
+                 while_running: Callable[[], None] | None = None) -> LabelCounts:
+    """:class:`~lt_faceparse.analysis.frequency_counts.LabelCounts` of ``split`` for every preset of
+    ``merges`` in one pass (CelebAMask-HQ; other datasets take one preset at most)."""
+    if split not in (*SPLITS, "all"):
+        raise ValueError(f"split must be one of {[*SPLITS, 'all']}, got {split!r}")
+    if dataset_key(dataset_name) == "celebamask-hq":
+        return count_celebamask(root, split, merges, num_workers, shard=shard, while_running=while_running)
+    if len(merges) > 1:
+        raise ValueError(f"dataset {dataset_name!r} has no merge presets; pass at most one --merge")
+    counts = count_datasets(_open_splits(dataset_name, root, split, merges[0]), num_workers, shard=shard)
+    counts.settings["presets"] = list(merges)  # the report's folder and key, as asked
+    return counts
+
+
+def _write_part(job: tuple) -> list[Path]:
+    """One figure's worth of a report: a preset's files, or the side-by-side comparison."""
+    kind, tables, out_dir, log_scale = job
+    if kind == "comparison":
+        return list(compare_presets(tables, out_dir, log_scale).values())
+    return list(write_frequency_report(tables, out_dir, log_scale).values())
+
+
+def report_from_counts(counts: LabelCounts, out_dir: str | Path, *, log_scale: bool = False,
+                       thresholds: Mapping[str, float] | None = None,
+                       num_workers: int = 0) -> dict[str, FrequencyTable]:
+    """Write one report per preset of ``counts`` (in ``OUT/<preset>/`` when several, plus a side-by-side
+    comparison in ``OUT``; several figures are drawn by ``num_workers`` processes) and complete the
+    label caches' manifests; returns the tables by preset."""
+    taxonomy = get_taxonomy(counts.settings["taxonomy"])
+    presets = counts.settings["presets"]
+    tables = {}
+    for j, preset in enumerate(presets):
+        settings = dict(counts.settings, merge=preset if counts.settings["dataset_format"] == "celebamask-hq"
+                        else counts.settings["merges"])
+        tables[str(preset)] = table_from_histograms(counts.histograms[:, j], taxonomy, settings, thresholds,
+                                                    counts.describe)
+    counts.write_cache_manifests()
+    several = len(presets) > 1
+    with atomic_folder(out_dir) as tmp:  # the report's files change together (a full disk leaves the old ones)
+        jobs = [("report", table, tmp / preset if several else tmp, log_scale) for preset, table in tables.items()]
+        jobs += [("comparison", tables, tmp, log_scale)] if several else []
+        for _ in map_chunks(_write_part, jobs, num_workers):
+            pass
+    return tables
+
+
 def frequency_report(dataset_name: str, root: str | Path, split: str, out_dir: str | Path, *,
                      merges: Sequence[str] | None = None, log_scale: bool = False, num_workers: int = 0,
                      thresholds: Mapping[str, float] | None = None) -> dict[str, FrequencyTable]:
-    """The ``freq`` command: one report per merge preset (in ``OUT/<preset>/`` when several, plus a
-    side-by-side comparison in ``OUT``); returns the tables by preset."""
-    if split not in (*SPLITS, "all"):
-        raise ValueError(f"split must be one of {[*SPLITS, 'all']}, got {split!r}")
-    merges = list(merges or ["segface"])
-    tables = {}
-    for preset in merges:
-        table = compute_class_frequencies(_open_splits(dataset_name, root, split, preset), num_workers,
-                                          thresholds=thresholds)
-        if len(merges) > 1 and table.summary["merge"] is None:
-            raise ValueError(f"dataset {dataset_name!r} has no merge presets; pass at most one --merge")
-        write_frequency_report(table, Path(out_dir) / preset if len(merges) > 1 else out_dir, log_scale)
-        tables[preset] = table
-    if len(merges) > 1:
-        compare_presets(tables, out_dir, log_scale)
-    return tables
+    """The ``freq`` command: one pass over ``split`` for every merge preset, then one report per preset
+    (:func:`report_from_counts`); returns the tables by preset."""
+    counts = count_labels(dataset_name, root, split, list(merges or ["segface"]), num_workers,
+                          while_running=_load_report_libraries)
+    return report_from_counts(counts, out_dir, log_scale=log_scale, thresholds=check_thresholds(thresholds),
+                              num_workers=num_workers)
+
+
+def frequency_shard(dataset_name: str, root: str | Path, split: str, out_dir: str | Path, shard: tuple[int, int], *,
+                    merges: Sequence[str] | None = None, log_scale: bool = False, num_workers: int = 0,
+                    thresholds: Mapping[str, float] | None = None) -> Path:
+    """``freq --shard i/n``: count block ``i`` of ``n`` of the run :func:`frequency_report` would make,
+    into ``OUT/shard-i-of-n.npz`` (returned), for :func:`merge_shards`."""
+    counts = count_labels(dataset_name, root, split, list(merges or ["segface"]), num_workers, shard=shard)
+    return save_shard(counts, out_dir, shard, {"thresholds": check_thresholds(thresholds), "log_scale": log_scale})
+
+
+def merge_shards(paths: Sequence[str | Path], out_dir: str | Path, num_workers: int = 0) -> dict[str, FrequencyTable]:
+    """The report of a run counted in shards (``freq --shard i/n``): the files (or folders holding
+    them) of all ``n`` shards are joined, then reported as one unsharded run would be."""
+    counts, extra = load_shards(paths)
+    return report_from_counts(counts, out_dir, log_scale=extra.get("log_scale", False),
+                              thresholds=extra.get("thresholds"), num_workers=num_workers)

@@ -1,13 +1,15 @@
 """``lt-faceparse`` command line: argument parsing only; each subcommand calls one library function.
 
 Subcommands are grouped by layer, one module each (``data``, ``analysis``, ``model``, ``baselines``,
-``engine``, ``report``); each module exposes ``register(subparsers)``.
+``engine``, ``report``, ``zoo``); each module exposes ``register(subparsers)``.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
 from typing import Sequence
 
@@ -15,7 +17,7 @@ from lt_faceparse import __version__
 from lt_faceparse.errors import LTFaceParseError
 from lt_faceparse.runtime import prefer_huge_pages
 
-_GROUPS = ("data", "analysis", "model", "baselines", "engine", "report")
+_GROUPS = ("data", "analysis", "model", "baselines", "engine", "report", "zoo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,14 +36,46 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     prefer_huge_pages()  # before the first tensor: PyTorch reads the setting once (see lt_faceparse.runtime)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "overrides", None), list) and all(_is_override(a) for a in extra):
+        args.overrides += extra  # KEY=VALUE overrides after an option (`train CFG a=1 --resume auto b=2`)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result = args.func(args)
-    except (LTFaceParseError, FileNotFoundError, KeyError, ValueError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    except (LTFaceParseError, OSError, KeyError, ValueError) as err:
+        if isinstance(err, OSError):
+            msg = describe_os_error(err)
+        else:
+            msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"lt-faceparse {args.command}: error: {msg}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+def _is_override(arg: str) -> bool:
+    return not arg.startswith("-") and "=" in arg
+
+
+_OS_PROBLEMS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "not a folder (a file is in the way)",
+    errno.EEXIST: "already exists (a file where a folder is needed?)",
+    errno.EISDIR: "is a folder, not a file",
+    errno.EROFS: "read-only file system",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line naming the file and the problem of a filesystem error (``"<file>: <problem>"``)."""
+    if err.errno is None or (err.filename is None and err.errno not in _OS_PROBLEMS):
+        return str(err)  # raised with a message of its own
+    problem = _OS_PROBLEMS.get(err.errno) or (err.strerror or os.strerror(err.errno)).lower()
+    return problem if err.filename is None else f"{err.filename}: {problem}"
 
 
 if __name__ == "__main__":  # pragma: no cover

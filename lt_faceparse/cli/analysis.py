@@ -6,39 +6,62 @@ from __future__ import annotations
 import argparse
 import math
 
+from lt_faceparse.analysis.bins import check_thresholds
+from lt_faceparse.analysis.frequency import FrequencyTable, frequency_report, frequency_shard, merge_shards
+from lt_faceparse.engine.score_predictions import score_prediction_folders
+from lt_faceparse.errors import LTFaceParseError
+from lt_faceparse.records import merge_text, save_record
+
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"
 
 
-def _freq(args: argparse.Namespace) -> int:
-    from lt_faceparse.analysis.bins import check_thresholds
-    from lt_faceparse.analysis.frequency import frequency_report
-    from lt_faceparse.errors import LTFaceParseError
-
+def _shard_arg(text: str) -> tuple[int, int]:
     try:
-        thresholds = check_thresholds({"rare_below": args.rare_below, "common_below": args.common_below})
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N (shard I of N, 0 <= I < N), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def _thresholds(args: argparse.Namespace) -> dict[str, float]:
+    try:
+        return check_thresholds({"rare_below": args.rare_below, "common_below": args.common_below})
     except ValueError as err:
         raise LTFaceParseError(f"--rare-below/--common-below: {err}") from None
-    tables = frequency_report(args.dataset, args.root, args.split, args.out, merges=args.merge,
-                              log_scale=args.log, num_workers=args.workers, thresholds=thresholds)
-    from lt_faceparse.reporting.leaderboard import merge_text
 
-    for preset, t in tables.items():
+
+def _print_tables(tables: dict, out: str) -> None:
+    for t in tables.values():
         s = t.summary
         bins = ", ".join(f"{b}: {len(v)}" for b, v in t.bins().items())
-        print(f"{s['dataset']} {s['split']} merge={merge_text(s)}: {s['num_images']} images; Gini over foreground "
+        merge = merge_text(s.get("merge"), s.get("data_format") or s.get("dataset"))
+        print(f"{s['dataset']} {s['split']} merge={merge}: {s['num_images']} images; Gini over foreground "
               f"presence {s['gini_image']:.3f}, over foreground pixels {s['gini_pixel']:.3f}; bins by presence "
               f"(rare < {s['thresholds']['rare_below']}, common < {s['thresholds']['common_below']}): {bins}")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
+
+
+def _freq(args: argparse.Namespace) -> int:
+    options = dict(merges=args.merge, log_scale=args.log, num_workers=args.workers, thresholds=_thresholds(args))
+    if args.shard is not None:
+        path = frequency_shard(args.dataset, args.root, args.split, args.out, args.shard, **options)
+        print(f"wrote {path} (shard {args.shard[0]}/{args.shard[1]}; join all {args.shard[1]} with "
+              f"lt-faceparse freq-merge)")
+        return 0
+    _print_tables(frequency_report(args.dataset, args.root, args.split, args.out, **options), args.out)
+    return 0
+
+
+def _freq_merge(args: argparse.Namespace) -> int:
+    _print_tables(merge_shards(args.shards, args.out, args.workers), args.out)
     return 0
 
 
 def _score(args: argparse.Namespace) -> int:
-    from lt_faceparse.analysis.frequency import FrequencyTable
-    from lt_faceparse.analysis.score_predictions import score_prediction_folders
-    from lt_faceparse.records import save_record
-
     provenance = {k: v for k, v in {"model": args.model, "dataset": args.dataset, "split": args.split,
                                     "merge": args.merge}.items() if v is not None}
     bins = FrequencyTable.read(args.bins) if args.bins else None
@@ -72,8 +95,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rare-below", type=float, default=0.30, help="presence below this is 'rare' (default 0.30)")
     p.add_argument("--common-below", type=float, default=0.90,
                    help="presence below this (and not rare) is 'common', else 'frequent' (default 0.90)")
+    p.add_argument("--shard", type=_shard_arg, metavar="I/N",
+                   help="count only block I of N of the images into OUT/shard-I-of-N.npz (join with freq-merge)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_freq)
+
+    p = sub.add_parser("freq-merge", help="join the shards of a `freq --shard I/N` run into its report",
+                       description="Join the N shard files of one freq run (all of them, each once, counted "
+                       "with the same settings) and write the report an unsharded run writes.")
+    p.add_argument("shards", nargs="+", help="shard files (shard-I-of-N.npz) or folders holding them")
+    p.add_argument("--workers", type=int, default=0, help="processes drawing the figures")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_freq_merge)
 
     p = sub.add_parser("score", help="score saved label PNGs against ground-truth PNGs; writes a result record",
                        description="Match prediction and ground-truth PNGs by file name, accumulate one "

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from baselines.convert_zll import export_zll
+
 
 def _convert_zll(args: argparse.Namespace) -> int:
-    from baselines.convert_zll import export_zll
-
     path = export_zll(args.src, args.out)
     print(f"wrote {path} (BiSeNet, face-parsing.PyTorch weights; logits reordered from the zll numbering "
           f"to SegFace's CelebAMask-HQ ids; trained with merge preset 'zll' on all 30,000 images, test included)")

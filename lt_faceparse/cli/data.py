@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from lt_faceparse.data.check import ERROR, check_dataset, format_report
+from lt_faceparse.data.synthetic import timed_generation
+
 
 def _presence_arg(text: str) -> tuple[str, float]:
     name, sep, value = text.partition("=")
@@ -27,8 +30,6 @@ def _splits_arg(text: str) -> tuple[float, float, float]:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from lt_faceparse.data.synthetic import timed_generation
-
     out, seconds = timed_generation(
         args.out, fmt=args.format, num_images=args.num_images, size=args.size, seed=args.seed,
         presence=dict(args.presence or []), splits=args.splits, num_workers=args.workers, overwrite=args.overwrite,
@@ -44,8 +45,6 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from lt_faceparse.data.check import ERROR, check_dataset, format_report
-
     problems = check_dataset(args.dataset, args.root, deep=not args.quick, num_workers=args.workers)
     if args.json:
         print(json.dumps([p.__dict__ for p in problems], indent=2))

@@ -13,6 +13,13 @@ import logging
 import os
 import sys
 
+from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
+from lt_faceparse.engine.config import load_config
+from lt_faceparse.engine.evaluate import evaluate_checkpoint
+from lt_faceparse.engine.preemption import Preempted
+from lt_faceparse.engine.train import train
+from lt_faceparse.records import posthoc_label, record_merge_text
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""
@@ -34,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval", help="score a weight file on a dataset split and write a result record",
         description="Score a weight file (lt-faceparse safetensors) on every image of a split; writes "
                     "record.json and per_image.npz to --out. Scores come from one global confusion matrix.")
-    p.add_argument("--checkpoint", required=True, help="weight file (e.g. RUN/final.safetensors)")
+    add_weights_arguments(p, "weight file (e.g. RUN/final.safetensors)")
     p.add_argument("--dataset", required=True, help="celebamask-hq | lapa | helen | folder")
     p.add_argument("--root", required=True, help="dataset root folder")
     p.add_argument("--split", required=True, choices=("val", "test"))
@@ -80,11 +87,6 @@ def add_tau_norm_argument(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lt_faceparse.engine.config import load_config
-    from lt_faceparse.engine.train import train
-
-    from lt_faceparse.engine.preemption import Preempted
-
     overrides = list(args.overrides)
     resume = args.resume
     if resume is not None and "=" in resume:  # `--resume key=value ...`: the flag alone, then overrides
@@ -110,27 +112,23 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from lt_faceparse.engine.evaluate import evaluate_checkpoint
-
-    record = evaluate_checkpoint(args.checkpoint, args.dataset, args.root, args.split, args.protocol, args.out,
+    record = evaluate_checkpoint(weights_of(args), args.dataset, args.root, args.split, args.protocol, args.out,
                                  merge=args.merge, resolution=args.resolution, batch_size=args.batch_size,
                                  device=args.device, num_workers=args.num_workers, n_resamples=args.bootstrap,
                                  seed=args.bootstrap_seed, logit_adjust=args.logit_adjust, tta=args.tta,
-                                 priors=args.priors, tau_norm=args.tau_norm)
+                                 priors=args.priors, tau_norm=args.tau_norm,
+                                 provenance={"zoo_model": args.model} if args.model else None)
     if _is_rank0():
-        from lt_faceparse.longtail.spec import posthoc_label
-        from lt_faceparse.reporting.leaderboard import merge_text
-
         prov = record.provenance
         ci = record.ci
         ci_text = ("" if not ci or ci["mean_f1"]["lower"] is None else
                    f" [95% CI {100 * ci['mean_f1']['lower']:.2f}, {100 * ci['mean_f1']['upper']:.2f}: percentile "
                    f"bootstrap over images, {ci['n_resamples']} resamples, seed {ci['seed']}]")
-        posthoc = posthoc_label(prov.get("posthoc"))
-        priors = (prov.get("posthoc") or {}).get("priors")
+        posthoc = posthoc_label(prov.posthoc)
+        priors = (prov.posthoc or {}).get("priors")
         posthoc = f", {posthoc}" + (f" (priors: {priors})" if priors else "") if posthoc else ""
-        print(f"{args.dataset} {args.split} ({record.num_images} images, merge {merge_text(prov)}, resolution "
-              f"{prov.get('resolution')}, protocol {args.protocol}{posthoc}, one confusion matrix over the split): "
+        print(f"{args.dataset} {args.split} ({record.num_images} images, merge {record_merge_text(record)}, resolution "
+              f"{prov.resolution}, protocol {args.protocol}{posthoc}, one confusion matrix over the split): "
               f"mean F1 {100 * record.mean_f1:.2f}{ci_text} (foreground classes), mean IoU "
               f"{100 * record.mean_iou_with_bg:.2f} (all classes incl. background) -> {args.out}")
     return 0

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from lt_faceparse.cli.engine import add_posthoc_arguments
+from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
+from lt_faceparse.inference.parser import parse_images
+from segface.convert import convert_official
+from segface.onnx_export import export_checkpoint_onnx
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""
@@ -19,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("parse", help="parse face images of any size with a trained model")
-    p.add_argument("--checkpoint", required=True, help="our weight file (.safetensors or its folder)")
+    add_weights_arguments(p, "our weight file (.safetensors or its folder)")
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     p.add_argument("--out", required=True, help="output folder for label PNGs and colour overlays")
     p.add_argument("--probs", action="store_true", help="also write per-class probability maps")
@@ -27,11 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help='JSON {"<image name>": 5 (or 106) [x, y] points}; required by tanh-warp (LaPa) models')
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first image that cannot be read (default: report each, parse the rest, "
+                        "then exit 2 with their count)")
     p.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
                    help="torch.compile the model (CUDA graphs on CUDA); optionally a torch.compile mode "
                         "(default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs). Worth it for "
                         "many images: the first batch of each size pays the compilation")
-    from lt_faceparse.cli.engine import add_posthoc_arguments
 
     add_posthoc_arguments(p)
     p.set_defaults(func=_parse)
@@ -45,8 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from segface.convert import convert_official
-
     model = convert_official(args.src, args.backbone, args.taxonomy, resolution=args.resolution, out=args.out)
     print(f"wrote {args.out} (SegFace {model.build_kwargs['backbone']}, taxonomy {model.metadata['taxonomy']['name']}, "
           f"resolution {model.metadata['resolution']})")
@@ -54,12 +60,10 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _parse(args: argparse.Namespace) -> int:
-    from segface.parser import parse_images
-
-    written = parse_images(args.checkpoint, args.inputs, args.out, probs=args.probs,
+    written = parse_images(weights_of(args, parsing=True), args.inputs, args.out, probs=args.probs,
                            landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size,
                            logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors, compile=args.compile,
-                           tau_norm=args.tau_norm)
+                           tau_norm=args.tau_norm, strict=args.strict)
     posthoc = []
     if args.tta:
         posthoc.append("flip TTA (logits of the mirror image, left/right swapped, averaged)")
@@ -74,8 +78,6 @@ def _parse(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from segface.onnx_export import export_checkpoint_onnx
-
     path = export_checkpoint_onnx(args.checkpoint, args.out, args.resolution, opset=args.opset)
     print(f"wrote {path}")
     return 0

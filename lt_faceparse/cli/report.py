@@ -5,7 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich.console import Console
+
 from lt_faceparse.cli.engine import add_tau_norm_argument
+from lt_faceparse.engine.config import load_config
+from lt_faceparse.experiments.benchmark import run_benchmark
+from lt_faceparse.experiments.parallel import run_sweep
+from lt_faceparse.experiments.plans import select_plan
+from lt_faceparse.models import build_model
+from lt_faceparse.reporting.compare import run_compare
+from lt_faceparse.reporting.leaderboard import run_leaderboard
+from lt_faceparse.reporting.readme import write_readme
+from lt_faceparse.reporting.report import run_report
+from lt_faceparse.reporting.sweep_tables import speed_table
+from lt_faceparse.reporting.tables import to_rich
+from lt_faceparse.speed.harness import speed_sweep
 
 
 def _ints(text: str) -> list[int]:
@@ -27,6 +41,15 @@ def _names(text: str) -> list[str]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""
+    _add_leaderboard(sub)
+    _add_compare(sub)
+    _add_report(sub)
+    _add_speed(sub)
+    _add_sweep(sub)
+    _add_benchmark(sub)
+
+
+def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("leaderboard", help="Table-1-style leaderboard over result records, grouped by protocol",
                        description="Collect result records (record.json, recursively) and optionally the published "
                        "rows, group them by comparable protocol (dataset, taxonomy, split, merge preset, scoring "
@@ -42,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder for the tables")
     p.set_defaults(func=_leaderboard)
 
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="paired per-class bootstrap test of two result records on the same images",
                        description="Test record B against record A: per foreground class F1 of both, Δ F1 = B − A "
                        "with its paired-bootstrap interval, p-value and Holm-adjusted p-value, and the same for the "
@@ -55,6 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output folder for the tables (printed only when omitted)")
     p.set_defaults(func=_compare)
 
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="paper-style tables and figures from a results folder",
                        description="Leaderboard, Figure 1 (presence vs F1), F1 vs log presence with CIs, confusion "
                        "heatmaps, Tables 2a/2b, FPS vs resolution, qualitative grid and token-attention figures.")
@@ -70,6 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: reports/)")
     p.set_defaults(func=_report)
 
+
+def _add_speed(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("speed", help="time a model: latency, images/s, params, FLOPs, peak memory",
                        description="Warm-up, device synchronisation, median and IQR latency over --runs passes, "
                        "images/s, parameters, FLOPs (torch.utils.flop_counter) and peak CUDA memory, for every "
@@ -89,6 +118,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="folder for the speed records (printed only when omitted)")
     p.set_defaults(func=_speed)
 
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="train, evaluate and time a config over resolutions, backbones or remedies",
                        description="One setting per resolution (--res), backbone (--backbones) and/or long-tail remedy "
                        "(--remedies): train (resumed if interrupted), score the evaluation split with bootstrap CIs, "
@@ -109,6 +140,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
     p.set_defaults(func=_sweep)
 
+
+def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("benchmark", help="the whole SynthFace-LT benchmark (CPU or one GPU), report under --out",
                        description="Generate SynthFace-LT (cached) -> class frequencies -> train SegFace, its long-tail "
                        "remedies and the baselines (side by side in worker processes) -> evaluate with CIs -> "
@@ -132,8 +165,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from lt_faceparse.reporting.leaderboard import run_leaderboard
-
     if args.results is None and not args.include_reported:
         raise SystemExit("lt-faceparse leaderboard: error: give --results and/or --include-reported")
     run_leaderboard(args.results, args.out, dataset=args.dataset, include_reported=args.include_reported,
@@ -142,8 +173,6 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from lt_faceparse.reporting.compare import run_compare
-
     run_compare(args.record_a, args.record_b, args.out, n_resamples=args.bootstrap, confidence=args.confidence,
                 seed=args.seed)
     if args.out is not None:
@@ -152,9 +181,6 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from lt_faceparse.reporting.readme import write_readme
-    from lt_faceparse.reporting.report import run_report
-
     outputs = run_report(args.results, args.out, freq=args.freq, speed=args.speed, split=args.split,
                          include_reported=not args.no_reported, reference=args.reference,
                          data_root=args.data_root, examples=args.examples, device=args.device)
@@ -169,13 +195,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from lt_faceparse.models import build_model
-    from lt_faceparse.reporting.report import speed_table
-    from lt_faceparse.reporting.tables import to_rich
-    from lt_faceparse.speed import speed_sweep
-
     kwargs = {"num_classes": args.num_classes}
     if args.backbone:
         kwargs["backbone"] = args.backbone
@@ -187,9 +206,6 @@ def _speed(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from lt_faceparse.engine.config import load_config
-    from lt_faceparse.reporting.sweep import run_sweep
-
     if not args.res and not args.backbones and not args.remedies:
         raise SystemExit("lt-faceparse sweep: error: give --res, --backbones and/or --remedies")
     config = load_config(args.config, args.overrides)
@@ -201,8 +217,6 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from lt_faceparse.reporting.benchmark import run_benchmark, select_plan
-
     plan = select_plan(name=args.plan) if args.plan else None  # else run_benchmark picks one
     run_benchmark(args.out, quick=args.quick, cache_dir=args.cache, plan=plan, threads=args.threads or None,
                   workers=args.workers, device=args.device, reuse_results=args.reuse_results)

@@ -9,35 +9,23 @@ with left/right swap, ImageNet normalisation.
 
 from __future__ import annotations
 
-import json
+import warnings
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Iterable
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from lt_faceparse.data import transforms as T
+from lt_faceparse.data.files import open_image, source_dataset_of
 from lt_faceparse.data.sample import Sample
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # the image files a dataset folder may hold
 FLIP_MODES = (False, True, "always")
-
-
-def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image, raising :class:`DataError` naming the file on failure."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    try:
-        with Image.open(path) as img:
-            img.load()
-    except (OSError, ValueError, SyntaxError) as err:  # PIL raises these for bad/truncated files
-        raise DataError(path, f"unreadable or truncated image ({err})") from None
-    return img
 
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -63,7 +51,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def _decode_jpeg(path: Path) -> np.ndarray | None:
     """H x W x 3 RGB of a complete JPEG file via torchvision, or None to leave it to Pillow."""
-    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.io import ImageReadMode, decode_jpeg  # lazy: torchvision (~0.5 s) only to decode JPEGs
 
     try:
         data = path.read_bytes()
@@ -101,6 +89,18 @@ def check_label_ids(label: np.ndarray, num_classes: int, path: str | Path) -> No
         bad = np.unique(label[(label >= num_classes) & (label != 255)])
         if bad.size:
             raise DataError(path, f"label ids {bad.tolist()} outside the taxonomy's 0..{num_classes - 1}")
+
+
+def warn_labels_without_image(label_dir: Path, names: Iterable[str]) -> None:
+    """Warn, with their count, about the label PNGs of ``label_dir`` whose image is missing: the
+    dataset leaves them out (``check-dataset`` lists each)."""
+    if not label_dir.is_dir():
+        return
+    listed = set(names)
+    orphans = sorted(p.name for p in label_dir.glob("*.png") if p.stem not in listed)
+    if orphans:
+        warnings.warn(f"{label_dir}: {len(orphans)} label file(s) have no image and are left out (e.g. "
+                      f"{orphans[0]}; check-dataset lists them)", stacklevel=3)
 
 
 class FaceParsingDataset(Dataset):
@@ -209,15 +209,8 @@ class FaceParsingDataset(Dataset):
 
     @cached_property
     def source_dataset(self) -> str:
-        """What the data is, for grouping results: ``synthface-lt`` for a tree written by the
-        SynthFace-LT generator (its ``presence.json`` says so), else the format's name. Generated
-        data thus never shares a leaderboard table with the real dataset of the same format."""
-        marker = Path(self.root) / "presence.json"
-        try:
-            generator = json.loads(marker.read_text()).get("generator") if marker.is_file() else None
-        except (OSError, ValueError, AttributeError):
-            generator = None
-        return "synthface-lt" if generator == "SynthFace-LT" else self.dataset_name
+        """What the data is, for grouping results (:func:`~lt_faceparse.data.files.source_dataset_of`)."""
+        return source_dataset_of(self.root, self.dataset_name)
 
     def describe(self) -> dict:
         """JSON-ready summary (goes into result provenance)."""

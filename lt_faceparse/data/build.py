@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
 from pathlib import Path
@@ -15,24 +16,15 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from lt_faceparse.data.base import FaceParsingDataset
+from lt_faceparse.data.loader_errors import WorkerErrorLoader
+from lt_faceparse.data.registry import _ALIASES, DATASETS, dataset_key
 from lt_faceparse.data.sample import collate_samples
+from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
-
-# dataset name -> "module:Class" (imported on first use)
-DATASETS: dict[str, str] = {
-    "celebamask-hq": "lt_faceparse.data.celebamask_hq:CelebAMaskHQ",
-    "lapa": "lt_faceparse.data.lapa:LaPa",
-    "helen": "lt_faceparse.data.helen:Helen",
-    "folder": "lt_faceparse.data.folder:FolderDataset",
-}
-_ALIASES = {"celebamask": "celebamask-hq", "celeba": "celebamask-hq", "celebamaskhq": "celebamask-hq"}
 
 
 def dataset_class(name: str) -> type[FaceParsingDataset]:
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
-    module, attr = DATASETS[key].split(":")
+    module, attr = DATASETS[dataset_key(name)].split(":")
     return getattr(importlib.import_module(module), attr)
 
 
@@ -95,7 +87,21 @@ def _init_worker(dataset: FaceParsingDataset) -> None:
 
 def _read_label(index: int) -> np.ndarray:
     assert _WORKER_DATASET is not None
-    return _WORKER_DATASET.read_label(index)
+    try:
+        return _WORKER_DATASET.read_label(index)
+    except Exception as err:
+        raise _picklable_error(err, _WORKER_DATASET, index) from None
+
+
+def _picklable_error(err: Exception, dataset: FaceParsingDataset, index: int) -> Exception:
+    """``err`` if it survives pickling (the pool sends it to the parent), else a :class:`DataError`
+    naming the item: an error the parent cannot unpickle kills the pool's result thread (a hang)."""
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:
+        where = dataset.describe_item(index) if hasattr(dataset, "describe_item") else f"item {index}"
+        return DataError(where, f"{type(err).__name__}: {err}")
 
 
 def _mp_context():
@@ -177,7 +183,7 @@ def make_loader(
     generator = torch.Generator()
     generator.manual_seed(seed)
     workers = {"persistent_workers": persistent_workers, "prefetch_factor": prefetch_factor} if num_workers else {}
-    return DataLoader(
+    return WorkerErrorLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle if sampler is None else False,

@@ -10,6 +10,8 @@ files the loader ignores (images outside the mapping, unknown mask parts), landm
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,12 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
+from rich.progress import Progress
 
+from lt_faceparse.data import celebamask_hq as C, folder as Fo, helen as He, lapa as L, transforms as T
+from lt_faceparse.data.base import IMAGE_SUFFIXES, open_image, read_id_png
+from lt_faceparse.data.build import _ALIASES
+from lt_faceparse.data.lapa import read_landmarks_106
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -51,8 +58,6 @@ def _from_data_error(err: DataError, level: str = ERROR) -> Problem:
 
 def _decode(path: Path, problems: list[Problem]) -> np.ndarray | None:
     """Fully decode an image file; record a problem and return None when that fails."""
-    from lt_faceparse.data.base import open_image
-
     try:
         return np.asarray(open_image(path))
     except DataError as err:
@@ -79,8 +84,6 @@ def _check_ids(label: np.ndarray, num_classes: int, path: Path, problems: list[P
 
 
 def _check_label_file(path: Path, image_hw, num_classes: int, problems: list[Problem]) -> None:
-    from lt_faceparse.data.base import read_id_png
-
     try:
         label = read_id_png(path)
     except DataError as err:
@@ -97,7 +100,9 @@ def _split_size_warnings(where: Path, dataset: str, sizes: dict[str, int], publi
     out = []
     for split, want in published.items():
         have = sizes.get(split, 0)
-        if have != want:
+        if have == 0:  # an empty split folder trains or scores on nothing
+            out.append(_err(where, f"split '{split}' has no images (its folder is empty or missing)"))
+        elif have != want:
             note = f" ({notes[split]})" if notes and split in notes else ""
             out.append(_warn(where, f"split '{split}' has {have:,} images{note}; the published {dataset} split has "
                                     f"{want:,} (expected for SynthFace-LT or a subset; results are then not "
@@ -108,8 +113,6 @@ def _split_size_warnings(where: Path, dataset: str, sizes: dict[str, int], publi
 # ---- CelebAMask-HQ -------------------------------------------------------------------------------
 
 def _check_celeba_item(task) -> list[Problem]:
-    from lt_faceparse.data import transforms as T
-
     image_path, masks, deep = task
     problems: list[Problem] = []
     image_path = Path(image_path)
@@ -137,11 +140,6 @@ def _check_celeba_item(task) -> list[Problem]:
 
 
 def _celeba_tasks(root: Path, deep: bool, problems: list[Problem]) -> list:
-    import os
-    import re
-
-    from lt_faceparse.data import celebamask_hq as C
-
     img_dir, mask_dir = root / C.IMAGE_DIR, root / C.MASK_DIR
     for d in (img_dir, mask_dir):
         if not d.is_dir():
@@ -205,8 +203,6 @@ def _celeba_tasks(root: Path, deep: bool, problems: list[Problem]) -> list:
 # ---- LaPa ------------------------------------------------------------------------------------------
 
 def _check_lapa_item(task) -> list[Problem]:
-    from lt_faceparse.data.lapa import read_landmarks_106
-
     image_path, label_path, lm_path, deep = (Path(t) if isinstance(t, str) else t for t in task)
     problems: list[Problem] = []
     hw = _image_size(image_path, problems, deep)
@@ -229,15 +225,13 @@ def _check_lapa_item(task) -> list[Problem]:
 
 
 def _lapa_tasks(root: Path, deep: bool, problems: list[Problem]) -> list:
-    from lt_faceparse.data import lapa as L
-
     tasks, sizes = [], {}
     for split in L.SPLITS:
         base = root / split
         if not (base / "images").is_dir():
             problems.append(_err(base / "images", f"LaPa {split} image folder missing"))
             continue
-        images = {p.stem: p for p in (base / "images").iterdir() if p.suffix.lower() in L.IMAGE_SUFFIXES}
+        images = {p.stem: p for p in (base / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
         sizes[split] = len(images)
         labels_dir = base / "labels"
         if labels_dir.is_dir():
@@ -268,8 +262,6 @@ def _check_helen_item(task) -> list[Problem]:
 
 
 def _helen_tasks(root: Path, deep: bool, problems: list[Problem]) -> list:
-    from lt_faceparse.data import helen as He
-
     landmarks: dict = {}
     try:
         landmarks = He.read_landmark_file(root / He.LANDMARK_FILE)
@@ -313,8 +305,6 @@ def _check_folder_item(task) -> list[Problem]:
 
 
 def _folder_tasks(root: Path, deep: bool, problems: list[Problem]) -> list:
-    from lt_faceparse.data import folder as Fo
-
     num_classes = 256
     try:
         num_classes = len(Fo.read_classes(root / Fo.CLASSES_FILE))
@@ -328,7 +318,9 @@ def _folder_tasks(root: Path, deep: bool, problems: list[Problem]) -> list:
     tasks = []
     for split in splits:
         base = root if split == Fo.ALL_SPLIT else root / split
-        images = {p.stem: p for p in (base / "images").iterdir() if p.suffix.lower() in Fo.IMAGE_SUFFIXES}
+        images = {p.stem: p for p in (base / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+        if not images:
+            problems.append(_err(base / "images", "split folder holds no images"))
         labels_dir = base / "labels"
         labeled = labels_dir.is_dir()
         if labeled:
@@ -354,8 +346,6 @@ def check_dataset(name: str, root: str | Path, *, deep: bool = True, num_workers
     ``deep=False`` skips decoding pixels (only file presence, headers and index files).
     ``num_workers`` processes decode the files in parallel.
     """
-    from lt_faceparse.data.build import _ALIASES
-
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in _CHECKERS:
         raise KeyError(f"unknown dataset {name!r}; known: {sorted(_CHECKERS)}")
@@ -370,8 +360,6 @@ def check_dataset(name: str, root: str | Path, *, deep: bool = True, num_workers
 
 
 def _run(fn: Callable, tasks: Sequence, num_workers: int) -> Iterable[list[Problem]]:
-    from rich.progress import Progress
-
     with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
         bar = progress.add_task("checking", total=len(tasks))
         if num_workers <= 0 or len(tasks) < 2:

@@ -38,12 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lt_faceparse.data.base import FaceParsingDataset, check_label_ids, read_id_png, read_rgb
+from lt_faceparse.custom_taxonomy import taxonomy_from_names
+from lt_faceparse.data.base import (IMAGE_SUFFIXES, FaceParsingDataset, check_label_ids, read_id_png, read_rgb,
+                                    warn_labels_without_image)
 from lt_faceparse.errors import DataError, SplitNotFound
-from lt_faceparse.taxonomy import KINDS, BUILTIN_TAXONOMIES, Taxonomy, get_taxonomy, taxonomy_from_names
+from lt_faceparse.taxonomy import BUILTIN_TAXONOMIES, KINDS, Taxonomy, get_taxonomy
 
 CLASSES_FILE = "classes.txt"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ALL_SPLIT = "all"
 
 
@@ -61,7 +62,11 @@ def read_class_lines(path: str | Path) -> list[ClassLine]:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "class list not found (line i = name of class id i)")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:  # utf-8-sig: a byte-order mark (Windows editors) is not part of the first class name
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"not UTF-8 text (byte {err.start}: {err.reason}); save the class list as "
+                              "UTF-8") from None
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -112,26 +117,6 @@ def taxonomy_for_folder(root: str | Path) -> Taxonomy:
                                kinds=[c.kind for c in lines], register=True)
 
 
-def resolve_taxonomy(spec: str | Path | Taxonomy) -> Taxonomy:
-    """The taxonomy a user names on the command line: a built-in or registered name, a weight file
-    (``.safetensors``: the taxonomy it carries), a folder dataset root, or its ``classes.txt``."""
-    if isinstance(spec, Taxonomy):
-        return spec
-    path = Path(spec)
-    if path.suffix == ".safetensors" and path.is_file():
-        from lt_faceparse.weights import read_metadata, taxonomy_of
-
-        return taxonomy_of(read_metadata(path), path)
-    if path.is_dir():
-        return taxonomy_for_folder(path)
-    if path.is_file():
-        if path.name != CLASSES_FILE:
-            raise DataError(path, f"not a class list: a folder dataset's class list is named {CLASSES_FILE} "
-                                  "(or give the dataset root, a weight file or a taxonomy name)")
-        return taxonomy_for_folder(path.parent)
-    return get_taxonomy(str(spec))
-
-
 def folder_splits(root: str | Path) -> list[str]:
     """Splits present under ``root``: sub-folders holding ``images/``, or ``["all"]``."""
     root = Path(root)
@@ -169,6 +154,7 @@ class FolderDataset(FaceParsingDataset):
         self._images = {p.stem: p for p in sorted((self.split_dir / "images").iterdir())
                         if p.suffix.lower() in IMAGE_SUFFIXES}
         self.labeled = (self.split_dir / "labels").is_dir()
+        warn_labels_without_image(self.split_dir / "labels", self._images)
         super().__init__(root, split, tax, sorted(self._images), **kwargs)
 
     def image_path(self, index: int) -> Path:

@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from lt_faceparse.data.base import FaceParsingDataset, check_label_ids, read_id_png, read_rgb
 from lt_faceparse.errors import DataError
@@ -180,7 +181,5 @@ class Helen(FaceParsingDataset):
         return image[top:bottom, left:right], label[top:bottom, left:right], landmarks
 
     def _image_hw(self, index: int) -> tuple[int, int]:
-        from PIL import Image
-
         with Image.open(self.image_path(index)) as img:
             return img.height, img.width

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lt_faceparse.data.base import FaceParsingDataset, check_label_ids, read_id_png, read_rgb
+from lt_faceparse.data.base import (IMAGE_SUFFIXES, FaceParsingDataset, check_label_ids, read_id_png, read_rgb,
+                                    warn_labels_without_image)
 from lt_faceparse.errors import DataError, SplitNotFound
 from lt_faceparse.taxonomy import get_taxonomy
 
 SPLITS = ("train", "val", "test")
 PUBLISHED_SPLIT_SIZES = {"train": 18176, "val": 2000, "test": 2000}
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 NUM_LANDMARKS = 106
 
 # Released augmentation ranges.
@@ -121,6 +121,7 @@ class LaPa(FaceParsingDataset):
                              "(landmark_mirror=...); the released recipe does not flip")
         root = Path(root)
         self._image_paths = list_split(root, split)
+        warn_labels_without_image(root / split / "labels", self._image_paths)
         super().__init__(root, split, get_taxonomy("lapa"), sorted(self._image_paths), **kwargs)
 
     def image_path(self, index: int) -> Path:

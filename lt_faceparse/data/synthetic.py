@@ -13,7 +13,7 @@ eyeglasses are transparent (the eye, brow or skin under the lens keeps its label
 
 Landmarks: 68 points in the iBUG order (Helen) and 106 points (LaPa; indices 74/104, 83/105, 54,
 84, 90 sit where LaPa's five warp points are: image-left eye, image-right eye, nose tip, mouth
-corners; the other indices follow the generator's own order, see ``synthetic_draw._landmarks106``).
+corners; the other indices follow the generator's own order, see ``synthetic_face.landmarks106``).
 
 Determinism: image ``i`` depends only on ``(seed, i)``, splits and CelebA file numbers only on
 ``seed``, so serial and parallel runs write the same bytes.
@@ -34,6 +34,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image
+from rich.progress import Progress
 
 from lt_faceparse.atomic import atomic_write_json, atomic_write_text
 from lt_faceparse.data.celebamask_hq import (
@@ -261,8 +262,6 @@ def _make_dirs(out: Path, fmt: str, num_images: int) -> None:
 
 
 def _run_jobs(jobs: list[_Job], workers: int) -> list:
-    from rich.progress import Progress
-
     with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
         task = progress.add_task("SynthFace-LT", total=len(jobs))
         if workers <= 1 or len(jobs) < 8:

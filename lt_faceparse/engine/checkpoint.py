@@ -8,10 +8,16 @@ Everything is stored as tensors and plain Python types so that it loads with
 
 Files are ``checkpoints/ckpt_e{epoch}_s{step}.pt`` inside the run folder, written atomically; only
 the newest ``keep_last`` are kept. (The final model is a separate ``final.safetensors``.)
+
+Each checkpoint carries ``checksum``: the SHA-256 of everything else it holds (:func:`state_digest`),
+verified on load, so that a file whose bytes changed after it was written (flipped bits, a bad copy)
+is refused like a truncated one rather than trained on. Checkpoints written before the checksum
+existed load without the check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from collections import Counter
@@ -50,7 +56,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 def save_checkpoint(run_dir: str | Path, state: dict[str, Any], *, keep_last: int) -> Path:
     """Write ``state`` atomically as the newest checkpoint, then delete all but the newest ``keep_last``."""
     path = Path(run_dir) / CHECKPOINT_DIR / checkpoint_name(state["global_step"], state["epoch"])
-    atomic_torch_save(state, path)
+    atomic_torch_save({**state, CHECKSUM_KEY: state_digest(state)}, path)
     for old in list_checkpoints(run_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
     return path
@@ -65,10 +71,44 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated file, foreign pickle, ...
         raise DataError(path, f"not a readable training checkpoint ({err})") from None
+    if not isinstance(state, dict):
+        raise DataError(path, f"not a training checkpoint (holds a {type(state).__name__})")
     missing = {"model", "optimizer", "scheduler", "epoch", "step_in_epoch", "global_step", "rng"} - set(state)
     if missing:
         raise DataError(path, f"training checkpoint lacks {sorted(missing)}")
+    stored = state.pop(CHECKSUM_KEY, None)
+    if stored is not None and stored != state_digest(state):
+        raise DataError(path, "corrupt training checkpoint (its checksum does not match its content)")
     return state
+
+
+CHECKSUM_KEY = "checksum"
+
+
+def state_digest(state: Any) -> str:
+    """SHA-256 over a checkpoint state (nested dicts, lists, tensors, plain values) in a fixed order:
+    every tensor's dtype, shape and bytes, every other value's ``repr``."""
+    digest = hashlib.sha256()
+    _feed(digest, state)
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{tensor.dtype}{tuple(value.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            digest.update(repr(key).encode())
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"V{value!r}".encode())
 
 
 def scheduler_state(scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:

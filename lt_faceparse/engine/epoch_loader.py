@@ -22,6 +22,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader
 
+from lt_faceparse.data import make_loader
 from lt_faceparse.data.sample import Batch
 from lt_faceparse.engine.sampling import EpochSeededDataset, EpochTaggedSampler, ResumableDistributedSampler
 
@@ -33,8 +34,6 @@ class EpochLoader:
 
     def __init__(self, dataset: EpochSeededDataset, sampler: ResumableDistributedSampler, batch_size: int, *,
                  num_workers: int, seed: int, device: torch.device):
-        from lt_faceparse.data import make_loader
-
         self.dataset = dataset
         self.sampler = sampler
         self.device = device

@@ -18,12 +18,18 @@ import torch.distributed as dist
 import torch.nn as nn
 from rich.progress import Progress
 
+from lt_faceparse.data import build_dataset, dataset_class, make_loader
 from lt_faceparse.engine.config import ConfigError
 from lt_faceparse.engine.distributed import (all_reduce_sum, barrier, current_rank_world, init_distributed,
                                              shutdown_distributed)
 from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.engine.sampling import ShardSampler
 from lt_faceparse.errors import DataError
+from lt_faceparse.longtail.posthoc import apply_posthoc
+from lt_faceparse.metrics import ConfusionMatrix
+from lt_faceparse.metrics.protocol import protocol_provenance, update_for_protocol
+from lt_faceparse.records import build_record, save_record
+from lt_faceparse.weights import load_model, taxonomy_of
 
 if TYPE_CHECKING:
     from lt_faceparse.records import ResultRecord
@@ -45,11 +51,6 @@ def evaluate_model(model: nn.Module, dataset, *, protocol: str = "input", batch_
     warp, num_params); :func:`lt_faceparse.records.build_record` adds the taxonomy, library version,
     git commit and time.
     """
-    from lt_faceparse.data import make_loader
-    from lt_faceparse.metrics import ConfusionMatrix
-    from lt_faceparse.metrics.protocol import protocol_provenance, update_for_protocol
-    from lt_faceparse.records import build_record
-
     rank, world_size = current_rank_world()
     device = torch.device(device)
     runner = model if isinstance(model, BatchRunner) else BatchRunner(model, warp, warped_size)
@@ -102,11 +103,15 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
                         batch_size: int = 8, device: str = "auto", num_workers: int = 0,
                         provenance: dict[str, Any] | None = None, n_resamples: int = 1000,
                         seed: int = 0, logit_adjust: float | None = None, tta: str | None = None,
-                        priors: str | Path | None = None, tau_norm: float | None = None) -> ResultRecord:
+                        priors: str | Path | None = None, tau_norm: float | None = None,
+                        train_split: str = "train",
+                        show_progress: bool = True) -> ResultRecord:
     """Load a weight file (``final.safetensors`` of a run, or any file of :mod:`lt_faceparse.weights`),
     score it on ``split`` of a dataset and, when ``out_dir`` is given, write the record there (rank 0).
+    The one evaluation of a weight file on a split: ``eval``, the sweep and the benchmark all call it.
 
-    ``resolution``, ``merge`` and the warp default to what the weight file's metadata says; the
+    ``resolution`` and ``merge`` default to what the weight file's metadata says, the RoI warp is the
+    one the weights were trained in (metadata ``warp``; the record states it); the
     taxonomy comes from the weight file alone (a folder dataset is read in the model's class ids; its
     ``classes.txt``, when present, must list the same classes). ``n_resamples`` > 0 adds 95%
     percentile-bootstrap intervals over images (``seed``) to the record; 0 skips them. Works under
@@ -114,15 +119,11 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
 
     Post-hoc options (:mod:`lt_faceparse.longtail.posthoc`): ``logit_adjust`` = τ subtracts τ log π
     from the logits, with the priors from ``priors`` (a ``class_frequencies.csv``), else from the
-    weight file's metadata, else from the ``train`` split under ``root``; ``tta="flip"`` averages
+    weight file's metadata, else from the ``train_split`` under ``root``; ``tta="flip"`` averages
     the logits of the image and its mirror (left/right classes swapped); ``tau_norm`` = τ rescales the
     classifier's class vectors w_c to w_c / ||w_c||^τ (bias kept). The record states them in
-    ``provenance["posthoc"]`` and the training remedies in ``provenance["longtail"]``.
+    ``provenance.posthoc`` and the training remedies in ``provenance.longtail``.
     """
-    from lt_faceparse.data import build_dataset, dataset_class
-    from lt_faceparse.records import save_record
-    from lt_faceparse.weights import load_model, taxonomy_of
-
     if split not in ("val", "test"):
         raise ConfigError(f"split must be 'val' or 'test', got {split!r}")
     if n_resamples < 0:
@@ -140,11 +141,10 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
         if dataset.taxonomy.names != taxonomy.names:
             raise DataError(checkpoint, f"model predicts taxonomy {taxonomy.name!r} {taxonomy.names} but dataset "
                                         f"{dataset_name!r} uses {dataset.taxonomy.name!r} {dataset.taxonomy.names}")
-        from lt_faceparse.longtail.posthoc import apply_posthoc
 
         model, posthoc = apply_posthoc(
             model, taxonomy, logit_adjust=logit_adjust, tta=tta, priors_file=priors, metadata=meta, tau_norm=tau_norm,
-            train_split=lambda: build_dataset(dataset_name, root, "train", resolution=None, merge=merge,
+            train_split=lambda: build_dataset(dataset_name, root, train_split, resolution=None, merge=merge,
                                               taxonomy=taxonomy if folder else None))
         kwargs = meta["model_kwargs"]
         prov = {
@@ -155,13 +155,15 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
             "pretraining": meta.get("pretraining"),
             "source": meta.get("source"),
             "reported": False,
+            "epochs": meta.get("epochs"),
             "longtail": meta.get("longtail"),
+            "licence": meta.get("licence"),  # terms of a released model's weights (lt_faceparse.zoo)
             "posthoc": posthoc,
             **(provenance or {}),
         }
         record = evaluate_model(model, dataset, protocol=protocol, batch_size=batch_size, device=info.device,
                                 provenance=prov, num_workers=num_workers, warp=meta.get("warp"),
-                                warped_size=meta["resolution"] or 512)
+                                warped_size=meta["resolution"] or 512, show_progress=show_progress)
         if n_resamples:
             record = record.with_bootstrap_ci(n_resamples=n_resamples, seed=seed)
         if out_dir is not None and info.is_main:
@@ -171,6 +173,14 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
     finally:
         if joined:
             shutdown_distributed()
+
+
+def load_runner(checkpoint: str | Path, *,
+                map_location: str | torch.device = "cpu") -> tuple[BatchRunner, dict[str, Any]]:
+    """(the weight file's model as evaluation runs it, its metadata): inside the RoI warp the metadata
+    names, warped to the weights' resolution, exactly as :func:`evaluate_checkpoint` scores it."""
+    model, meta = load_model(checkpoint, map_location=map_location)
+    return BatchRunner(model, meta.get("warp"), meta["resolution"] or 512).eval(), meta
 
 
 def _collective_device(device: torch.device) -> torch.device:

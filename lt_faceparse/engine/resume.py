@@ -11,7 +11,8 @@
 
 Either resuming mode refuses a run folder made by another config, naming the folder and the keys
 that differ (the same comparison as a plain resume: ``changed_keys``); the reference is the
-checkpoint's config, or, before the first checkpoint, the folder's ``config.yaml``.
+checkpoint's config, or, before the first checkpoint, the folder's ``config.yaml`` (unless that
+start failed with an error, logged as ``failed``: a fixed config then starts the run over).
 
 "Complete": checkpoints are written atomically, but a file can still be truncated (a filesystem
 without atomic rename, a partial copy). The newest checkpoint that loads is used; newer ones
@@ -23,6 +24,7 @@ folder to be on a filesystem that every node sees.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ import yaml
 from lt_faceparse.engine.checkpoint import CHECKPOINT_DIR, list_checkpoints, load_checkpoint
 from lt_faceparse.engine.config import parse_yaml
 from lt_faceparse.engine.distributed import DistInfo, all_gather_objects, broadcast_object
+from lt_faceparse.engine.preemption import Preempted
+from lt_faceparse.engine.progress import JsonlLog
 from lt_faceparse.errors import DataError, LTFaceParseError
 
 _LOG = logging.getLogger(__name__)
@@ -60,17 +64,30 @@ def run_finished(run_dir: str | Path, final_name: str) -> bool:
     """Whether the run in ``run_dir`` ended: final weights present and an ``end`` record in
     ``log.jsonl`` after its last ``start`` (a line cut short by a kill is skipped)."""
     run_dir = Path(run_dir)
-    if not (run_dir / final_name).is_file() or not (run_dir / "log.jsonl").is_file():
-        return False
+    return (run_dir / final_name).is_file() and _last_event(run_dir, ("start", "end")) == "end"
+
+
+def _last_event(run_dir: Path, events: tuple[str, ...]) -> str | None:
+    """The last of ``events`` in ``run_dir/log.jsonl`` (None: no log, or none of them)."""
+    if not (run_dir / "log.jsonl").is_file():
+        return None
     last = None
     for line in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines():
         try:
             event = json.loads(line).get("event")
         except (json.JSONDecodeError, AttributeError):
             continue  # a line cut short by a kill
-        if event in ("start", "end"):
+        if event in events:
             last = event
-    return last == "end"
+    return last
+
+
+def log_failed_start(log: JsonlLog, run_dir: str | Path, err: Exception) -> None:
+    """Log ``failed`` when a start that logged ``start`` raised ``err`` before the run's first
+    checkpoint: its ``config.yaml`` then no longer binds a resume (a fixed config starts the run over)."""
+    if not isinstance(err, Preempted) and not list_checkpoints(run_dir):
+        with contextlib.suppress(OSError):  # a full disk: the error raised says so
+            log.write("failed", error=f"{type(err).__name__}: {err}")
 
 
 def plan_resume(run_dir: str | Path, config: dict[str, Any], *, final_name: str, changed_keys: ChangedKeys,
@@ -106,7 +123,8 @@ def plan_resume(run_dir: str | Path, config: dict[str, Any], *, final_name: str,
         raise ResumeRefused(f"{run_dir}: no checkpoint can be read ({'; '.join(f'{n}: {r}' for n, r in unreadable)}); "
                             "move them away to start this run over")
     saved = run_dir / "config.yaml"
-    if saved.is_file():  # started, killed before its first checkpoint
+    # started, killed before its first checkpoint (a start that failed with an error binds nothing)
+    if saved.is_file() and _last_event(run_dir, ("start", "failed")) != "failed":
         try:
             saved_config = parse_yaml(saved.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:

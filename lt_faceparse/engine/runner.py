@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 import torch.nn as nn
+
+from lt_faceparse.data.warp import TanhWarp
+from lt_faceparse.models import model_capabilities
 
 WARPS = (None, "tanh")
 
@@ -29,13 +30,11 @@ class BatchRunner(nn.Module):
             raise ValueError(f"warp must be one of {WARPS}, got {warp!r}")
         self.warp = warp
         if warp == "tanh":
-            from lt_faceparse.data.warp import TanhWarp
-
             self.net = TanhWarp(model, warped_size)
         else:
             self.net = model
         self.__dict__["model"] = model  # plain reference; the weights are registered once, under .net
-        self.loss_takes_extras = "extras" in inspect.signature(model.loss).parameters
+        self.loss_takes_extras = model_capabilities(model).loss_takes_extras
 
     def compute_loss(self, output: torch.Tensor | tuple, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, logits) from what :meth:`forward` returned."""

@@ -23,6 +23,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from lt_faceparse.metrics.groups import HEAD, TAIL, group_means, head_tail_ids
+
 TB_DIR = "tb"
 
 CONVENTIONS = (
@@ -47,7 +49,7 @@ class TensorBoardLog:
         self.writer = None
         if active:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from torch.utils.tensorboard import SummaryWriter  # lazy: the optional tensorboard package
             except ImportError as err:  # torch's writer needs the tensorboard package
                 raise ImportError(f"tensorboard: true needs the tensorboard package ({err}); pip install "
                                   "tensorboard, or set tensorboard: false") from None
@@ -67,9 +69,11 @@ class TensorBoardLog:
         """Scalars of a validation :class:`~lt_faceparse.records.ResultRecord` at ``step``."""
         if self.writer is None:
             return
-        from lt_faceparse.reporting.leaderboard import head_tail_means
-
-        head, tail = head_tail_means(record, taxonomy)
+        f1 = [math.nan] * taxonomy.num_classes
+        for row in record.per_class:
+            f1[int(row["id"])] = math.nan if row["f1"] is None else float(row["f1"])
+        means = group_means(f1, head_tail_ids(taxonomy))
+        head, tail = means[HEAD], means[TAIL]
         values = {"val/mean_f1": record.mean_f1, "val/mean_iou_with_bg": record.mean_iou_with_bg,
                   "val/mean_iou_without_bg": record.mean_iou_without_bg, "val/pixel_accuracy": record.pixel_accuracy,
                   "val/head_f1": head, "val/tail_f1": tail}

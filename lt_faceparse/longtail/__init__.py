@@ -14,8 +14,8 @@ One idea per module:
 - :mod:`~lt_faceparse.longtail.copy_paste`: pasting tail-class regions in the occlusion order of
   the merge preset;
 - :mod:`~lt_faceparse.longtail.posthoc`: post-hoc logit adjustment and flip test-time augmentation;
-- :mod:`~lt_faceparse.longtail.training`: what :func:`lt_faceparse.engine.train.train` calls;
-- :mod:`~lt_faceparse.longtail.remedies`: named remedy settings (the shipped set) for sweeps.
+- :mod:`~lt_faceparse.engine.longtail_training`: what :func:`lt_faceparse.engine.train.train` calls;
+- :mod:`~lt_faceparse.engine.remedies`: named remedy settings (the shipped set) for sweeps.
 
 Only :mod:`spec` is imported here (the config layer needs it without torch).
 """

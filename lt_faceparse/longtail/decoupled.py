@@ -37,7 +37,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from lt_faceparse.data import make_loader
 from lt_faceparse.longtail.classifier import ClassVectorScaling, find_classifier
+from lt_faceparse.longtail.repeat_factor import class_repeat_factors, image_repeat_factors
 
 SEED_OFFSET = 7_919  # the stage's draws and re-initialisation: seed + this (apart from the first stage's)
 
@@ -52,8 +54,6 @@ def class_balanced_draws(presence: np.ndarray, count: int, rng: np.random.Genera
 
 def repeat_factor_draws(presence: np.ndarray, threshold: float, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` image indices drawn with probability proportional to their LVIS repeat factor."""
-    from lt_faceparse.longtail.repeat_factor import class_repeat_factors, image_repeat_factors
-
     share = presence.mean(axis=0)
     factors = image_repeat_factors(presence, class_repeat_factors(share, threshold))
     return rng.choice(len(factors), size=count, replace=True, p=factors / factors.sum())
@@ -76,8 +76,6 @@ def retrain_classifier(model: nn.Module, runner: nn.Module, dataset: Any, presen
     :class:`~lt_faceparse.engine.sampling.EpochSeededDataset`; ``presence``: its N x K presence table;
     ``optim``: the run's ``optim`` section). Returns what provenance records (``classifier_stage``);
     with LWS the scaling stays attached to ``model``."""
-    from lt_faceparse.data import make_loader
-
     classifier = find_classifier(model)
     frozen = {name: p.requires_grad for name, p in model.named_parameters()}
     for p in model.parameters():

@@ -21,15 +21,19 @@ model whose loss has neither is refused with an error naming ``longtail.loss``.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch.nn as nn
 
 from lt_faceparse.longtail.class_weights import class_weights
+from lt_faceparse.longtail.focal import FocalLoss
+from lt_faceparse.longtail.logit_adjusted import LogitAdjustedLoss
 from lt_faceparse.longtail.pixel_loss import PixelLoss
 from lt_faceparse.longtail.priors import ClassPriors
+from lt_faceparse.longtail.seesaw import SeesawLoss
 from lt_faceparse.longtail.spec import loss_label
+from lt_faceparse.longtail.weighted_ce import WeightedCrossEntropy
+from lt_faceparse.models import model_capabilities
 from lt_faceparse.taxonomy import IGNORE_INDEX
 
 
@@ -38,11 +42,6 @@ def build_pixel_loss(spec: dict[str, Any], priors: ClassPriors | None, num_class
 
     ``priors`` are needed by ``weighted_ce``, ``focal`` with weights and ``logit_adjusted``.
     """
-    from lt_faceparse.longtail.focal import FocalLoss
-    from lt_faceparse.longtail.logit_adjusted import LogitAdjustedLoss
-    from lt_faceparse.longtail.seesaw import SeesawLoss
-    from lt_faceparse.longtail.weighted_ce import WeightedCrossEntropy
-
     name = spec["name"]
 
     def needed() -> ClassPriors:
@@ -74,9 +73,10 @@ def attach_loss_remedy(model: nn.Module, remedy: PixelLoss) -> str:
 
     Raises ``ValueError`` for a model whose loss has no replaceable cross-entropy term.
     """
+    capabilities = model_capabilities(model)
     criterion = getattr(model, "criterion", None)
-    heads = " on the main head and on each auxiliary head" if _has_aux_heads(model) else ""
-    if criterion is not None and hasattr(criterion, "pixel_loss"):
+    heads = " on the main head and on each auxiliary head" if capabilities.loss_takes_extras else ""
+    if capabilities.pixel_loss:
         criterion.pixel_loss = remedy
         return f"{type(criterion).__name__}: {criterion.pixel_loss_role}{heads}"
     if isinstance(criterion, nn.CrossEntropyLoss) and criterion.weight is None \
@@ -86,8 +86,3 @@ def attach_loss_remedy(model: nn.Module, remedy: PixelLoss) -> str:
     raise ValueError(f"config key longtail.loss: model {type(model).__name__} has no replaceable cross-entropy term "
                      "(its `criterion` must be an nn.CrossEntropyLoss or declare `pixel_loss`; see "
                      "lt_faceparse.longtail.model_loss)")
-
-
-def _has_aux_heads(model: nn.Module) -> bool:
-    loss = getattr(model, "loss", None)
-    return loss is not None and "extras" in inspect.signature(loss).parameters

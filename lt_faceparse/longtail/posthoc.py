@@ -20,9 +20,9 @@ Where the priors come from (:func:`posthoc_priors`, first that applies): an expl
 used them (``metadata["longtail"]["priors"]``); the training split of the evaluated dataset,
 counted (and cached) by :func:`lt_faceparse.longtail.priors.split_statistics`.
 
-Records state the options under ``provenance["posthoc"]`` (``{"tau_norm": τ or None,
+Records state the options under ``provenance.posthoc`` (``{"tau_norm": τ or None,
 "logit_adjust": τ or None, "tta": "flip" or None, "priors": source or None}``); since they change what a row's predictions
-are, the leaderboard groups rows by them (labels: :func:`lt_faceparse.longtail.spec.posthoc_label`).
+are, the leaderboard groups rows by them (labels: :func:`lt_faceparse.records.posthoc_label`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lt_faceparse.longtail.priors import ClassPriors
+from lt_faceparse.errors import DataError
+from lt_faceparse.longtail.classifier import ClassVectorScaling, find_classifier
+from lt_faceparse.longtail.priors import ClassPriors, read_priors_csv, split_statistics
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 TTA_MODES = ("flip",)
@@ -105,9 +107,6 @@ def posthoc_priors(taxonomy: Taxonomy, *, priors_file: str | Path | ClassPriors 
     ``priors_file``: a ``class_frequencies.csv`` (or :class:`ClassPriors` already read);
     ``train_split``: a dataset, or a zero-argument callable returning one (opened only if needed).
     """
-    from lt_faceparse.errors import DataError
-    from lt_faceparse.longtail.priors import read_priors_csv, split_statistics
-
     if isinstance(priors_file, ClassPriors):
         priors_file.check_taxonomy(taxonomy)
         return priors_file
@@ -130,8 +129,6 @@ def attach_class_scaling(model: nn.Module, num_classes: int, *, tau_norm: float 
                          metadata: dict[str, Any] | None = None) -> None:
     """Hook the weight file's LWS scales and/or τ-normalisation onto ``model``'s classifier (in place;
     nothing when neither applies)."""
-    from lt_faceparse.longtail.classifier import ClassVectorScaling, find_classifier
-
     stage = ((metadata or {}).get("longtail") or {}).get("classifier_stage") or {}
     scales = stage.get("scales")
     if scales is None and not tau_norm:

@@ -28,7 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from lt_faceparse.analysis.frequency import compute_class_frequencies
+from lt_faceparse.atomic import atomic_save_npz
+from lt_faceparse.data.cache import default_cache_base, files_fingerprint
 from lt_faceparse.errors import DataError
+from lt_faceparse.longtail.spec import canonical_longtail
 from lt_faceparse.taxonomy import Taxonomy
 
 COUNTED = ("pixels of each label map at its native resolution (255 ignored); images containing the class; "
@@ -94,8 +98,6 @@ class ClassPriors:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str | Path | None = None) -> "ClassPriors":
         """Inverse of :meth:`to_dict` (validated by :func:`lt_faceparse.longtail.spec.canonical_longtail`)."""
-        from lt_faceparse.longtail.spec import canonical_longtail
-
         canonical_longtail({"priors": data}, source=where)
         return cls(tuple(data["class_names"]), np.asarray(data["pixel_counts"], dtype=np.int64),
                    np.asarray(data["images_with_class"], dtype=np.int64), int(data["num_images"]),
@@ -108,7 +110,7 @@ def read_priors_csv(path: str | Path, taxonomy: Taxonomy | None = None) -> Class
     The number of images comes from ``images_with_class / presence_prob`` (every class present in
     some image must agree on it).
     """
-    import pandas as pd
+    import pandas as pd  # lazy: pandas (~0.4 s) only for table output
 
     path = Path(path)
     if not path.is_file():
@@ -165,8 +167,6 @@ def describe_split(dataset: Any) -> str:
 
 def _label_fingerprint(dataset: Any) -> str | None:
     """Hash of the files the labels come from (None when the dataset does not name them)."""
-    from lt_faceparse.data.cache import files_fingerprint
-
     if hasattr(dataset, "fingerprints"):  # CelebAMask-HQ: the part masks of every image
         text = json.dumps(dataset.fingerprints(), sort_keys=True)
     elif hasattr(dataset, "label_path"):
@@ -180,8 +180,6 @@ def _label_fingerprint(dataset: Any) -> str | None:
 
 
 def _cache_file(dataset: Any, cache_dir: str | Path | None) -> Path | None:
-    from lt_faceparse.data.cache import default_cache_base
-
     root = getattr(dataset, "root", None)
     if root is None:
         return None
@@ -213,8 +211,6 @@ def split_statistics(dataset: Any, *, cache: bool = True, cache_dir: str | Path 
     :func:`lt_faceparse.analysis.frequency.compute_class_frequencies`). Datasets that do not name
     their label files (in-memory ones) are counted every time.
     """
-    from lt_faceparse.analysis.frequency import compute_class_frequencies
-
     taxonomy = dataset.taxonomy
     source = f"{describe_split(dataset)}: {len(dataset)} images, {COUNTED}"
     path = _cache_file(dataset, cache_dir) if cache else None
@@ -230,8 +226,6 @@ def split_statistics(dataset: Any, *, cache: bool = True, cache_dir: str | Path 
                          frame["images_with_class"].to_numpy(np.int64), int(table.summary["num_images"]), source)
     stats = SplitStatistics(priors, table.image_presence)
     if path is not None and fingerprint is not None:
-        from lt_faceparse.atomic import atomic_save_npz
-
         try:
             atomic_save_npz(path, fingerprint=np.array(fingerprint), names=np.array(names),
                             class_names=np.array(taxonomy.names), pixel_counts=priors.pixel_counts,
@@ -240,20 +234,3 @@ def split_statistics(dataset: Any, *, cache: bool = True, cache_dir: str | Path 
         except OSError:  # read-only cache location: counting again next time is correct, only slower
             pass
     return stats
-
-
-def resolve_priors(setting: str | dict[str, Any] | None, taxonomy: Taxonomy,
-                   split_stats: SplitStatistics | None) -> ClassPriors:
-    """The priors a remedy uses: a ``class_frequencies.csv`` path, an inline mapping, or (None) the
-    training split's own counts ``split_stats``."""
-    if setting is None:
-        if split_stats is None:
-            raise ValueError("resolve_priors: no priors setting and no training-split statistics")
-        return split_stats.priors
-    if isinstance(setting, dict):
-        priors = ClassPriors.from_dict(setting, "config key longtail.priors")
-        priors.check_taxonomy(taxonomy, "config key longtail.priors")
-        return priors
-    from lt_faceparse.engine.config import expand_path
-
-    return read_priors_csv(expand_path(setting), taxonomy)

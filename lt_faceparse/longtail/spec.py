@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from lt_faceparse.errors import DataError
+from lt_faceparse.errors import ConfigKeyError
 
 PLAIN = "plain"
 UNIFORM = "uniform"
@@ -67,7 +67,7 @@ def default_longtail() -> dict[str, Any]:
 
 
 def _fail(source: str | Path | None, key: str, problem: str) -> None:
-    raise DataError(source, f"config key longtail.{key}: {problem}")
+    raise ConfigKeyError(f"longtail.{key}", problem, source)
 
 
 def _named(value: Any, defaults: dict[str, dict[str, Any]], key: str, source) -> dict[str, Any]:
@@ -202,13 +202,14 @@ def _canonical_priors(value: Any, source) -> str | dict[str, Any] | None:
 
 def canonical_longtail(section: Any, *, source: str | Path | None = None) -> dict[str, Any]:
     """The section with every remedy expanded to its full parameters (bare ``plain``/``uniform``
-    stay bare); raises :class:`DataError` naming ``source`` and the key for any bad value."""
+    stay bare); raises :class:`~lt_faceparse.errors.ConfigKeyError` naming the key and ``source`` for any bad
+    value."""
     if not isinstance(section, dict):
-        raise DataError(source, f"config key longtail: must be a mapping, got {section!r}")
+        raise ConfigKeyError("longtail", f"must be a mapping, got {section!r}", source)
     unknown = sorted(set(section) - set(default_longtail()))
     if unknown:
-        raise DataError(source, f"unknown config key longtail.{unknown[0]} (allowed here: "
-                                f"{', '.join(default_longtail())})")
+        raise ConfigKeyError(f"longtail.{unknown[0]}", f"unknown key (allowed here: {', '.join(default_longtail())})",
+                             source)
     section = {**default_longtail(), **section}
     return {
         "loss": _canonical_loss(section["loss"], source),
@@ -309,31 +310,3 @@ def remedy_label(section: dict[str, Any] | None) -> str:
     parts = [loss_label(section["loss"]), sampler_label(section["sampler"]), copy_paste_label(section["copy_paste"]),
              retrain_label(section["retrain_classifier"])]
     return " + ".join(p for p in parts if p)
-
-
-def provenance_remedy(provenance: Mapping[str, Any]) -> str:
-    """The training remedy of a record or weight file: the ``label`` its ``longtail`` entry was written
-    with, else :func:`remedy_label` of the entry's loss, sampler and copy-paste; ``plain`` when it has
-    none or predates remedies."""
-    longtail = provenance.get("longtail")
-    if not isinstance(longtail, Mapping):
-        return PLAIN
-    if longtail.get("label"):
-        return str(longtail["label"])
-    return remedy_label({k: longtail[k] for k in ("loss", "sampler", "copy_paste", "retrain_classifier")
-                         if k in longtail})
-
-
-def posthoc_label(posthoc: dict[str, Any] | None) -> str:
-    """``τ-norm(τ=0.5)``, ``post-hoc LA(τ=1)``, ``flip TTA``, joined with `` + ``; ``''`` when neither is on
-    (``posthoc``: the ``provenance["posthoc"]`` entry of a record)."""
-    if not posthoc:
-        return ""
-    parts = []
-    if posthoc.get("tau_norm"):
-        parts.append(f"τ-norm(τ={posthoc['tau_norm']:g})")
-    if posthoc.get("logit_adjust") is not None:
-        parts.append(f"post-hoc LA(τ={posthoc['logit_adjust']:g})")
-    if posthoc.get("tta"):
-        parts.append(f"{posthoc['tta']} TTA")
-    return " + ".join(parts)

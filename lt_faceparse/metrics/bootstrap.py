@@ -22,6 +22,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from lt_faceparse.errors import IncomparableError
+from lt_faceparse.metrics.groups import group_mean_f1
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.metrics.scores import f1_from_counts, mean_f1_of
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
@@ -46,14 +47,6 @@ def _resampled_f1(stats: PerImageStats, weights: np.ndarray) -> np.ndarray:
 
 def _point_f1(stats: PerImageStats) -> np.ndarray:
     return f1_from_counts(*stats.totals())
-
-
-def group_mean_f1(f1: np.ndarray, ids: Sequence[int]) -> np.ndarray:
-    """Mean of the defined F1 of classes ``ids`` along the last axis of ``... x K`` (NaN if none defined)."""
-    part = np.asarray(f1, dtype=np.float64)[..., list(ids)]
-    n = (~np.isnan(part)).sum(-1)
-    s = np.nansum(part, -1)
-    return np.divide(s, n, out=np.full(s.shape, np.nan), where=n > 0)
 
 
 def _check_groups(groups: Mapping[str, Sequence[int]] | None, num_classes: int) -> dict[str, list[int]]:
@@ -128,7 +121,7 @@ class BootstrapCI:
         return out
 
     def to_frame(self):
-        import pandas as pd
+        import pandas as pd  # lazy: pandas (~0.4 s) only for table output
 
         return pd.DataFrame({"class_name": self.class_names, "f1": self.f1, "lower": self.lower,
                              "upper": self.upper, "n_defined": self.n_defined})
@@ -201,7 +194,7 @@ class PairedBootstrap:
 
     def to_frame(self):
         """One row per class, a ``mean_f1`` row, then one row per group (``group:<name>``)."""
-        import pandas as pd
+        import pandas as pd  # lazy: pandas (~0.4 s) only for table output
 
         frame = pd.DataFrame({"class_name": self.class_names, "delta_f1": self.delta, "lower": self.lower,
                               "upper": self.upper, "p_value": self.p_value})

@@ -1,4 +1,4 @@
-"""lt_faceparse.reporting: leaderboards, paper-style tables and figures, sweeps and the benchmark.
+"""lt_faceparse.reporting: records in, files out (leaderboards, paper-style tables, figures, READMEs).
 
 Modules (imported on demand; none is imported here):
 
@@ -7,8 +7,8 @@ Modules (imported on demand; none is imported here):
 - ``figures``: Figure 1 (presence vs F1), F1 vs log presence, confusion heatmap, qualitative grid,
   FPS vs resolution; every figure saved as PNG + PDF + caption file
 - ``attention``: SegFace class-token masks and token-to-face attention figures
-- ``sweep``: train / evaluate / time a config over resolutions or backbones (resumable)
 - ``report``: every table and figure from a results folder; ``readme``: its generated README
-- ``benchmark``: the one-command SynthFace-LT benchmark
+- ``sweep_rows``: reading the summary rows a sweep writes (the sweep itself is in
+  :mod:`lt_faceparse.experiments`)
 - ``published``: the published results as data (owned by the baselines area)
 """

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lt_faceparse.models import model_capabilities
 from lt_faceparse.reporting.figures import STYLE, plt
 from lt_faceparse.taxonomy import Taxonomy
 
@@ -35,13 +36,9 @@ class TokenMaps:
 
 
 def supports_token_maps(model: nn.Module) -> bool:
-    """True when the model's forward accepts ``return_extras`` and yields token masks and attention."""
-    import inspect
-
-    try:
-        return "return_extras" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
+    """True when the model's forward accepts ``return_extras`` (see :mod:`lt_faceparse.models`); token figures
+    also need SegFace-style extras (token masks, attention)."""
+    return model_capabilities(model).returns_extras
 
 
 @torch.no_grad()

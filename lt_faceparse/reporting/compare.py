@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 
+from lt_faceparse.atomic import atomic_write_json
 from lt_faceparse.errors import IncomparableError
 from lt_faceparse.metrics.bootstrap import PairedBootstrap, paired_bootstrap, per_image_of
-from lt_faceparse.records import check_comparable, record_taxonomy
-from lt_faceparse.reporting.leaderboard import merge_text, record_label
-from lt_faceparse.reporting.tables import Column, Table, write_table
+from lt_faceparse.metrics.groups import holm as holm_adjusted
+from lt_faceparse.records import check_comparable, load_record, record_label, record_merge_text, record_taxonomy
+from lt_faceparse.reporting.tables import Column, Table, to_rich, write_table
 
 COMPARE_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol")
 FEW_IMAGES = 30  # below this many images the bootstrap is flagged as descriptive only
@@ -66,20 +68,6 @@ def _path(record: Any) -> str | None:
     return None if path is None else str(path)
 
 
-def holm_adjust(p_values: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values (NaN entries are left out of the family and stay NaN)."""
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full_like(p, np.nan)
-    defined = np.flatnonzero(~np.isnan(p))
-    m = len(defined)
-    order = defined[np.argsort(p[defined], kind="stable")]
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out
-
-
 def check_pairable(record_a: Any, record_b: Any) -> None:
     """Raise :class:`IncomparableError` (saying why, naming both files) unless both records hold
     per-image statistics and agree on dataset, taxonomy, split, merge preset and protocol."""
@@ -88,7 +76,8 @@ def check_pairable(record_a: Any, record_b: Any) -> None:
             raise IncomparableError(f"record {which} ({record_label(record)} [{_path(record)}]) has no per-image "
                                     "statistics (a published row, or a record without per_image.npz); a paired "
                                     "test needs them")
-    check_comparable([record_a, record_b], keys=COMPARE_KEYS)
+    check_comparable([record_a, record_b], keys=COMPARE_KEYS,
+                     hint="a paired test needs both scored on the same images in the same way; score them alike")
 
 
 def compare_records(record_a: Any, record_b: Any, *, n_resamples: int = 1000, confidence: float = 0.95,
@@ -102,7 +91,7 @@ def compare_records(record_a: Any, record_b: Any, *, n_resamples: int = 1000, co
     test = paired_bootstrap(record_a, record_b, taxonomy, n_resamples=n_resamples, confidence=confidence, seed=seed)
     ids = taxonomy.display_order
     holm = np.full(taxonomy.num_classes, np.nan)
-    holm[ids] = holm_adjust(test.p_value[ids])
+    holm[ids] = holm_adjusted(test.p_value[ids])
     f1_a, f1_b = _f1(record_a), _f1(record_b)
     rows = []
     for i in ids:
@@ -127,8 +116,8 @@ def compare_records(record_a: Any, record_b: Any, *, n_resamples: int = 1000, co
         Column("verdict", "Verdict", "str"),
     ]
     prov = record_a.provenance
-    title = (f"B = {label_b} vs A = {label_a}: {prov.get('dataset')} / {prov.get('split')} split ({test.num_images} images) / "
-             f"taxonomy {record_a.taxonomy} / merge {merge_text(prov)} / {prov.get('protocol')} scoring")
+    title = (f"B = {label_b} vs A = {label_a}: {prov.dataset} / {prov.split} split ({test.num_images} images) / "
+             f"taxonomy {record_a.taxonomy} / merge {record_merge_text(record_a)} / {prov.protocol} scoring")
     caption = (f"Per-class F1 from pixel counts pooled over the split, in percent; Δ = F1(B) − F1(A) in percent "
                f"points. Paired percentile bootstrap over the {test.num_images} images ({test.n_resamples} resamples, "
                f"seed {test.seed}): both models scored on the same resamples; resamples in which a class is absent "
@@ -141,9 +130,9 @@ def compare_records(record_a: Any, record_b: Any, *, n_resamples: int = 1000, co
     if test.num_images < FEW_IMAGES:
         notes.append(f"Caution: only {test.num_images} images. Bootstrap intervals and p-values from so few images "
                      "understate the uncertainty (few distinct resamples); read them as descriptive.")
-    if prov.get("resolution") != record_b.provenance.get("resolution"):
-        notes.append(f"Note: the models ran at different resolutions ({prov.get('resolution')} vs "
-                     f"{record_b.provenance.get('resolution')}).")
+    if prov.resolution != record_b.provenance.resolution:
+        notes.append(f"Note: the models ran at different resolutions ({prov.resolution} vs "
+                     f"{record_b.provenance.resolution}).")
     return Comparison(record_a, record_b, test, Table(columns, rows, title=title, caption=caption, notes=notes))
 
 
@@ -167,19 +156,12 @@ def run_compare(path_a: str | Path, path_b: str | Path, out_dir: str | Path | No
                 show: bool = True) -> Comparison:
     """Load two records, test them, print the table (rich) and, with ``out_dir``, write
     ``<stem>.md/.csv/.tex`` and ``<stem>.json``: what ``lt-faceparse compare`` runs."""
-    from lt_faceparse.atomic import atomic_write_json
-    from lt_faceparse.records import load_record
-
     comparison = compare_records(load_record(path_a), load_record(path_b), n_resamples=n_resamples,
                                  confidence=confidence, seed=seed)
     if out_dir is not None:
         write_table(comparison.table, out_dir, stem)
         atomic_write_json(Path(out_dir) / f"{stem}.json", comparison.to_dict())
     if show:
-        from rich.console import Console
-
-        from lt_faceparse.reporting.tables import to_rich
-
         console = Console(file=sys.stdout)
         console.print(to_rich(comparison.table))
         for note in comparison.table.notes:

@@ -48,7 +48,7 @@ class Series:
 
 
 def method_colors(n: int) -> list:
-    import seaborn as sns
+    import seaborn as sns  # lazy: seaborn (imports matplotlib) only when a figure is drawn
 
     return list(sns.color_palette("colorblind", max(n, 1)))
 
@@ -167,7 +167,7 @@ def confusion_figure(confusion: np.ndarray, taxonomy: Taxonomy, *, highlight: Se
     """Row-normalised confusion heatmap (rows = ground truth, columns = prediction) in the paper's
     class order with background last. Rows of ``highlight`` classes (default: accessories, the
     tail) are framed and every cell of theirs above 1% is printed, showing where tail pixels go."""
-    import seaborn as sns
+    import seaborn as sns  # lazy: seaborn (imports matplotlib) only when a figure is drawn
 
     highlight = list(taxonomy.accessory_ids if highlight is None else highlight)
     order = list(taxonomy.display_order) + list(taxonomy.background_ids)
@@ -279,7 +279,7 @@ def qualitative_figure(images: Sequence[np.ndarray], labels: Sequence[np.ndarray
 
 def legend_figure(taxonomy: Taxonomy) -> "plt.Figure":
     """The class colour legend used by every label map in the report."""
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch  # lazy: matplotlib only when a figure is drawn
 
     ids = list(taxonomy.display_order) + list(taxonomy.background_ids)
     with plt.rc_context(STYLE):

@@ -20,23 +20,23 @@ percent with two decimals; 95% CI = percentile bootstrap over test images.
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
+from rich.console import Console
 
-from lt_faceparse.reporting.tables import Column, Table, file_slug, write_table
-from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
-
-PROTOCOL_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol", "posthoc")
-NO_POSTHOC = "none"
-BIN_NAMES = ("rare", "common", "frequent")
-UNKNOWN = "unknown"
-MIXED = "mixed"
-NOT_APPLICABLE = "n/a"  # merge preset of data whose labels are stored merged (LaPa, Helen, folder datasets)
+from lt_faceparse.analysis.bins import BIN_NAMES
+from lt_faceparse.atomic import atomic_write_text
+from lt_faceparse.errors import DataError
+from lt_faceparse.records import (NO_POSTHOC, PROTOCOL_KEYS, UNKNOWN, bin_f1, class_f1, head_tail_means, is_reported,
+                                  load_record, mean_f1_ci, protocol_of, provenance_of, record_label)
+from lt_faceparse.reporting.delta import delta_table, find_reference, remedy_delta_tables
+from lt_faceparse.reporting.published import load_published
+from lt_faceparse.reporting.record_groups import MIXED, group_taxonomy, has_value, protocol_title
+from lt_faceparse.reporting.tables import Column, Table, file_slug, to_markdown, to_rich, write_table
+from lt_faceparse.speed.harness import find_speed_records, select_speed
 
 CONVENTION_NOTE = (
     "F1 per class from pixel counts pooled over the split; mean F1 over foreground classes; "
@@ -47,134 +47,12 @@ CONVENTION_NOTE = (
 )
 
 
-# ---- reading records ----------------------------------------------------------------------------
-
-def provenance_of(record: Any) -> dict[str, Any]:
-    return dict(getattr(record, "provenance", None) or {})
-
-
-def merge_text(provenance: dict[str, Any]) -> str:
-    """The merge preset as printed: the preset, ``n/a`` for data formats without a merge order
-    (LaPa, Helen, folder datasets: their labels are stored merged), else ``unknown``.
-    ``provenance`` is a record's provenance or a frequency summary (``merge``, ``data_format``,
-    ``dataset``)."""
-    from lt_faceparse.data.build import merge_order_applies
-
-    value = provenance.get("merge")
-    if value not in (None, ""):
-        return str(value)
-    fmt = provenance.get("data_format") or provenance.get("dataset")
-    return NOT_APPLICABLE if fmt and merge_order_applies(fmt) is False else UNKNOWN
-
-
-def protocol_of(record: Any) -> dict[str, str]:
-    """The fields that must agree for two records to share a table (``unknown`` when missing;
-    merge ``n/a`` for data without a merge order)."""
-    from lt_faceparse.longtail.spec import posthoc_label
-
-    prov = provenance_of(record)
-    key = {}
-    for name in PROTOCOL_KEYS:
-        if name == "posthoc":  # records from before post-hoc options existed were scored without them
-            key[name] = posthoc_label(prov.get("posthoc")) or NO_POSTHOC
-            continue
-        value = prov.get(name)
-        if value is None and name == "taxonomy":
-            value = getattr(record, "taxonomy", None)
-        if name == "merge":
-            key[name] = merge_text(prov)
-            continue
-        key[name] = UNKNOWN if value in (None, "") else str(value)
-    return key
-
-
-def is_reported(record: Any) -> bool:
-    return bool(provenance_of(record).get("reported", False))
-
-
-def record_label(record: Any) -> str:
-    """Row name: provenance ``label`` when given, else the record's own label
-    ("model (backbone) @res")."""
-    prov = provenance_of(record)
-    if prov.get("label"):
-        return str(prov["label"])
-    if hasattr(record, "label"):
-        return str(record.label)
-    return str(prov.get("model") or "model")
-
-
-def class_f1(record: Any) -> dict[int, float]:
-    """Class id -> F1 fraction (NaN for undefined or unreported classes)."""
-    out = {}
-    for row in getattr(record, "per_class", None) or []:
-        value = row.get("f1")
-        out[int(row["id"])] = float("nan") if value is None else float(value)
-    return out
-
-
-def _nanmean(values: Iterable[float]) -> float:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def head_tail_means(record: Any, taxonomy: Taxonomy) -> tuple[float, float]:
-    """Mean F1 over head (non-accessory foreground) and tail (accessory) classes."""
-    f1 = class_f1(record)
-    tail = set(taxonomy.accessory_ids)
-    head = [i for i in taxonomy.foreground_ids if i not in tail]
-    return _nanmean(f1.get(i, float("nan")) for i in head), _nanmean(f1.get(i, float("nan")) for i in tail)
-
-
-def mean_f1_ci(record: Any) -> tuple[float, float] | None:
-    """The stored 95% interval of the mean F1, or None."""
-    ci = getattr(record, "ci", None)
-    if not ci:
-        return None
-    mean = ci.get("mean_f1") if isinstance(ci, dict) else None
-    if not mean or mean.get("lower") is None or mean.get("upper") is None:
-        return None
-    return float(mean["lower"]), float(mean["upper"])
-
-
-def class_ci(record: Any) -> dict[str, tuple[float, float]]:
-    """Class name -> stored 95% interval of its F1 (classes without one left out)."""
-    ci = getattr(record, "ci", None) or {}
-    out = {}
-    for name, bounds in (ci.get("per_class") or {}).items():
-        if bounds and bounds.get("lower") is not None and bounds.get("upper") is not None:
-            out[name] = (float(bounds["lower"]), float(bounds["upper"]))
-    return out
-
-
-def bin_f1(record: Any, bins: Mapping[str, Sequence[str]] | None = None) -> dict[str, float]:
-    """Presence bin -> mean F1 of the record's foreground classes in that bin.
-
-    Uses the record's own ``f1_by_bin`` when it has one; else ``bins`` (``{bin: [class names]}``,
-    e.g. ``FrequencyTable.bins()`` of the training split); else every bin is NaN."""
-    raw = getattr(record, "f1_by_bin", None)
-    if not raw and bins:
-        from lt_faceparse.analysis.bins import f1_by_bin
-
-        taxonomy = taxonomy_of_record(record)
-        f1 = {taxonomy.names[i]: v for i, v in class_f1(record).items()}
-        fg = [taxonomy.names[i] for i in taxonomy.foreground_ids]
-        raw = f1_by_bin(f1, {b: [m for m in members if m in f1] for b, members in bins.items()}, fg)
-    raw = raw or {}
-    out = {}
-    for name in BIN_NAMES:
-        value = raw.get(name)
-        out[name] = float("nan") if value is None else float(value)
-    return out
-
-
 def _speed_for(record: Any, speed_records: Sequence[dict]) -> dict | None:
-    from lt_faceparse.speed import select_speed
-
     prov = provenance_of(record)
     if not speed_records or is_reported(record):
         return None
-    return select_speed(speed_records, model=prov.get("model"), backbone=prov.get("backbone"),
-                        resolution=prov.get("resolution"))
+    return select_speed(speed_records, model=prov.model, backbone=prov.backbone,
+                        resolution=prov.resolution)
 
 
 # ---- building --------------------------------------------------------------------------------------
@@ -225,32 +103,17 @@ def group_records(records: Iterable[Any], *, mixed: bool = False) -> list[tuple[
     return list(groups.values())
 
 
-def taxonomy_of_record(record: Any) -> Taxonomy:
-    """A record's taxonomy: the one it stores in full, else the registered one of its name, else one
-    built from its class names (records written before records held their taxonomy)."""
-    if hasattr(record, "taxonomy_definition"):
-        from lt_faceparse.records import record_taxonomy
-
-        return record_taxonomy(record)
-    return get_taxonomy(getattr(record, "taxonomy"))
-
-
-def _taxonomy_for(protocol: dict[str, str], records: Sequence[Any]) -> Taxonomy | None:
-    """The group's taxonomy (that of its first record)."""
-    return taxonomy_of_record(records[0]) if records else None
-
-
 def _origin_candidates(record: Any) -> list[str]:
     """Ways to tell a record from others of the same label, most readable first: its run folder (from
     the weights it was scored from), its record's folder, the run named in its provenance, its source."""
     prov = provenance_of(record)
     out = []
-    if prov.get("weights"):
-        out.append(Path(str(prov["weights"])).parent.name)
+    if prov.weights:
+        out.append(Path(str(prov.weights)).parent.name)
     path = getattr(record, "path", None)
     if path is not None:
         out.append(Path(path).parent.name if Path(path).name == "record.json" else Path(path).stem)
-    out.extend(str(prov[k]) for k in ("run", "source") if prov.get(k))
+    out.extend(str(v) for v in (prov.run, prov.source) if v)
     return [c for c in out if c]
 
 
@@ -277,18 +140,11 @@ def unique_labels(records: Sequence[Any]) -> list[str]:
 def _mixed_notes(records: Sequence[Any]) -> list[str]:
     notes = []
     for field_name, what in (("checkpoint_rule", "checkpoint-selection rule"), ("pretraining", "pretraining")):
-        values = {str(provenance_of(r).get(field_name) or UNKNOWN) for r in records}
+        values = {str(getattr(provenance_of(r), field_name) or UNKNOWN) for r in records}
         if len(values) > 1:
             notes.append(f"Note: rows differ in {what} ({', '.join(sorted(values))}); see the "
                          f"'{'Ckpt' if field_name == 'checkpoint_rule' else 'Pretrain'}' column.")
     return notes
-
-
-def protocol_title(protocol: dict[str, str]) -> str:
-    posthoc = protocol.get("posthoc", NO_POSTHOC)
-    return (f"{protocol['dataset']} / {protocol['split']} split / taxonomy {protocol['taxonomy']} / "
-            f"merge {protocol['merge']} / {protocol['protocol']} scoring"
-            + ("" if posthoc == NO_POSTHOC else f" / post-hoc: {posthoc}"))
 
 
 def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
@@ -296,7 +152,7 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
                       bins: Mapping[str, Sequence[str]] | None = None) -> Table:
     """The Table-1-style table of one protocol group (``bins``: presence bins of this group's
     dataset, for records that do not carry their own)."""
-    taxonomy = _taxonomy_for(protocol, records)
+    taxonomy = group_taxonomy(protocol, records)
     labels = list(labels or unique_labels(records))
     class_ids = taxonomy.display_order if taxonomy else []
     columns = [
@@ -333,9 +189,9 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
         row = {
             "method": label,
             "source": "reported" if is_reported(record) else "ours",
-            "resolution": str(prov.get("resolution") or "-"),
-            "pretraining": str(prov.get("pretraining") or "-"),
-            "checkpoint_rule": str(prov.get("checkpoint_rule") or "-"),
+            "resolution": str(prov.resolution or "-"),
+            "pretraining": str(prov.pretraining or "-"),
+            "checkpoint_rule": str(prov.checkpoint_rule or "-"),
             "merge": protocol_of(record)["merge"],
             "protocol": protocol_of(record)["protocol"],
             "posthoc": protocol_of(record)["posthoc"],
@@ -345,8 +201,8 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
             "miou_bg": getattr(record, "mean_iou_with_bg", None),
             "head": head,
             "tail": tail,
-            "params": (speed or {}).get("params") or prov.get("num_params"),
-            "fps": (speed or {}).get("fps") or prov.get("fps"),
+            "params": (speed or {}).get("params") or prov.num_params,
+            "fps": (speed or {}).get("fps") or prov.fps,
         }
         row.update({f"f1_{i}": f1.get(i) for i in class_ids})
         row.update({f"bin_{b}": v for b, v in bin_f1(record, bins).items()})
@@ -354,7 +210,7 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
 
     # drop columns nobody has a value for (e.g. bins on reported-only tables, FPS without timings)
     optional = {"ci", "miou_bg", "miou_nobg", "tail", "params", "fps", *(f"bin_{b}" for b in BIN_NAMES)}
-    columns = [c for c in columns if c.key not in optional or any(_present(r.get(c.key)) for r in rows)]
+    columns = [c for c in columns if c.key not in optional or any(has_value(r.get(c.key)) for r in rows)]
     if taxonomy is not None and not taxonomy.accessory_ids:  # no tail: the head mean is the mean F1
         columns = [c for c in columns if c.key not in ("head", "tail")]
     fps_note = ""
@@ -368,140 +224,6 @@ def leaderboard_table(records: Sequence[Any], protocol: dict[str, str], *,
         title=protocol_title(protocol),
         caption=CONVENTION_NOTE + fps_note + " Best value per column in bold.",
     )
-
-
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
-
-
-def find_reference(records: Sequence[Any], labels: Sequence[str], reference: str) -> int | None:
-    """Index of the record whose label matches ``reference`` (exact, then unique substring; case-insensitive)."""
-    ref = reference.lower()
-    exact = [i for i, lab in enumerate(labels) if lab.lower() == ref]
-    if exact:
-        return exact[0]
-    partial = [i for i, lab in enumerate(labels) if ref in lab.lower()]
-    return partial[0] if len(partial) == 1 else None
-
-
-def delta_table(records: Sequence[Any], labels: Sequence[str], ref_index: int, protocol: dict[str, str], *,
-                n_resamples: int = 1000, seed: int = 0, class_sets: Mapping[str, Sequence[int]] | None = None,
-                title: str | None = None) -> Table:
-    """Per-class ΔF1 of every record against the reference, with paired-bootstrap significance.
-
-    Cells are ``F1(row) - F1(reference)`` in percent points; ``*`` marks a difference whose paired
-    bootstrap 95% interval excludes 0 (only where both records carry per-image stats on the same
-    images). Rows without such stats show the plain difference. ``class_sets`` (e.g. ``{"Head":
-    ids, "Tail": ids}``) adds, per set, the Δ of its mean F1 with its 95% interval and p-value
-    (same resamples as the per-class test).
-    """
-    from lt_faceparse.errors import IncomparableError
-    from lt_faceparse.metrics.bootstrap import paired_bootstrap, paired_bootstrap_subsets, per_image_of
-
-    taxonomy = _taxonomy_for(protocol, records)
-    class_ids = taxonomy.display_order if taxonomy else []
-    sets = {name: list(ids) for name, ids in (class_sets or {}).items() if ids}
-    ref = records[ref_index]
-    ref_f1 = class_f1(ref)
-    columns = [Column("method", "Method", "str")]
-    columns += [Column(f"d_{i}", f"Δ {taxonomy[i].display}", "rstr") for i in class_ids]
-    columns += [Column("d_mean", "Δ Mean F1", "rstr"), Column("d_ci", "95% CI (Δ mF1)", "ci"),
-                Column("p", "p (Δ mF1)", "float3")]
-    for name in sets:
-        columns += [Column(f"d_set_{name}", f"Δ {name} F1", "rstr"),
-                    Column(f"ci_set_{name}", f"95% CI (Δ {name})", "ci"),
-                    Column(f"p_set_{name}", f"p (Δ {name})", "float3")]
-    columns.append(Column("test", "Test", "str"))
-    rows = []
-    for i, (label, record) in enumerate(zip(labels, records)):
-        if i == ref_index:
-            continue
-        f1 = class_f1(record)
-        test, no_test = None, None
-        if per_image_of(ref) is None or per_image_of(record) is None:
-            no_test = "none (no per-image stats)"
-        else:
-            try:
-                test = paired_bootstrap(ref, record, taxonomy, n_resamples=n_resamples, seed=seed)
-            except IncomparableError:  # the documented condition: not scored on the same images
-                no_test = "none (not scored on the same images)"
-        row: dict[str, Any] = {"method": label}
-        for k in class_ids:
-            delta = f1.get(k, float("nan")) - ref_f1.get(k, float("nan"))
-            mark = ""
-            if test is not None and _present(test.lower[k]) and (test.lower[k] > 0 or test.upper[k] < 0):
-                mark = "*"
-            row[f"d_{k}"] = "-" if math.isnan(delta) else f"{100 * delta:+.2f}{mark}"
-        mean_a, mean_b = getattr(ref, "mean_f1", None), getattr(record, "mean_f1", None)
-        if test is not None:
-            mark = "*" if (test.mean_lower > 0 or test.mean_upper < 0) else ""
-            row["d_mean"] = f"{100 * test.mean_delta:+.2f}{mark}"
-            row["d_ci"] = (test.mean_lower, test.mean_upper)
-            row["p"] = test.mean_p_value
-            row["test"] = f"paired bootstrap ({test.num_images} images, {test.n_resamples} resamples)"
-            subsets = paired_bootstrap_subsets(ref, record, sets, n_resamples=n_resamples, seed=seed) if sets else {}
-            for name, sub in subsets.items():
-                mark = "*" if (sub.lower > 0 or sub.upper < 0) else ""
-                row[f"d_set_{name}"] = "-" if math.isnan(sub.delta) else f"{100 * sub.delta:+.2f}{mark}"
-                row[f"ci_set_{name}"] = (sub.lower, sub.upper)
-                row[f"p_set_{name}"] = sub.p_value
-        else:
-            row["d_mean"] = "-" if not (_present(mean_a) and _present(mean_b)) else f"{100 * (mean_b - mean_a):+.2f}"
-            row["test"] = no_test
-            for name, ids in sets.items():
-                da, db = (_nanmean(class_f1(r).get(i, float("nan")) for i in ids) for r in (ref, record))
-                row[f"d_set_{name}"] = "-" if math.isnan(db - da) else f"{100 * (db - da):+.2f}"
-        rows.append(row)
-    set_note = "".join(f" Δ {name} F1 = change of the mean F1 over the {name.lower()} classes "
-                       f"({', '.join(taxonomy[i].display for i in ids) if taxonomy else ids}), with its p-value."
-                       for name, ids in sets.items())
-    return Table(
-        columns=columns,
-        rows=rows,
-        title=title or f"Δ F1 vs {labels[ref_index]} — {protocol_title(protocol)}",
-        caption=("Δ = F1(row) − F1(reference) in percent points. * = the paired bootstrap 95% interval "
-                 "over test images excludes 0 (same images scored by both models); p = two-sided "
-                 "bootstrap p-value of Δ mean F1 = 0." + set_note),
-    )
-
-
-def remedy_of(record: Any) -> str:
-    """The training remedy label of a record (``plain`` when it has none or predates remedies)."""
-    from lt_faceparse.longtail.spec import provenance_remedy
-
-    return provenance_remedy(provenance_of(record))
-
-
-def architecture_of(record: Any) -> tuple[str, str, str]:
-    """(model, backbone, resolution): what a remedy row is compared against the plain row of."""
-    prov = provenance_of(record)
-    return str(prov.get("model")), str(prov.get("backbone")), str(prov.get("resolution"))
-
-
-def remedy_delta_tables(records: Sequence[Any], labels: Sequence[str], protocol: dict[str, str], *,
-                        n_resamples: int = 1000, seed: int = 0) -> list[Table]:
-    """One Δ table per plain model of the group that has remedy rows of the same (model, backbone,
-    resolution): every remedy against that plain row, per class and for the head and tail means
-    (paired bootstrap over images)."""
-    taxonomy = _taxonomy_for(protocol, records)
-    tail = list(taxonomy.accessory_ids) if taxonomy else []
-    head = [i for i in taxonomy.foreground_ids if i not in tail] if taxonomy else []
-    class_sets = {"Head": head, "Tail": tail}
-    tables = []
-    for index, record in enumerate(records):
-        if remedy_of(record) != "plain":
-            continue
-        arch = architecture_of(record)
-        others = [i for i, r in enumerate(records) if i != index and architecture_of(r) == arch
-                  and remedy_of(r) != "plain"]
-        if not others:
-            continue
-        members = [records[index]] + [records[i] for i in others]
-        names = [labels[index]] + [labels[i] for i in others]
-        title = f"Long-tail remedies vs {labels[index]} — {protocol_title(protocol)}"
-        tables.append(delta_table(members, names, 0, protocol, n_resamples=n_resamples, seed=seed,
-                                  class_sets=class_sets, title=title))
-    return tables
 
 
 def build_leaderboard(records: Iterable[Any], *, speed_records: Sequence[dict] = (),
@@ -547,7 +269,7 @@ def build_leaderboard(records: Iterable[Any], *, speed_records: Sequence[dict] =
 
 
 def _sort_value(value: Any) -> float:
-    return float(value) if _present(value) else -1.0
+    return float(value) if has_value(value) else -1.0
 
 
 # ---- collecting and writing ----------------------------------------------------------------------
@@ -556,8 +278,6 @@ def collect_records(results: str | Path | Sequence[str | Path] | None, *, datase
                     include_reported: bool = False, split: str | None = None) -> list[Any]:
     """Our records (every ``record.json`` under each results folder) plus, optionally, the
     published rows; filtered to ``dataset`` and/or ``split`` when given."""
-    from lt_faceparse.records import load_record
-
     roots = [] if results is None else ([results] if isinstance(results, (str, Path)) else list(results))
     records = []
     for root in roots:
@@ -567,21 +287,16 @@ def collect_records(results: str | Path | Sequence[str | Path] | None, *, datase
         paths = [root] if root.is_file() else sorted(root.rglob("record.json"))
         records.extend(load_record(p) for p in paths)
     if include_reported:
-        from lt_faceparse.reporting.published import load_published
-
         records.extend(load_published(dataset))
     if dataset:
-        records = [r for r in records if str(provenance_of(r).get("dataset", "")).lower() == dataset.lower()]
+        records = [r for r in records if str(provenance_of(r).dataset or "").lower() == dataset.lower()]
     if split:
-        records = [r for r in records if provenance_of(r).get("split") == split]
+        records = [r for r in records if provenance_of(r).split == split]
     return records
 
 
 def write_leaderboard(leaderboard: Leaderboard, out_dir: str | Path) -> list[Path]:
     """Per group ``leaderboard-<slug>.{md,csv,tex}`` (+ ``delta-<slug>.*``) and ``leaderboard.md`` with all."""
-    from lt_faceparse.atomic import atomic_write_text
-    from lt_faceparse.reporting.tables import to_markdown
-
     out_dir = Path(out_dir)
     written: list[Path] = []
     index = ["# Leaderboard", "",
@@ -609,10 +324,6 @@ def compact_table(table: Table) -> Table:
 
 def print_leaderboard(leaderboard: Leaderboard, console: Any = None) -> None:
     """Print each group's table (per-class columns left out) and its notes with rich."""
-    from rich.console import Console
-
-    from lt_faceparse.reporting.tables import to_rich
-
     console = console or Console(file=sys.stdout)
     for group in leaderboard.groups:
         console.print(to_rich(compact_table(group.table)))
@@ -629,9 +340,6 @@ def run_leaderboard(results: str | Path | None, out_dir: str | Path, *, dataset:
                     include_reported: bool = False, reference: str | None = None, split: str | None = None,
                     speed_dir: str | Path | None = None, mixed: bool = False, show: bool = True) -> Leaderboard:
     """Collect, group, write and (optionally) print: what ``lt-faceparse leaderboard`` runs."""
-    from lt_faceparse.errors import DataError
-    from lt_faceparse.speed import find_speed_records
-
     records = collect_records(results, dataset=dataset, include_reported=include_reported, split=split)
     if not records:
         raise DataError(results, "no result records found (looked for record.json files"

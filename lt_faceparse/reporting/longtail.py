@@ -28,24 +28,21 @@ counts pooled over the split, exactly as the leaderboard's head/tail columns.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from lt_faceparse.records import remedy_parts
-from lt_faceparse.reporting.leaderboard import (
-    BIN_NAMES,
-    class_f1,
-    find_reference,
-    head_tail_means,
-    is_reported,
-    protocol_of,
-    provenance_of,
-    record_label,
-)
-from lt_faceparse.reporting.tables import Column, Table, file_slug
+from lt_faceparse.errors import IncomparableError
+from lt_faceparse.metrics.bootstrap import bootstrap_ci, paired_bootstrap
+from lt_faceparse.metrics.groups import group_mean_f1, head_tail_ids
+from lt_faceparse.records import (class_f1, head_tail_means, is_reported, protocol_of, provenance_of,
+                                  record_is_plain, record_label, record_remedy_description, record_remedy_label)
+from lt_faceparse.reporting import figures as F
+from lt_faceparse.reporting.delta import find_reference
+from lt_faceparse.reporting.figures import DeltaPanel
+from lt_faceparse.reporting.leaderboard import BIN_NAMES
+from lt_faceparse.reporting.tables import Column, Table, file_slug, write_table
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 # the issue's bar for a useful remedy: tail mean F1 up by 10 points (p < 0.05), head down by at most 1
@@ -54,37 +51,10 @@ GROUP_TITLES = {"head": "Head F1", "tail": "Tail F1", "rare": "F1@rare", "common
                 "frequent": "F1@frequent", "mean": "Mean F1"}
 
 
-# ---- what a record is: plain or a remedy ---------------------------------------------------------------
-
-def is_plain(record: Any) -> bool:
-    """Trained and scored without any long-tail remedy or post-hoc option (see the module docstring)."""
-    prov = provenance_of(record)
-    return prov.get("remedy") in (None, "plain") and not remedy_parts(prov)
-
-
-def remedy_description(record: Any) -> str:
-    """The record's training remedies and post-hoc options with their parameters (the labels of
-    :func:`lt_faceparse.records.remedy_parts`, e.g. ``focal(γ=2) + flip TTA``); ``plain`` when it has none."""
-    prov = provenance_of(record)
-    parts = remedy_parts(prov)
-    if not parts and prov.get("remedy") not in (None, "plain"):
-        parts.append(f"remedy {prov['remedy']} (parameters not recorded)")
-    return " + ".join(parts) or "plain"
-
-
-def remedy_label(record: Any) -> str:
-    """Short name of the record's remedy: provenance ``remedy`` (the benchmark's label), else the
-    description, else ``plain``."""
-    prov = provenance_of(record)
-    if prov.get("remedy") not in (None, "plain"):
-        return str(prov["remedy"])
-    return remedy_description(record)
-
-
 def _model_label(record: Any) -> str:
     prov = provenance_of(record)
-    name = str(prov.get("model") or record_label(record))
-    return name + (f" ({str(prov['backbone']).split('/')[-1]})" if prov.get("backbone") else "")
+    name = str(prov.model or record_label(record))
+    return name + (f" ({str(prov.backbone).split('/')[-1]})" if prov.backbone else "")
 
 
 # ---- comparisons ---------------------------------------------------------------------------------------
@@ -116,15 +86,15 @@ def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), 
             continue
         protocol = {k: v for k, v in protocol_of(r).items() if k != "posthoc"}
         prov = provenance_of(r)
-        key = (*protocol.values(), prov.get("model"), prov.get("backbone"), prov.get("resolution"))
+        key = (*protocol.values(), prov.model, prov.backbone, prov.resolution)
         protocols.setdefault(key, protocol)
         by_setting.setdefault(key, []).append(r)
     for key, group in by_setting.items():
         protocol = protocols[key]
-        resolution = provenance_of(group[0]).get("resolution")
+        resolution = provenance_of(group[0]).resolution
         if len(group) < 2:
             continue
-        plain = [r for r in group if is_plain(r)]
+        plain = [r for r in group if record_is_plain(r)]
         name = f"{_model_label(group[0])} @{resolution}"
         if len(plain) != 1:
             notes.append(f"long-tail remedies of {name} ({protocol['split']} split): {len(plain)} plain records "
@@ -132,14 +102,14 @@ def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), 
             continue
         methods = [r for r in group if r is not plain[0]]
         comparisons.append(Comparison(
-            "remedies", plain[0], methods, "plain", [remedy_label(r) for r in methods],
+            "remedies", plain[0], methods, "plain", [record_remedy_label(r) for r in methods],
             f"Long-tail remedies of {name} vs plain", f"longtail_remedies_{file_slug(name)}"))
     models = [r for r in model_records if not is_reported(r)]
     if len(models) >= 2:
         labels = [record_label(r) for r in models]
         index = find_reference(models, labels, model_reference) if model_reference else None
         if index is None:
-            index = next((i for i, r in enumerate(models) if provenance_of(r).get("model") == "segface"), 0)
+            index = next((i for i, r in enumerate(models) if provenance_of(r).model == "segface"), 0)
         ref = models[index]
         methods = [r for i, r in enumerate(models) if i != index]
         comparisons.append(Comparison(
@@ -152,8 +122,7 @@ def find_comparisons(records: Sequence[Any], model_records: Sequence[Any] = (), 
 
 def class_groups(taxonomy: Taxonomy, bins: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[int]]:
     """Class ids of head, tail and (given training-split ``bins``) each non-empty presence bin."""
-    tail = list(taxonomy.accessory_ids)
-    groups = {"head": [i for i in taxonomy.foreground_ids if i not in tail], "tail": tail}
+    groups = head_tail_ids(taxonomy)
     fg = set(taxonomy.foreground_ids)
     for name in BIN_NAMES:
         ids = [taxonomy.id_of(n) for n in (bins or {}).get(name, []) if n in taxonomy.names]
@@ -190,9 +159,6 @@ def analyse(comparison: Comparison, *, bins: Mapping[str, Sequence[str]] | None 
             seed: int = 0, val_records: Mapping[str, Any] | None = None, bins_note: str = "") -> LongTailAnalysis:
     """Group intervals of every record and paired tests of every method against the reference.
     ``val_records``: run name -> the same setting's validation record (for choices made on val)."""
-    from lt_faceparse.errors import IncomparableError
-    from lt_faceparse.metrics.bootstrap import bootstrap_ci, paired_bootstrap
-
     taxonomy = get_taxonomy(comparison.reference.taxonomy)
     groups = class_groups(taxonomy, bins)
     cis = []
@@ -209,7 +175,7 @@ def analyse(comparison: Comparison, *, bins: Mapping[str, Sequence[str]] | None 
             tests.append(None)
     val = []
     for r in [comparison.reference, *comparison.methods]:
-        v = (val_records or {}).get(provenance_of(r).get("run"))
+        v = (val_records or {}).get(provenance_of(r).run)
         if v is None:
             val.append(None)
         else:
@@ -221,8 +187,6 @@ def analyse(comparison: Comparison, *, bins: Mapping[str, Sequence[str]] | None 
 def group_value(analysis: LongTailAnalysis, index: int, group: str) -> tuple[float, float | None, float | None]:
     """(point, lower, upper) of a group mean of record ``index`` (0 = reference); the point comes from
     the record's per-class F1 when it has no per-image stats."""
-    from lt_faceparse.metrics.bootstrap import group_mean_f1
-
     ci = analysis.cis[index]
     if ci is not None and group in ci.groups:
         return ci.groups[group]
@@ -237,8 +201,8 @@ def _caption(analysis: LongTailAnalysis) -> str:
     ref = analysis.comparison.reference
     prov = provenance_of(ref)
     n = ref.num_images
-    return (f"Data: {prov.get('dataset')}, {prov.get('split')} split ({n} images), merge {prov.get('merge')}, "
-            f"'{prov.get('protocol')}' scoring at {prov.get('resolution')} px. Head = non-accessory foreground "
+    return (f"Data: {prov.dataset}, {prov.split} split ({n} images), merge {prov.merge}, "
+            f"'{prov.protocol}' scoring at {prov.resolution} px. Head = non-accessory foreground "
             "classes, Tail = accessory classes, F1@bin = presence bins of the training split"
             + (f" ({analysis.bins_note})" if analysis.bins_note else "")
             + "".join(f"; {g}: " + ", ".join(analysis.taxonomy[i].display for i in analysis.groups[g])
@@ -258,7 +222,7 @@ def longtail_table(analysis: LongTailAnalysis) -> Table:
     rows = []
     for i, (label, record) in enumerate(zip(analysis.labels, analysis.records)):
         row: dict[str, Any] = {"method": label + (" (reference)" if i == 0 else ""),
-                               "settings": remedy_description(record)}
+                               "settings": record_remedy_description(record)}
         for g in analysis.groups:
             value, lo, hi = group_value(analysis, i, g)
             row[g] = value
@@ -302,8 +266,6 @@ def longtail_delta_table(analysis: LongTailAnalysis) -> Table:
 
 def delta_panels(analysis: LongTailAnalysis) -> list[Any]:
     """One :class:`lt_faceparse.reporting.figures.DeltaPanel` per method with a paired test."""
-    from lt_faceparse.reporting.figures import DeltaPanel
-
     panels = []
     for label, test in zip(analysis.comparison.labels, analysis.tests):
         if test is None:
@@ -328,9 +290,6 @@ def write_longtail(comparisons: Sequence[Comparison], *, frequency: Any, tables_
                    val_records: Mapping[str, Any] | None = None, caption_extra: str = "") -> list[LongTailAnalysis]:
     """Analyse each comparison and write its tables (``<stem>.*``, ``<stem>_delta.*``) and, with a
     training-split ``frequency`` table, its ΔF1-vs-presence figure; ``add(name, paths)`` registers files."""
-    from lt_faceparse.reporting import figures as F
-    from lt_faceparse.reporting.tables import write_table
-
     analyses = []
     for comparison in comparisons:
         taxonomy = get_taxonomy(comparison.reference.taxonomy)
@@ -357,15 +316,3 @@ def write_longtail(comparisons: Sequence[Comparison], *, frequency: Any, tables_
                 "Δ of the tail and head mean F1 with paired-bootstrap p-values. " + _caption(analysis)
                 + (" " + caption_extra if caption_extra else ""))))
     return analyses
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given; NaN stays NaN)."""
-    indexed = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
-    m = len(indexed)
-    out = [float("nan")] * len(p_values)
-    running = 0.0
-    for rank, (p, i) in enumerate(indexed):
-        running = max(running, min(1.0, (m - rank) * p))
-        out[i] = running
-    return out

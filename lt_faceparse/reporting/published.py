@@ -19,17 +19,19 @@ import copy
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from lt_faceparse.atomic import read_json
 from lt_faceparse.errors import DataError
+from lt_faceparse.metrics.protocol import PROTOCOLS
+from lt_faceparse.records import reported_record
 from lt_faceparse.taxonomy import get_taxonomy
 
 PUBLISHED_PATH = Path(__file__).with_name("published_results.json")
 PUBLISHED_SCHEMA_VERSION = 1
 
 CHECKPOINT_RULES = ("last epoch", "best on test", "unknown")
-PROTOCOLS = ("input", "native", "unknown")
+PUBLISHED_PROTOCOLS = (*PROTOCOLS, "unknown")  # a paper may not say how it scored
 MEAN_IOU_CONVENTIONS = ("with_bg", "without_bg")
 _ROW_KEYS = ("id", "table", "method", "venue", "dataset", "split", "resolution", "model", "backbone",
              "pretraining", "checkpoint_rule", "protocol", "merge", "per_class_f1", "mean_f1", "mean_iou",
@@ -77,7 +79,14 @@ def validate_published(doc: Any, path: str | Path) -> None:
     for key in ("sources", "tables", "rows", "consistency", "discrepancies"):
         if key not in doc:
             fail(f"missing {key!r}")
-    tables, sources = doc["tables"], doc["sources"]
+    _check_tables(doc["tables"], doc["sources"], fail)
+    ids: dict[str, dict[str, Any]] = {}
+    for i, row in enumerate(doc["rows"]):
+        _check_row(i, row, doc["tables"], ids, fail)
+    _check_consistency(doc, ids, fail)
+
+
+def _check_tables(tables: dict[str, Any], sources: dict[str, Any], fail: Callable[[str], None]) -> None:
     for name, table in tables.items():
         if table.get("source") not in sources:
             fail(f"table {name!r} cites unknown source {table.get('source')!r}")
@@ -90,47 +99,52 @@ def validate_published(doc: Any, path: str | Path) -> None:
             if table["columns"] != expected:
                 fail(f"table {name!r} columns {table['columns']} differ from the {tax.name} display order {expected}")
 
-    ids: dict[str, dict[str, Any]] = {}
-    for i, row in enumerate(doc["rows"]):
-        where = f"row {i} ({row.get('id', '?')})" if isinstance(row, dict) else f"row {i}"
-        if not isinstance(row, dict):
-            fail(f"{where} is not an object")
-        missing = [k for k in _ROW_KEYS if k not in row]
-        if missing:
-            fail(f"{where} lacks {missing}")
-        if row["id"] in ids:
-            fail(f"{where}: duplicate id")
-        ids[row["id"]] = row
-        table = tables.get(row["table"])
-        if table is None:
-            fail(f"{where}: unknown table {row['table']!r}")
-        if row["source"] != table["source"]:
-            fail(f"{where}: source {row['source']!r} differs from its table's {table['source']!r}")
-        if table.get("dataset") not in (None, row["dataset"]):
-            fail(f"{where}: dataset {row['dataset']!r} but table {row['table']!r} is on {table['dataset']!r}")
-        try:
-            get_taxonomy(row["dataset"])
-        except KeyError as err:
-            fail(f"{where}: {err.args[0]}")
-        if row["checkpoint_rule"] not in CHECKPOINT_RULES:
-            fail(f"{where}: checkpoint_rule {row['checkpoint_rule']!r} not in {CHECKPOINT_RULES}")
-        if row["protocol"] not in PROTOCOLS:
-            fail(f"{where}: protocol {row['protocol']!r} not in {PROTOCOLS}")
-        if row["mean_iou"] is not None and row["mean_iou_convention"] not in MEAN_IOU_CONVENTIONS:
-            fail(f"{where}: a mean IoU needs mean_iou_convention in {MEAN_IOU_CONVENTIONS}")
-        for key in _PERCENT_KEYS:
-            if row[key] is not None and not (isinstance(row[key], (int, float)) and 0 <= row[key] <= 100):
-                fail(f"{where}: {key} = {row[key]!r} is not a percentage")
-        if row["mean_f1"] is None:
-            fail(f"{where}: mean_f1 is required")
-        values = row["per_class_f1"]
-        if values is not None:
-            columns = table.get("columns")
-            if columns is None or len(values) != len(columns):
-                fail(f"{where}: {len(values)} per-class values for columns {columns}")
-            if not all(isinstance(v, (int, float)) and 0 <= v <= 100 for v in values):
-                fail(f"{where}: per-class F1 must be percentages")
 
+def _check_row(i: int, row: Any, tables: dict[str, Any], ids: dict[str, dict[str, Any]],
+               fail: Callable[[str], None]) -> None:
+    """Check row ``i`` and add it to ``ids`` (id -> row)."""
+    where = f"row {i} ({row.get('id', '?')})" if isinstance(row, dict) else f"row {i}"
+    if not isinstance(row, dict):
+        fail(f"{where} is not an object")
+    missing = [k for k in _ROW_KEYS if k not in row]
+    if missing:
+        fail(f"{where} lacks {missing}")
+    if row["id"] in ids:
+        fail(f"{where}: duplicate id")
+    ids[row["id"]] = row
+    table = tables.get(row["table"])
+    if table is None:
+        fail(f"{where}: unknown table {row['table']!r}")
+    if row["source"] != table["source"]:
+        fail(f"{where}: source {row['source']!r} differs from its table's {table['source']!r}")
+    if table.get("dataset") not in (None, row["dataset"]):
+        fail(f"{where}: dataset {row['dataset']!r} but table {row['table']!r} is on {table['dataset']!r}")
+    try:
+        get_taxonomy(row["dataset"])
+    except KeyError as err:
+        fail(f"{where}: {err.args[0]}")
+    if row["checkpoint_rule"] not in CHECKPOINT_RULES:
+        fail(f"{where}: checkpoint_rule {row['checkpoint_rule']!r} not in {CHECKPOINT_RULES}")
+    if row["protocol"] not in PUBLISHED_PROTOCOLS:
+        fail(f"{where}: protocol {row['protocol']!r} not in {PUBLISHED_PROTOCOLS}")
+    if row["mean_iou"] is not None and row["mean_iou_convention"] not in MEAN_IOU_CONVENTIONS:
+        fail(f"{where}: a mean IoU needs mean_iou_convention in {MEAN_IOU_CONVENTIONS}")
+    for key in _PERCENT_KEYS:
+        if row[key] is not None and not (isinstance(row[key], (int, float)) and 0 <= row[key] <= 100):
+            fail(f"{where}: {key} = {row[key]!r} is not a percentage")
+    if row["mean_f1"] is None:
+        fail(f"{where}: mean_f1 is required")
+    values = row["per_class_f1"]
+    if values is not None:
+        columns = table.get("columns")
+        if columns is None or len(values) != len(columns):
+            fail(f"{where}: {len(values)} per-class values for columns {columns}")
+        if not all(isinstance(v, (int, float)) and 0 <= v <= 100 for v in values):
+            fail(f"{where}: per-class F1 must be percentages")
+
+
+def _check_consistency(doc: dict[str, Any], ids: dict[str, dict[str, Any]], fail: Callable[[str], None]) -> None:
+    """The rounding bound, the listed violations, duplicate rows and discrepancies against the rows ``ids``."""
     consistency = doc["consistency"]
     bound = rounding_bound()
     if not math.isclose(consistency.get("bound", -1), bound):
@@ -210,8 +224,6 @@ def row_provenance(row: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
 
 def row_record(row: dict[str, Any], doc: dict[str, Any] | None = None):
     """One published row as a :class:`~lt_faceparse.records.ResultRecord` (fractions, not percent)."""
-    from lt_faceparse.records import reported_record
-
     doc = doc if doc is not None else read_published()
     tax = get_taxonomy(row["dataset"])
     per_class = {}
@@ -240,7 +252,7 @@ def published_frame(table: str, *, path: str | Path | None = None):
     Columns: id, method, backbone, resolution, mean_f1, mean_iou, mean_iou_convention, fps, params_m,
     checkpoint_rule, protocol, merge, pretraining, source, duplicate_of.
     """
-    import pandas as pd
+    import pandas as pd  # lazy: pandas (~0.4 s) only for table output
 
     doc = read_published(path)
     if table not in doc["tables"]:

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from lt_faceparse.metrics.bootstrap import paired_bootstrap_subsets
 from lt_faceparse.metrics.rarity_gap import RESOLUTION_BOUND_F1, TAIL_MEAN, GapRow, rarity_gap
+from lt_faceparse.reporting.figures import STYLE, method_colors, plt, save_figure
 from lt_faceparse.reporting.tables import Column, Table, write_table
 from lt_faceparse.taxonomy import Taxonomy
 
@@ -27,7 +28,6 @@ from lt_faceparse.taxonomy import Taxonomy
 CONTROL_PRESENCE: tuple[tuple[str, float], ...] = (("eye_g", 0.5), ("hat", 0.5), ("ear_r", 0.5), ("neck_l", 0.5))
 GOAL_SHARE = 0.5
 HEAD_LOSS_BAR = 0.01  # one F1 point
-TAU_GRID = (0.25, 0.5, 0.75, 1.0)  # post-hoc τ-norm candidates compared on val
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,6 @@ def gap_table(rows: Sequence[GapRow], remedies: Sequence[str], *, chosen: str | 
 
 def gap_figure(rows: Sequence[GapRow], out_dir: Path, stem: str = "rarity_gap") -> dict[str, Path]:
     """Control, long-tail and each remedy's F1 per tail class (bars), the gap drawn between the first two."""
-    from lt_faceparse.reporting.figures import STYLE, method_colors, plt, save_figure
-
     remedies = list(rows[0].remedy_f1)
     series = [("control", [r.control_f1 for r in rows]), ("long-tail", [r.longtail_f1 for r in rows])]
     series += [(k, [r.remedy_f1[k] for r in rows]) for k in remedies]
@@ -129,18 +127,6 @@ def gap_figure(rows: Sequence[GapRow], out_dir: Path, stem: str = "rarity_gap") 
                "and of each remedy, on the same test images; * = resolution-bound (control F1 below the dotted "
                f"{100 * RESOLUTION_BOUND_F1:.0f}).")
     return save_figure(fig, out_dir, stem, caption)
-
-
-def score_tau_norm(weights: str | Path, root: str | Path, split: str, out_dir: str | Path, *,
-                   taus: Sequence[float] = TAU_GRID, n_resamples: int = 0) -> dict[str, Any]:
-    """The long-tail model's weights scored with post-hoc τ-norm at each τ (label -> record, saved under
-    ``out_dir/tau<τ>``): the τ candidates enter :func:`choose_on_val` as remedies, so τ is chosen on val."""
-    from lt_faceparse.engine.evaluate import evaluate_checkpoint
-
-    return {f"τ-norm(τ={tau:g})": evaluate_checkpoint(weights, "celebamask-hq", root, split,
-                                                       out_dir=Path(out_dir) / f"tau{tau:g}", n_resamples=n_resamples,
-                                                       tau_norm=tau)
-            for tau in taus}
 
 
 def write_rarity_report(val: Mapping[str, Any], test: Mapping[str, Any], taxonomy: Taxonomy, out_dir: str | Path,

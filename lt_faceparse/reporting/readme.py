@@ -14,8 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from lt_faceparse.atomic import atomic_write_text
-from lt_faceparse.reporting.leaderboard import (class_f1, head_tail_means, mean_f1_ci, provenance_of, record_label,
-                                                taxonomy_of_record, unique_labels)
+from lt_faceparse.errors import IncomparableError
+from lt_faceparse.metrics.bootstrap import paired_bootstrap
+from lt_faceparse.metrics.groups import holm
+from lt_faceparse.reporting.leaderboard import unique_labels
+from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN
+from lt_faceparse.records import (class_f1, head_tail_means, mean_f1_ci, provenance_of, record_label,
+                                  record_remedy_description, taxonomy_of_record)
+from lt_faceparse.reporting.readme_run import what_was_run
+from lt_faceparse.reporting.report import main_records, repeated_settings
+from lt_faceparse.reporting.sweep_tables import fps_of, paper_frame
+from lt_faceparse.reporting.tables import to_markdown
+from lt_faceparse.speed.harness import select_speed
 
 FILE_NOTES = {
     "leaderboard": "Leaderboard (Table 1 style) per comparable protocol group: per-class F1 in the paper's column "
@@ -72,10 +82,6 @@ def _file_groups(paths: list[str]) -> list[str]:
 def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
     """Headline findings as Markdown bullet lines, all numbers computed here. A comparison that cannot
     be made (records not scored on the same images) is listed in ``outputs.skipped``."""
-    from lt_faceparse.errors import IncomparableError
-    from lt_faceparse.metrics.bootstrap import paired_bootstrap
-    from lt_faceparse.reporting.report import fps_of, main_records, repeated_settings
-
     main = main_records(outputs.records)
     if not main:
         return ["- No result records were found."]
@@ -105,7 +111,7 @@ def findings(outputs: Any, n_resamples: int = 1000) -> list[str]:
         lines.append(f"- {len(same)} records share the setting of {record_label(same[0])} ({', '.join(names)}): the "
                      f"findings and figures use the first one, {names[0]} (scores "
                      + ", ".join(_pct(r.mean_f1) for r in same) + " mean F1); the leaderboard lists each.")
-    segface = next((r for r in main if provenance_of(r).get("model") == "segface"), None)
+    segface = next((r for r in main if provenance_of(r).model == "segface"), None)
     if segface is not None:
         best = ranked[0]
         if best is segface and len(main) > 1:
@@ -167,7 +173,7 @@ def _head_tail_lines(outputs: Any, tax: Any, main: list[Any]) -> list[str]:
             "- Head − tail gap: " + ", ".join(f"{name} {100 * g:+.2f}" for name, g in gaps) + " points.")
     by_label = {record_label(r): r for r in main}
     for label, dest in outputs.tail_destinations.items():
-        if label not in by_label or provenance_of(by_label[label]).get("model") != "segface":
+        if label not in by_label or provenance_of(by_label[label]).model != "segface":
             continue
         parts = [f"{tax[tax.id_of(cls)].display} → " + ", ".join(
             f"{tax[tax.id_of(to)].display} {100 * share:.0f}%" for to, share in goes) for cls, goes in dest.items()]
@@ -178,13 +184,11 @@ def _head_tail_lines(outputs: Any, tax: Any, main: list[Any]) -> list[str]:
 
 
 def _cost_lines(outputs: Any, main: list[Any]) -> list[str]:
-    from lt_faceparse.speed import select_speed
-
     speeds = []
     for r in main:
         prov = provenance_of(r)
-        s = select_speed(outputs.speed_records, model=prov.get("model"), backbone=prov.get("backbone"),
-                         resolution=prov.get("resolution"))
+        s = select_speed(outputs.speed_records, model=prov.model, backbone=prov.backbone,
+                         resolution=prov.resolution)
         if s:
             speeds.append(f"{record_label(r)}: {s['params'] / 1e6:.3f} M params, "
                           f"{s['gflops']:.3f} GFLOPs, {s['fps']:.1f} FPS")
@@ -200,8 +204,6 @@ def longtail_section(outputs: Any) -> list[str]:
     """The "Long-tail remedies" section: every remedy against plain with paired-bootstrap Δ and p-values,
     the remedy chosen on val and whether it meets the bar (+10 tail points, p < 0.05, head loss at most
     1 point), stated whichever way the numbers go."""
-    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN, holm, remedy_description
-
     analyses = [a for a in outputs.longtail if a.comparison.kind == "remedies"]
     bar = (f"+{100 * TAIL_GAIN:.0f} tail points (paired bootstrap p < {ALPHA}) with at most {100 * HEAD_LOSS:.0f} "
            "head point lost")
@@ -237,7 +239,7 @@ def longtail_section(outputs: Any) -> list[str]:
                      f"mean F1 {_delta_text(test.groups['mean'])}"]
             tail_ids = a.groups.get("tail", [])
             gains = [f"{a.taxonomy[i].display} {100 * test.delta[i]:+.1f}" for i in tail_ids if test.delta[i] == test.delta[i]]
-            lines.append(f"- {label} ({remedy_description(record)}): " + "; ".join(parts)
+            lines.append(f"- {label} ({record_remedy_description(record)}): " + "; ".join(parts)
                          + (f". Tail classes: {', '.join(gains)}" if gains else "") + ".")
         lines += ["", *_remedy_verdict(a, bar), ""]
     return lines
@@ -245,8 +247,6 @@ def longtail_section(outputs: Any) -> list[str]:
 
 def _remedy_verdict(a: Any, bar: str) -> list[str]:
     """Which remedy val chooses and whether it (or any) meets the bar on test."""
-    from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN
-
     def meets(test: Any) -> bool:
         tail, head = test.groups["tail"], test.groups["head"]
         return tail.delta >= TAIL_GAIN and tail.p_value < ALPHA and head.delta >= -HEAD_LOSS
@@ -280,9 +280,7 @@ def _remedy_verdict(a: Any, bar: str) -> list[str]:
 
 def _param_check(speed_records: list[dict], taxonomy: Any) -> list[str]:
     """Our SegFace parameter counts next to the paper's Table 2a, backbone by backbone."""
-    from lt_faceparse.reporting.report import _paper_frame
-
-    paper = _paper_frame("2a")
+    paper = paper_frame("2a")
     if paper is None:
         return []
     ours = {}
@@ -306,62 +304,6 @@ def _param_check(speed_records: list[dict], taxonomy: Any) -> list[str]:
     return ["- **Parameter counts vs the paper's Table 2a** (SegFace, counted by our harness): " + "; ".join(parts)
             + f". The paper counts the 11-class model; each class adds one 256-d class token, so the "
               f"{taxonomy.num_classes}-class model has {extra:,} more parameters."]
-
-
-def what_was_run(info: dict[str, Any]) -> list[str]:
-    """The plan of a benchmark run as Markdown bullets (every number from ``info["plan"]``)."""
-    from lt_faceparse.longtail.spec import posthoc_label
-
-    plan = info["plan"]
-    presence = dict(plan.get("presence") or ())
-    splits = plan.get("splits")
-    counts = ""
-    if splits and plan.get("num_images"):
-        n = plan["num_images"]
-        n_val, n_test = round(n * splits[1] / sum(splits)), round(n * splits[2] / sum(splits))
-        counts = f" = {n - n_val - n_test} / {n_val} / {n_test} images"
-    lines = [
-        f"- Plan `{plan.get('name')}`: {plan.get('num_images')} SynthFace-LT images at {plan.get('image_size')} px, "
-        f"split {tuple(splits or ())} (train/val/test){counts}, seed {plan.get('seed')}; class presence "
-        + (f"as SynthFace-LT's defaults except {presence}" if presence else "SynthFace-LT's defaults "
-           "(CelebAMask-HQ-like: earring 0.26, eyeglasses 0.07, hat 0.06, necklace 0.05)") + ".",
-        f"- Training ({plan.get('device', 'cpu')}, {plan.get('precision', 'fp32')}): {plan.get('epochs')} epochs, "
-        f"batch {plan.get('batch')}, AdamW lr {plan.get('lr')}, MultiStepLR (x0.1) at epochs "
-        f"{list(plan.get('milestones', []))}, input {plan.get('resolution')} px, no pretraining, BatchNorm statistics "
-        f"re-estimated on {plan.get('precise_bn_batches', 0)} training batches after the last epoch, last-epoch "
-        f"checkpoint; {plan.get('workers', 1)} setting(s) trained side by side. Every model and remedy has this same "
-        "schedule.",
-        "- Models: " + ", ".join(f"{m} {k}" for m, k in plan.get("models", [])) + ".",
-        "- Long-tail remedies (the first model trained again, same budget; parameters from the shipped remedy "
-        "files, chosen on SynthFace-LT val): " + ("; ".join(_remedy_text(name) for name in plan.get("remedies", []))
-                                                  or "none") + ".",
-        "- Post-hoc options (the plain first model scored again on val and test): " + ("; ".join(
-            f"`{label}`: {posthoc_label(options)}" for label, options in plan.get("posthoc", [])) or "none") + ".",
-        f"- SegFace resolution sweep: trained at {[plan.get('resolution'), *plan.get('sweep_resolutions', [])]} px; "
-        f"timing-only resolutions {list(plan.get('speed_resolutions', []))}; timing-only SegFace backbones "
-        f"{list(plan.get('speed_backbones', [])) or 'none'}.",
-        f"- Scoring: test split, 'input' protocol (network resolution), pixel counts pooled over the split; "
-        f"95% CIs by percentile bootstrap over test images ({plan.get('n_resamples')} resamples); choices between "
-        "settings (the remedy named below) are made on the val split.",
-        f"- Plan note: {plan.get('notes')}.",
-    ]
-    if info.get("reused_results"):
-        trained = info.get("trained_by") or {}
-        lines.append("- **Results reused** (`--reuse-results`): nothing was trained or timed by this command; the "
-                     "records, sweep rows and speed records under `results/` come from "
-                     + (f"`{trained.get('command')}`" if trained.get("command") else "an earlier run") + ".")
-    return lines
-
-
-def _remedy_text(name: str) -> str:
-    """``name``: its remedy label with every parameter (from the remedy file as it is now)."""
-    from lt_faceparse.longtail.remedies import resolve_remedy
-    from lt_faceparse.longtail.spec import remedy_label
-
-    try:
-        return f"`{name}`: {remedy_label(resolve_remedy(name)[1])}"
-    except FileNotFoundError:
-        return f"`{name}` (its remedy file is no longer found; the records state its parameters)"
 
 
 def run_time_section(info: dict[str, Any]) -> list[str]:
@@ -394,11 +336,9 @@ def run_time_section(info: dict[str, Any]) -> list[str]:
 
 def write_readme(out_dir: str | Path, outputs: Any, info: dict[str, Any]) -> Path:
     """Write ``out_dir/README.md`` from a :class:`ReportOutputs` and the run info."""
-    from lt_faceparse.reporting.tables import to_markdown
-
     out_dir = Path(out_dir)
     plan = info.get("plan", {})
-    datasets = sorted({str(provenance_of(r).get("dataset")) for r in outputs.records}) or ["no records"]
+    datasets = sorted({str(provenance_of(r).dataset) for r in outputs.records}) or ["no records"]
     synthetic = datasets == ["synthface-lt"]
     lines = [
         "# SynthFace-LT benchmark report" if plan else f"# Report: {', '.join(datasets)}",

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from rich.table import Table as RichTable
+
 from lt_faceparse.atomic import atomic_write_text
 
 MISSING = "-"
@@ -187,8 +189,6 @@ def to_latex(table: Table, *, label: str | None = None) -> str:
 
 def to_rich(table: Table):
     """A :class:`rich.table.Table` (best values bold) for printing in a terminal."""
-    from rich.table import Table as RichTable
-
     rich_table = RichTable(title=table.title or None, caption=table.caption or None, show_lines=False)
     for c in table.columns:
         rich_table.add_column(c.header, justify="left" if c.fmt == "str" else "right")

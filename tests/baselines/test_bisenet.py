@@ -5,7 +5,7 @@ import torch
 
 from baselines.bisenet import BiSeNet, bisenet_num_parameters
 from lt_faceparse.models import build_model
-from lt_faceparse.speed import count_parameters
+from lt_faceparse.speed.harness import count_parameters
 from zll_reference import is_parameter, random_zll_state_dict, zll_shapes
 
 torch.set_num_threads(1)
@@ -79,7 +79,7 @@ def test_rejects_unknown_loss_and_mismatched_numbering():
 
 def test_flop_count_is_every_convolution_once():
     # BiSeNet is convolutions only: FLOPs = sum over convs of 2 * out pixels * C_out * C_in/groups * k*k.
-    from lt_faceparse.speed import count_flops
+    from lt_faceparse.speed.harness import count_flops
 
     model = BiSeNet(num_classes=19).eval()
     expected = []

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from baselines.fcn import FCN
 from baselines.segformer_head import SegFormerHead
 from lt_faceparse.models import build_model
-from lt_faceparse.speed import count_parameters
+from lt_faceparse.speed.harness import count_parameters
 
 torch.set_num_threads(1)
 

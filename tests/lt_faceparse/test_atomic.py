@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 
 import matplotlib
 
@@ -11,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from lt_faceparse.atomic import atomic_path, atomic_save_figure, atomic_write_json  # noqa: E402
+from lt_faceparse.atomic import atomic_folder, atomic_path, atomic_save_figure, atomic_write_json  # noqa: E402
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -41,3 +43,43 @@ def test_figures_rerender_to_the_same_bytes(tmp_path):
         digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in paths])
     assert digests[0] == digests[1]
     assert b"CreationDate" not in (tmp_path / "a" / "presence.v2.pdf").read_bytes()
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_folder_changes_together_and_keeps_the_files_it_did_not_write(tmp_path):
+    out = tmp_path / "rec"
+    with atomic_folder(out) as tmp:
+        (tmp / "a.txt").write_text("old a")
+        (tmp / "b.txt").write_text("old b")
+    (out / "sub").mkdir()
+    (out / "sub" / "notes.txt").write_text("the user's")
+    with atomic_folder(out) as tmp:
+        (tmp / "a.txt").write_text("new a")
+    assert _tree(out) == {"a.txt": b"new a", "b.txt": b"old b", "sub/notes.txt": b"the user's"}
+    with pytest.raises(OSError) as caught:
+        with atomic_folder(out) as tmp:
+            (tmp / "a.txt").write_text("newer a")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert caught.value.filename == str(out)
+    assert _tree(out) == {"a.txt": b"new a", "b.txt": b"old b", "sub/notes.txt": b"the user's"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec"]
+
+
+def test_a_folder_holding_the_working_directory_is_updated_file_by_file(tmp_path, monkeypatch):
+    (tmp_path / "keep.txt").write_text("kept")
+    monkeypatch.chdir(tmp_path)
+    with atomic_folder(tmp_path) as tmp:
+        (tmp / "table.csv").write_text("x")
+    assert _tree(tmp_path) == {"keep.txt": b"kept", "table.csv": b"x"}
+    assert os.getcwd() == str(tmp_path)
+
+
+def test_a_file_in_the_way_of_a_folder_is_refused(tmp_path):
+    (tmp_path / "out").write_text("a file")
+    with pytest.raises(NotADirectoryError, match="a file is in the way"):
+        with atomic_folder(tmp_path / "out"):
+            pass
+    assert (tmp_path / "out").read_text() == "a file"

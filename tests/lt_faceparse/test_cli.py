@@ -5,7 +5,7 @@ import pytest
 from lt_faceparse.cli import build_parser, main
 
 COMMANDS = {"synth", "check-dataset", "freq", "score", "convert-official", "parse", "export-onnx", "convert-zll",
-            "train", "eval", "leaderboard", "compare", "report", "speed", "sweep", "benchmark"}
+            "train", "eval", "leaderboard", "compare", "report", "speed", "sweep", "benchmark", "zoo"}
 
 
 def test_every_subcommand_is_registered():

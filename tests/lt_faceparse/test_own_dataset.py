@@ -183,7 +183,7 @@ def test_compare_writes_the_paired_test_and_refuses_incomparable_records(scored,
     assert "B = segface (mobilenet) @32 vs A = tiny @32" in md and "Caution: only 2 images" in md
 
     other = load_record(b)
-    other.provenance["split"] = "val"
+    other.provenance = other.provenance.replace(split="val")
     save_record(other, tmp_path / "val_record")
     assert main(["compare", str(a), str(tmp_path / "val_record")]) == 2
     assert "split: segface (mobilenet) @32" in capsys.readouterr().err
@@ -222,19 +222,19 @@ def test_report_makes_example_figures_from_the_records_alone(scored, tmp_path, c
 def test_example_images_are_found_through_the_record(scored, tmp_path):
     from lt_faceparse.errors import DataError
     from lt_faceparse.records import load_record
-    from lt_faceparse.reporting.report import example_dataset_root
+    from lt_faceparse.reporting.examples import example_dataset_root
 
     base, data = scored
     record = load_record(base / "results" / "segface")
     assert example_dataset_root(record, None) == (data.resolve(), None)
-    record.provenance["data_root"] = str(tmp_path / "moved-away")
+    record.provenance = record.provenance.replace(data_root=str(tmp_path / "moved-away"))
     root, why_not = example_dataset_root(record, None)
     assert root is None and f"the dataset root {tmp_path / 'moved-away'} stored in the record" in why_not
     assert "pass --data-root DIR" in why_not and str(record.path) in why_not
     assert example_dataset_root(record, str(data)) == (data, None)
     with pytest.raises(DataError, match="--data-root: no such dataset folder"):
         example_dataset_root(record, str(tmp_path / "typo"))
-    del record.provenance["data_root"]  # a record written before records kept their dataset root
+    record.provenance = record.provenance.replace(data_root=None)  # as in records from before data_root
     assert "does not say where its images are" in example_dataset_root(record, None)[1]
 
 

@@ -1,19 +1,9 @@
 import numpy as np
 import pytest
 
-from lt_faceparse.taxonomy import (
-    ACCESSORY,
-    BACKGROUND,
-    CELEBAMASK_HQ,
-    HELEN,
-    LAPA,
-    Taxonomy,
-    get_taxonomy,
-    list_taxonomies,
-    register_taxonomy,
-    taxonomy_differences,
-    taxonomy_from_names,
-)
+from lt_faceparse.custom_taxonomy import taxonomy_differences, taxonomy_from_names
+from lt_faceparse.taxonomy import (ACCESSORY, BACKGROUND, CELEBAMASK_HQ, HELEN, LAPA, Taxonomy, get_taxonomy,
+                                   list_taxonomies, register_taxonomy)
 
 # face-parsing.PyTorch (zll) numbering, from datasets.md
 ZLL = ["background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",

@@ -5,9 +5,10 @@ import torch
 import torch.nn as nn
 
 from lt_faceparse.atomic import atomic_path, atomic_write_json
+from lt_faceparse.custom_taxonomy import taxonomy_from_names
 from lt_faceparse.errors import DataError
 from lt_faceparse.models import build_model, list_models, register_model
-from lt_faceparse.taxonomy import LAPA, get_taxonomy, taxonomy_from_names
+from lt_faceparse.taxonomy import LAPA, get_taxonomy
 from lt_faceparse.weights import embed_taxonomy, load_model, read_metadata, save_model, taxonomy_of
 
 USER_TAXONOMY = taxonomy_from_names("weights-test-five", ["background", "skin", "hair", "l_eye", "r_eye"],

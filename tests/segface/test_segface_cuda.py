@@ -13,7 +13,8 @@ import pytest
 import torch
 from segface_testutil import literal_formulation
 
-from segface import FaceParser, SegFace
+from lt_faceparse.inference.parser import FaceParser
+from segface import SegFace
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 

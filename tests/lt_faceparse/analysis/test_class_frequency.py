@@ -8,8 +8,8 @@ import pytest
 from lt_faceparse.analysis.frequency import (FREQUENCY_COLUMNS, FrequencyTable, compute_class_frequencies,
                                              write_frequency_report)
 from lt_faceparse.cli import main
+from lt_faceparse.custom_taxonomy import taxonomy_from_names
 from lt_faceparse.errors import DataError
-from lt_faceparse.taxonomy import taxonomy_from_names
 
 TAX = taxonomy_from_names("freq4", ["background", "skin", "nose", "hat"])
 

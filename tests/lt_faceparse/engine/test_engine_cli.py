@@ -27,9 +27,9 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
     assert (meta["dataset"], meta["merge"], meta["resolution"], meta["checkpoint_rule"]) == \
         ("synthface-lt", "segface", 32, "last epoch")  # generated data is named as such
     val = load_record(run / "val")
-    assert val.provenance["split"] == "val" and val.num_images == len(build_dataset("celebamask-hq", root, "val"))
+    assert val.provenance.split == "val" and val.num_images == len(build_dataset("celebamask-hq", root, "val"))
     # training's validation record says where its images are, for `report`
-    assert (val.provenance["data_root"], val.provenance["data_format"]) == (str(root.resolve()), "celebamask-hq")
+    assert (val.provenance.data_root, val.provenance.data_format) == (str(root.resolve()), "celebamask-hq")
 
     assert main(args) == 2  # the folder holds a run: refuse to start over without --resume
     assert "--resume" in capsys.readouterr().err
@@ -53,11 +53,11 @@ def test_train_then_eval_from_the_command_line(tmp_path, capsys):
     record = load_record(out)
     test_set = build_dataset("celebamask-hq", root, "test", resolution=32)
     assert record.num_images == len(test_set) > 0
-    assert record.provenance["split"] == "test" and record.provenance["checkpoint_rule"] == "last epoch"
+    assert record.provenance.split == "test" and record.provenance.checkpoint_rule == "last epoch"
     assert f"mean F1 {100 * record.mean_f1:.2f}" in printed and "merge segface" in printed
 
     native = evaluate_checkpoint(run / "final.safetensors", "celebamask-hq", root, "test", "native")
-    assert native.provenance["protocol"] == "native" and native.num_images == record.num_images
+    assert native.provenance.protocol == "native" and native.num_images == record.num_images
     assert int(native.per_image.gt.sum()) == sum(test_set.read_label(i).size for i in range(len(test_set)))
     with pytest.raises(ValueError, match="split"):
         evaluate_checkpoint(run / "final.safetensors", "celebamask-hq", root, "train")
@@ -78,7 +78,7 @@ def test_lapa_config_trains_and_scores_through_the_tanh_warp(tmp_path):
     assert (meta["warp"], meta["taxonomy"], meta["model_kwargs"]) == ("tanh", LAPA.to_dict(), {"num_classes": 11, "width": 4})
     root = ensure_synthface(tmp_path / "synth", fmt="lapa", **synth)
     record = evaluate_checkpoint(run / "final.safetensors", "lapa", root, "test")
-    assert record.provenance["warp"] == "tanh" and record.taxonomy == "lapa"
+    assert record.provenance.warp == "tanh" and record.taxonomy == "lapa"
     assert record.num_images == len(build_dataset("lapa", root, "test"))
 
 

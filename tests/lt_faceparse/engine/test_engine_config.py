@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lt_faceparse.engine.config import (DEFAULTS, apply_override, dump_config, list_configs, load_config,
-                                        resolve_batch)
-from lt_faceparse.errors import DataError
+from lt_faceparse.engine.config import (DEFAULTS, apply_override, config_dir, dump_config, list_configs, load_config,
+                                        merge_dicts, resolve_batch, validate_config)
+from lt_faceparse.engine.config_schema import TrainConfig
+from lt_faceparse.errors import ConfigKeyError, DataError
 
 PAPER_SETTINGS = {
     # name: (dataset, backbone, fusion, resolution, global batch, warp, augment)
@@ -82,10 +83,51 @@ def test_derived_config_replaces_model_kwargs_as_a_whole():
     ("data.num_workers=-1", "data.num_workers"),
     ("data.num_workers=many", "data.num_workers"),
 ])
-def test_bad_values_name_the_file_and_the_key(override, key):
-    with pytest.raises(DataError) as err:
+def test_bad_overrides_name_the_key_and_the_command_line(override, key):
+    with pytest.raises(ConfigKeyError) as err:
         load_config("synth_tiny", [override])
-    assert "synth_tiny.yaml" in str(err.value) and key in str(err.value)
+    assert err.value.key == key and err.value.origin == "command line"
+    assert str(err.value).startswith(f"config error: {key}: ") and str(err.value).endswith("(from command line)")
+
+
+def test_the_error_message_of_a_bad_number():
+    with pytest.raises(ConfigKeyError) as err:
+        load_config("synth_tiny", ["optim.lr=abc"])
+    assert str(err.value) == "config error: optim.lr: expected a number, got 'abc' (from command line)"
+
+
+def test_bad_values_in_files_name_the_file_of_the_base_chain_that_set_them(tmp_path):
+    (tmp_path / "base.yaml").write_text("base: " + str(config_dir() / "synth_tiny.yaml") + "\noptim: {epochs: 2.5}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\noptim: {lr: 0.1}\nseed: -3\n")
+    with pytest.raises(ConfigKeyError) as err:
+        load_config(tmp_path / "child.yaml")
+    assert (err.value.key, err.value.origin) == ("optim.epochs", str(tmp_path / "base.yaml"))
+    assert str(err.value) == f"config error: optim.epochs: expected an integer, got 2.5 (from {tmp_path / 'base.yaml'})"
+    with pytest.raises(ConfigKeyError) as err:  # fixed in the child file: the next bad key is the child's own
+        load_config(tmp_path / "child.yaml", ["optim.epochs=3"])
+    assert (err.value.key, err.value.origin) == ("seed", str(tmp_path / "child.yaml"))
+    with pytest.raises(ConfigKeyError) as err:  # a key of the shipped base file keeps that file as its origin
+        load_config(tmp_path / "child.yaml", ["optim.epochs=3", "seed=1", "precision=fp8"])
+    assert err.value.origin == "command line"
+    (tmp_path / "typo.yaml").write_text("base: child.yaml\noptim: {epochs: 3}\nseed: 1\nvall: {every_epochs: 1}\n")
+    with pytest.raises(ConfigKeyError, match=r"config error: vall: unknown key \(allowed here: .*\) \(from .*typo.yaml\)"):
+        load_config(tmp_path / "typo.yaml")
+
+
+def test_a_required_key_no_file_sets_names_the_config_asked_for(tmp_path):
+    (tmp_path / "bare.yaml").write_text("model: {name: tiny}\n")
+    with pytest.raises(ConfigKeyError) as err:
+        load_config(tmp_path / "bare.yaml")
+    assert (err.value.key, err.value.origin) == ("data.dataset", str(tmp_path / "bare.yaml"))
+    assert "a dataset name is required" in str(err.value)
+
+
+def test_typed_config_round_trips_and_is_typed():
+    config = load_config("synth_tiny", ["out=/tmp/x"])
+    typed = validate_config(config)
+    assert isinstance(typed, TrainConfig) and typed.optim.lr == 1e-2 and typed.batch.global_ == 8
+    assert typed.model.kwargs == {"width": 16} and typed.to_dict() == config
+    assert TrainConfig().to_dict()["batch"] == {"global": 32, "per_gpu": None, "accumulation": None}
 
 
 def test_base_loop_is_reported(tmp_path):
@@ -97,10 +139,19 @@ def test_base_loop_is_reported(tmp_path):
 
 def test_apply_override_rejects_non_sections():
     config = {"seed": 0, "model": {"name": "tiny", "kwargs": {}}}
-    with pytest.raises(DataError, match="not a section"):
+    with pytest.raises(ConfigKeyError, match=r"config error: seed.x: seed is not a section \(from command line\)"):
         apply_override(config, "seed.x=1")
-    with pytest.raises(DataError, match="key.sub=value"):
+    with pytest.raises(ConfigKeyError, match="key.sub=value"):
         apply_override(config, "seed")
+
+
+def test_old_run_configs_still_load(tmp_path):
+    """A run's config.yaml written before a key existed loads with that key's default."""
+    config = load_config("synth_tiny", ["out=/tmp/x"])
+    old = {key: value for key, value in config.items() if key not in ("compile", "formulation", "longtail")}
+    old["data"] = {key: value for key, value in config["data"].items() if key != "num_workers"}
+    (tmp_path / "config.yaml").write_text(dump_config(old))
+    assert load_config(tmp_path / "config.yaml") == merge_dicts(DEFAULTS, old)
 
 
 def test_resolve_batch_known_answers():

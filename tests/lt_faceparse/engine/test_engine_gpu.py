@@ -43,14 +43,14 @@ def test_cuda_default_training_is_compiled_fused_and_deferred(tmp_path, monkeypa
     from lt_faceparse.engine import train as train_module
 
     seen = {}
-    real = train_module._Trainer.__init__
+    real = train_module.Trainer.__init__
 
     def spy(self, *args, **kwargs):
         real(self, *args, **kwargs)
         seen.update(compiled=self.train_forward.compiled, fused=self.optimizer.param_groups[0]["fused"],
                     deferred=self.steps.defer)
 
-    monkeypatch.setattr(train_module._Trainer, "__init__", spy)
+    monkeypatch.setattr(train_module.Trainer, "__init__", spy)
     run = train(tiny_config(tmp_path / "run", device="cuda", precision="bf16", optim={"epochs": 2}, log_every=3),
                 train_dataset=MemoryFaces(32))
     assert seen == {"compiled": True, "fused": True, "deferred": True}

@@ -10,8 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lt_faceparse.engine.progress import read_log
 from lt_faceparse.engine.train import train
-from lt_faceparse.records import load_record
-from lt_faceparse.reporting.leaderboard import head_tail_means
+from lt_faceparse.records import head_tail_means, load_record
 from lt_faceparse.taxonomy import get_taxonomy
 
 TRAIN_TAGS = ("train/loss", "train/lr", "train/images_per_s", "train/grad_norm")

@@ -59,8 +59,8 @@ def test_run_folder_holds_config_log_checkpoints_final_weights_and_val_record(tm
         assert torch.equal(v, last["model"][k])
 
     record = load_record(run / "val")
-    assert record.num_images == 7 and record.provenance["split"] == "val"
-    assert record.provenance["checkpoint_rule"] == "last epoch"
+    assert record.num_images == 7 and record.provenance.split == "val"
+    assert record.provenance.checkpoint_rule == "last epoch"
     assert record.mean_f1 == pytest.approx([r for r in log if r["event"] == "val"][-1]["mean_f1"])
 
 
@@ -147,7 +147,7 @@ def test_precise_bn_sets_running_statistics_of_the_final_weights(tmp_path, preci
 def test_validation_guard_is_skipped_only_for_a_tree_without_a_test_split(tmp_path):
     from types import SimpleNamespace
 
-    from lt_faceparse.engine.train import _check_not_test
+    from lt_faceparse.engine.trainer_setup import check_not_test as _check_not_test
     from lt_faceparse.errors import DataError, SplitNotFound
 
     class Split(SimpleNamespace):

@@ -2,9 +2,11 @@
 
 ``python default_reference.py OUT.json`` trains each model below for a few deterministic steps and
 writes a digest of its final weights (SHA-256 of every tensor's bytes, sorted by name). The
-committed ``default_reference.json`` was written ONCE with the library as it was before the long-tail
-remedies (commit in the file), by running this script with that checkout first on ``PYTHONPATH``;
-``test_longtail_default.py`` reruns the same function with the current code and compares.
+committed ``default_reference.json`` holds one entry per machine: the first was written with the
+library as it was before the long-tail remedies (commit in the entry) on a machine whose CPU instruction
+set was not noted; the ``AVX2`` entry with 9204aca on an AVX2 machine.
+``test_longtail_training.py`` reruns the same function with the current code and
+compares with the entry of this torch and CPU capability (``torch.backends.cpu.get_cpu_capability()``).
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def digest(weights: dict[str, torch.Tensor]) -> dict:
 def main(out_json: str) -> None:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__import__("lt_faceparse").__file__).parent).stdout.strip()
-    result = {"library_commit": commit, "torch": torch.__version__, "models": {}}
+    result = {"library_commit": commit, "torch": torch.__version__,
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(), "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for model in MODELS:
             result["models"][model] = digest(reference_weights(model, Path(tmp) / model))

@@ -158,7 +158,7 @@ def test_crt_and_lws_train_eval_and_parse_through_the_cli(model, lws, synth_root
     assert meta["longtail"]["label"].startswith("LWS(1 ep, RFS t=0.5)" if lws else "cRT(1 ep, class-balanced)")
     assert load_config(run / "config.yaml")["longtail"]["retrain_classifier"]["lws"] is lws
     val = load_record(run / "val")
-    assert val.provenance["longtail"]["classifier_stage"] == stage
+    assert val.provenance.longtail["classifier_stage"] == stage
     out = tmp_path / "eval"
     assert cli_main(["eval", "--checkpoint", str(run / "final.safetensors"), "--dataset", "celebamask-hq",
                      "--root", str(synth_root), "--split", "val", "--device", "cpu", "--bootstrap", "0",
@@ -169,7 +169,7 @@ def test_crt_and_lws_train_eval_and_parse_through_the_cli(model, lws, synth_root
     assert cli_main(["eval", "--checkpoint", str(run / "final.safetensors"), "--dataset", "celebamask-hq",
                      "--root", str(synth_root), "--split", "val", "--device", "cpu", "--bootstrap", "0",
                      "--tau-norm", "1", "--out", str(tau)]) == 0
-    assert load_record(tau).provenance["posthoc"]["tau_norm"] == 1.0
+    assert load_record(tau).provenance.posthoc["tau_norm"] == 1.0
     assert "τ-norm(τ=1)" in load_record(tau).label
     Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(tmp_path / "face.png")
     assert cli_main(["parse", "--checkpoint", str(run / "final.safetensors"), str(tmp_path / "face.png"),
@@ -188,7 +188,7 @@ def test_a_bad_retrain_section_names_the_key(tmp_path):
 
 
 def test_an_unset_retrain_section_keeps_the_sweep_fingerprints_of_earlier_runs():
-    from lt_faceparse.reporting.sweep import config_fingerprint
+    from lt_faceparse.experiments.sweep import config_fingerprint
 
     config = load_config("synth_tiny", ["out=/unused"])
     config["longtail"]["loss"] = "focal"

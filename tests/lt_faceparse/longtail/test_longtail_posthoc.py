@@ -115,18 +115,18 @@ def runs(synth_root, tmp_path_factory):
 
 def test_eval_records_post_hoc_options_and_where_priors_came_from(runs, synth_root, tmp_path):
     plain = evaluate_checkpoint(runs["plain"], "celebamask-hq", synth_root, "val", device="cpu")
-    assert plain.provenance["posthoc"] == {"tau_norm": None, "logit_adjust": None, "tta": None, "priors": None, "prior_unit": None}
-    assert plain.provenance["longtail"]["label"] == "plain" and "+" not in plain.label
+    assert plain.provenance.posthoc == {"tau_norm": None, "logit_adjust": None, "tta": None, "priors": None, "prior_unit": None}
+    assert plain.provenance.longtail["label"] == "plain" and "+" not in plain.label
     adjusted = evaluate_checkpoint(runs["plain"], "celebamask-hq", synth_root, "val", device="cpu", logit_adjust=1.0,
                                    tta="flip", out_dir=tmp_path / "adj")
-    post = adjusted.provenance["posthoc"]
+    post = adjusted.provenance.posthoc
     assert post["logit_adjust"] == 1.0 and post["tta"] == "flip" and post["priors"].startswith("train split of")
     assert adjusted.label.endswith("+post-hoc LA(τ=1) +flip TTA")
-    assert load_record(tmp_path / "adj").provenance["posthoc"] == post
+    assert load_record(tmp_path / "adj").provenance.posthoc == post
     assert adjusted.confusion != plain.confusion
     # a run trained with priors carries them: eval uses the weight file's
     trained = evaluate_checkpoint(runs["la"], "celebamask-hq", synth_root, "val", device="cpu", logit_adjust=0.5)
-    assert trained.provenance["posthoc"]["priors"].startswith("weight-file metadata")
+    assert trained.provenance.posthoc["priors"].startswith("weight-file metadata")
     assert trained.label.endswith("+LA(τ=1) +post-hoc LA(τ=0.5)")
     # an explicit class_frequencies.csv wins
     cli = cli_main(["freq", "--dataset", "celebamask-hq", "--root", str(synth_root), "--split", "train",
@@ -134,7 +134,7 @@ def test_eval_records_post_hoc_options_and_where_priors_came_from(runs, synth_ro
     assert cli == 0
     from_csv = evaluate_checkpoint(runs["la"], "celebamask-hq", synth_root, "val", device="cpu", logit_adjust=0.5,
                                    priors=tmp_path / "freq" / "class_frequencies.csv")
-    assert from_csv.provenance["posthoc"]["priors"] == f"file {tmp_path / 'freq' / 'class_frequencies.csv'}"
+    assert from_csv.provenance.posthoc["priors"] == f"file {tmp_path / 'freq' / 'class_frequencies.csv'}"
     assert from_csv.confusion == trained.confusion  # the same counts, read from two places
 
 
@@ -144,7 +144,7 @@ def test_post_hoc_options_through_the_eval_and_parse_commands(runs, synth_root, 
                      "--logit-adjust", "1", "--tta", "flip"]) == 0
     printed = capsys.readouterr().out
     assert "protocol input, post-hoc LA(τ=1) + flip TTA (priors: train split of" in printed
-    assert load_record(tmp_path / "rec").provenance["posthoc"]["tta"] == "flip"
+    assert load_record(tmp_path / "rec").provenance.posthoc["tta"] == "flip"
     image = np.asarray(Image.open(next((synth_root / "CelebA-HQ-img").glob("*.jpg"))).convert("RGB"))
     Image.fromarray(image).save(tmp_path / "face.png")
     assert cli_main(["parse", "--checkpoint", str(runs["la"]), str(tmp_path / "face.png"), "--out",
@@ -156,7 +156,7 @@ def test_post_hoc_options_through_the_eval_and_parse_commands(runs, synth_root, 
 
 
 def test_face_parser_applies_the_adjustment(runs):
-    from segface.parser import FaceParser
+    from lt_faceparse.inference.parser import FaceParser
     from lt_faceparse.weights import load_model
 
     model, meta = load_model(runs["la"])
@@ -192,6 +192,6 @@ def test_post_hoc_options_evaluate_every_registered_model_through_the_cli(model,
         out = tmp_path / "_".join(f.strip("-") for f in flags)
         assert cli_main(["eval", "--checkpoint", str(weights), "--dataset", "celebamask-hq", "--root", str(synth_root),
                          "--split", "val", "--device", "cpu", "--out", str(out), *flags]) == 0
-        posthoc = load_record(out).provenance["posthoc"]
+        posthoc = load_record(out).provenance.posthoc
         assert posthoc["tta"] == ("flip" if "--tta" in flags else None)
         assert posthoc["logit_adjust"] == (float(flags[1]) if flags[0] == "--logit-adjust" else None)

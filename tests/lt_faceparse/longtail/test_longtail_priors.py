@@ -12,7 +12,8 @@ import pytest
 from lt_faceparse.analysis.frequency import compute_class_frequencies, write_frequency_report
 from lt_faceparse.data import build_dataset
 from lt_faceparse.errors import DataError
-from lt_faceparse.longtail.priors import ClassPriors, read_priors_csv, resolve_priors, split_statistics
+from lt_faceparse.engine.longtail_training import resolve_priors
+from lt_faceparse.longtail.priors import ClassPriors, read_priors_csv, split_statistics
 
 
 def _train(root):
@@ -45,15 +46,15 @@ def test_statistics_are_cached_and_recounted_when_a_label_changes(synth_root, tm
     assert len(cached) == 1
 
     calls = []
-    import lt_faceparse.analysis.frequency as frequency  # the one counter; priors import it when they count
+    import lt_faceparse.longtail.priors as priors  # the one counter, as the priors module calls it
 
-    original = frequency.compute_class_frequencies
+    original = priors.compute_class_frequencies
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(frequency, "compute_class_frequencies", counting)
+    monkeypatch.setattr(priors, "compute_class_frequencies", counting)
     again = split_statistics(_train(root))
     assert not calls and np.array_equal(again.presence, first.presence)
     assert again.priors.pixel_counts.tolist() == first.priors.pixel_counts.tolist()

@@ -6,8 +6,7 @@ import pytest
 
 from lt_faceparse.engine.config import DEFAULTS, dump_config, load_config
 from lt_faceparse.errors import DataError
-from lt_faceparse.longtail.spec import (canonical_longtail, default_longtail, is_plain, needs_priors, posthoc_label,
-                                        remedy_label)
+from lt_faceparse.longtail.spec import canonical_longtail, default_longtail, is_plain, needs_priors, remedy_label
 
 
 def test_defaults_are_plain_and_need_nothing():
@@ -44,8 +43,6 @@ def test_labels_name_every_remedy_and_its_parameters():
     assert remedy_label({"sampler": {"name": "repeat_factor", "threshold": 0.3, "epoch_size": "dataset"},
                          "copy_paste": {"classes": ["hat", "neck_l"], "prob": 0.5}}) \
         == "RFS(t=0.3, same epoch size) + copy-paste(p=0.5, hat,neck_l)"
-    assert posthoc_label({"logit_adjust": 1.0, "tta": "flip"}) == "post-hoc LA(τ=1) + flip TTA"
-    assert posthoc_label({"logit_adjust": None, "tta": None}) == "" and posthoc_label(None) == ""
 
 
 @pytest.mark.parametrize("override,key,problem", [
@@ -65,18 +62,18 @@ def test_labels_name_every_remedy_and_its_parameters():
     ("longtail.priors={class_names: [a]}", "longtail.priors", "missing ['pixel_counts'"),
     ("longtail.priors=3", "longtail.priors", "class_frequencies.csv path"),
 ])
-def test_bad_values_name_the_config_file_and_key(override, key, problem):
+def test_bad_values_name_the_key_and_its_origin(override, key, problem):
     with pytest.raises(DataError) as err:
         load_config("synth_tiny", [override, "out=/tmp/x"])
     message = str(err.value)
-    assert "synth_tiny.yaml" in message and f"config key {key}:" in message and problem in message
+    assert message.startswith(f"config error: {key}: ") and message.endswith("(from command line)") and problem in message
 
 
 def test_unknown_longtail_key_is_refused(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("base: " + str(load_config.__globals__["config_dir"]() / "synth_tiny.yaml")
                     + "\nlongtail: {loss: focal, sampling: uniform}\nout: /tmp/x\n")
-    with pytest.raises(DataError, match=r"c.yaml: unknown config key longtail.sampling"):
+    with pytest.raises(DataError, match=r"config error: longtail.sampling: unknown key .*\(from .*c.yaml\)"):
         load_config(path)
 
 
@@ -104,15 +101,5 @@ def test_inline_priors_are_validated():
 def test_synthetic_splits_are_a_validated_data_key():
     config = load_config("longtail/base")
     assert config["data"]["synthetic"]["splits"] == [0.4, 0.35, 0.25]
-    with pytest.raises(DataError, match="config key data.synthetic.splits: must be three non-negative"):
+    with pytest.raises(DataError, match="config error: data.synthetic.splits: must be three non-negative"):
         load_config("longtail/base", ["data.synthetic.splits=[0.5, 0.5]"])
-
-
-def test_record_labels_list_each_remedy_and_post_hoc_option():
-    from lt_faceparse.records import remedy_parts
-
-    prov = {"longtail": {"label": remedy_label({"loss": "focal", "copy_paste": {"prob": 0.5}})},
-            "posthoc": {"logit_adjust": 1.0, "tta": "flip"}}
-    assert remedy_parts(prov) == ["focal(γ=2)", "copy-paste(p=0.5, accessories)", "post-hoc LA(τ=1)", "flip TTA"]
-    assert remedy_parts({"longtail": {"label": "plain"}, "posthoc": {"logit_adjust": None, "tta": None}}) == []
-    assert remedy_parts({}) == []

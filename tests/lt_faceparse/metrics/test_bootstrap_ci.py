@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from lt_faceparse.custom_taxonomy import taxonomy_from_names
 from lt_faceparse.errors import IncomparableError
 from lt_faceparse.metrics import PerImageStats, bootstrap_ci, paired_bootstrap
-from lt_faceparse.taxonomy import taxonomy_from_names
 
 TAX = taxonomy_from_names("boot3", ["background", "skin", "earring"])
 
@@ -110,7 +110,7 @@ def test_group_means_follow_the_mean_f1_rule():
 
 
 def test_group_mean_skips_undefined_classes():
-    from lt_faceparse.metrics.bootstrap import group_mean_f1
+    from lt_faceparse.metrics.groups import group_mean_f1
 
     f1 = np.array([[0.2, np.nan, 0.6], [np.nan, np.nan, np.nan]])
     assert group_mean_f1(f1, [0, 1, 2]).tolist()[0] == pytest.approx(0.4)

@@ -181,7 +181,7 @@ def test_cuda_accumulation_equals_cpu():
 
 def test_matrix_and_per_image_stats_agree_with_an_independent_numpy_count():
     """Every pixel tallied one by one with np.add.at (no bincount, no torch), per image and pooled."""
-    from lt_faceparse.metrics.benchmark import _numpy_per_image_histogram
+    from lt_faceparse.metrics.throughput import _numpy_per_image_histogram
 
     rng = np.random.default_rng(3)
     k, n, h, w = 7, 5, 9, 11
@@ -208,18 +208,18 @@ def test_matrix_and_per_image_stats_agree_with_an_independent_numpy_count():
     np.testing.assert_array_equal(stats.pred, pred)
     np.testing.assert_array_equal(stats.inter, inter)
     assert expected[6].sum() == gt[:, 6].sum() > 0 and expected[:, 6].sum() == 0
-    # the benchmark's numpy baseline (what it checks our metric against) counts the same
+    # the throughput check's numpy baseline (what it checks our metric against) counts the same
     np.testing.assert_array_equal(
         _numpy_per_image_histogram([preds], [target.astype(np.uint8)], k), expected)
 
 
-def test_benchmark_helpers_report_consistent_numbers():
-    from lt_faceparse.metrics.benchmark import benchmark_bootstrap, benchmark_confusion
+def test_throughput_helpers_report_consistent_numbers():
+    from lt_faceparse.metrics.throughput import bootstrap_throughput, confusion_throughput
 
-    r = benchmark_confusion(num_classes=7, batch_size=2, size=16, num_batches=2, repeats=1)
+    r = confusion_throughput(num_classes=7, batch_size=2, size=16, num_batches=2, repeats=1)
     assert r["pixels"] == 2 * 2 * 16 * 16 and r["num_classes"] == 7
     assert r["speedup"] == pytest.approx(r["ours_per_image_px_s"] / r["numpy_per_image_px_s"])
     assert r["speedup_matrix_only"] == pytest.approx(r["ours_matrix_only_px_s"] / r["numpy_per_image_px_s"])
-    b = benchmark_bootstrap(num_images=50, n_resamples=20)
+    b = bootstrap_throughput(num_images=50, n_resamples=20)
     assert (b["num_images"], b["n_resamples"], b["num_classes"]) == (50, 20, 19)
     assert b["bootstrap_ci_s"] > 0 and b["paired_bootstrap_s"] > 0

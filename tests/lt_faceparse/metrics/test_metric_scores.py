@@ -3,8 +3,9 @@ import math
 import numpy as np
 import pytest
 
+from lt_faceparse.custom_taxonomy import taxonomy_from_names
 from lt_faceparse.metrics.scores import mean_f1_of, scores_from_confusion, scores_from_counts
-from lt_faceparse.taxonomy import get_taxonomy, taxonomy_from_names
+from lt_faceparse.taxonomy import get_taxonomy
 
 TAX4 = taxonomy_from_names("toy4", ["background", "skin", "nose", "hat"])
 

@@ -30,7 +30,7 @@ def reference_text() -> str:
 
 
 def _record(published_id):
-    (rec,) = [r for r in load_published(include_duplicates=True) if r.provenance["published_id"] == published_id]
+    (rec,) = [r for r in load_published(include_duplicates=True) if r.provenance.published_id == published_id]
     return rec
 
 
@@ -90,10 +90,10 @@ def test_paper_text_claims_follow_from_the_transcribed_rows():
     for name, gain in (("l_lip", 0.6), ("mouth", 0.7), ("u_lip", 0.7)):
         assert 100 * (lapa_s[name] - lapa_d[name]) == pytest.approx(gain)
     # Documented in the file's discrepancies: against the best earlier row the gains are smaller.
-    earlier = [r for r in load_published("celebamask-hq", table="1b") if r.provenance["method"] != "SegFace"]
+    earlier = [r for r in load_published("celebamask-hq", table="1b") if r.provenance.method != "SegFace"]
     assert 100 * (seg.mean_f1 - max(r.mean_f1 for r in earlier)) == pytest.approx(2.82)
     assert 100 * (s["neck_l"] - max(r.per_class_f1()["neck_l"] for r in earlier)) == pytest.approx(21.2)
-    earlier_lapa = [r for r in load_published("lapa", table="1a") if r.provenance["method"] != "SegFace"]
+    earlier_lapa = [r for r in load_published("lapa", table="1a") if r.provenance.method != "SegFace"]
     assert [round(100 * (lapa_s[n] - max(r.per_class_f1()[n] for r in earlier_lapa)), 2)
             for n in ("l_lip", "mouth", "u_lip")] == [0.4, 0.5, 0.2]
     assert _record("1a/segface-512").mean_f1 == pytest.approx(0.9303)
@@ -102,23 +102,23 @@ def test_paper_text_claims_follow_from_the_transcribed_rows():
 
 def test_provenance_of_each_peer():
     seg = _record("1b/segface-512").provenance
-    assert seg["reported"] is True and seg["checkpoint_rule"] == "last epoch" and seg["protocol"] == "input"
-    assert seg["merge"] == "segface" and seg["pretraining"] == "ImageNet-1K" and seg["dataset"] == "celebamask-hq"
+    assert seg.reported is True and seg.checkpoint_rule == "last epoch" and seg.protocol == "input"
+    assert seg.merge == "segface" and seg.pretraining == "ImageNet-1K" and seg.dataset == "celebamask-hq"
     dml = _record("1b/dml-csr-473").provenance
-    assert (dml["checkpoint_rule"], dml["protocol"], dml["merge"], dml["resolution"]) == ("best on test", "native", "unknown", 473)
+    assert (dml.checkpoint_rule, dml.protocol, dml.merge, dml.resolution) == ("best on test", "native", "unknown", 473)
     liif = _record("1b/fp-liif-512").provenance
-    assert (liif["checkpoint_rule"], liif["protocol"], liif["pretraining"]) == ("unknown",) * 3
-    assert _record("1a/segface-512").provenance["merge"] is None  # LaPa ships single label maps
-    farl = {r.provenance["published_id"]: r for r in load_published(table="farl")}
+    assert (liif.checkpoint_rule, liif.protocol, liif.pretraining) == ("unknown",) * 3
+    assert _record("1a/segface-512").provenance.merge is None  # LaPa ships single label maps
+    farl = {r.provenance.published_id: r for r in load_published(table="farl")}
     assert farl["farl/celebamask-hq-best"].mean_f1 == pytest.approx(0.8956)
     assert farl["farl/lapa-best"].mean_f1 == pytest.approx(0.9388)
     last = farl["farl/celebamask-hq-last"]
-    assert last.mean_f1 == pytest.approx(0.887) and last.provenance["approximate"] is True
-    assert last.provenance["checkpoint_rule"] == "last epoch"
-    assert all(r.provenance["checkpoint_rule"] == "best on test" for k, r in farl.items() if k.endswith("best"))
-    assert all("FaRL" in r.provenance["source"] for r in farl.values())
+    assert last.mean_f1 == pytest.approx(0.887) and last.provenance.approximate is True
+    assert last.provenance.checkpoint_rule == "last epoch"
+    assert all(r.provenance.checkpoint_rule == "best on test" for k, r in farl.items() if k.endswith("best"))
+    assert all("FaRL" in r.provenance.source for r in farl.values())
     swin = _record("2a/swin").provenance
-    assert swin["num_params"] == 91_006_000 and swin["fps"] == 38.95 and swin["table"] == "SegFace Table 2a"
+    assert swin.num_params == 91_006_000 and swin.fps == 38.95 and swin.table == "SegFace Table 2a"
 
 
 def test_tables_2a_2b_as_frames():
@@ -154,7 +154,7 @@ def test_reported_records_round_trip_through_the_record_schema(tmp_path):
     rec = _record("1b/dml-csr-473")
     back = load_record(save_record(rec, tmp_path / "dml"))
     assert back.reported and back.per_class_f1() == pytest.approx(rec.per_class_f1(), nan_ok=True)
-    assert back.provenance["published_id"] == "1b/dml-csr-473"
+    assert back.provenance.published_id == "1b/dml-csr-473"
 
 
 def _broken(tmp_path, edit):

@@ -4,15 +4,8 @@ import numpy as np
 import pytest
 
 from lt_faceparse.metrics.per_image import PerImageStats
-from lt_faceparse.records import ResultRecord, build_record, reported_record, save_record
-from lt_faceparse.reporting.leaderboard import (
-    build_leaderboard,
-    collect_records,
-    group_records,
-    head_tail_means,
-    protocol_of,
-    run_leaderboard,
-)
+from lt_faceparse.records import ResultRecord, build_record, head_tail_means, protocol_of, reported_record, save_record
+from lt_faceparse.reporting.leaderboard import build_leaderboard, collect_records, group_records, run_leaderboard
 from lt_faceparse.reporting.tables import to_csv, to_markdown
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -173,7 +166,7 @@ def test_record_taxonomy_gives_the_columns_display_names_and_no_merge_warning(tm
     """A folder dataset's record: its own display names (never CelebAMask-HQ's by similar name) and
     merge "n/a" without a warning, also after a save/load in a process that never saw the dataset."""
     from lt_faceparse.records import load_record
-    from lt_faceparse.taxonomy import taxonomy_from_names
+    from lt_faceparse.custom_taxonomy import taxonomy_from_names
 
     tax = taxonomy_from_names("folder:lb-own", ["background", "skin", "hair", "mouth"],
                               display_names=[None, "Skin", "Hair", "Mouth (whole)"])
@@ -193,7 +186,7 @@ def test_record_taxonomy_gives_the_columns_display_names_and_no_merge_warning(tm
 
 
 def test_old_record_without_definition_prints_its_class_names():
-    from lt_faceparse.taxonomy import taxonomy_from_names
+    from lt_faceparse.custom_taxonomy import taxonomy_from_names
 
     tax = taxonomy_from_names("three-part", ["background", "skin", "hair"])
     record = build_record(np.diag([5, 3, 2]).astype(np.int64), tax,
@@ -207,17 +200,6 @@ def test_old_record_without_definition_prints_its_class_names():
     assert group.protocol["merge"] == "unknown" and any("do not state ['merge']" in n for n in group.notes)
 
 
-def test_merge_is_not_applicable_for_formats_without_a_merge_order():
-    from lt_faceparse.reporting.leaderboard import merge_text
-
-    assert merge_text({"merge": None, "data_format": "folder", "dataset": "synthface-lt"}) == "n/a"
-    assert merge_text({"merge": None, "dataset": "lapa"}) == "n/a"
-    assert merge_text({"merge": None, "dataset": "helen"}) == "n/a"
-    assert merge_text({"merge": None, "dataset": "celebamask-hq"}) == "unknown"
-    assert merge_text({"merge": None, "dataset": "synthface-lt"}) == "unknown"
-    assert merge_text({"merge": "zll", "dataset": "celebamask-hq"}) == "zll"
-
-
 def test_delta_view_without_common_images_says_so():
     a = make_record("a", [0] * 4)
     b = make_record("b", [50] * 5)
@@ -227,12 +209,12 @@ def test_delta_view_without_common_images_says_so():
 
 
 def test_delta_view_lets_unexpected_errors_through(monkeypatch):
-    import lt_faceparse.metrics.bootstrap as bootstrap
+    import lt_faceparse.reporting.delta as delta
 
     def broken(*args, **kwargs):
         raise TypeError("a bug in the test, not a fact about the data")
 
-    monkeypatch.setattr(bootstrap, "paired_bootstrap", broken)
+    monkeypatch.setattr(delta, "paired_bootstrap", broken)
     with pytest.raises(TypeError, match="a bug in the test"):
         build_leaderboard([make_record("a", [0] * 3), make_record("b", [5] * 3)], reference="a @64")
 

@@ -1,8 +1,6 @@
 """Long-tail analysis: plain vs remedy detection, comparisons, group CIs and paired Δ, tables, the
 ΔF1-vs-presence figure, the README section, and the wiring into ``run_report``."""
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,19 +8,15 @@ import pytest
 from lt_faceparse.analysis.bins import assign_bins
 from lt_faceparse.analysis.frequency import FrequencyTable, write_frequency_report
 from lt_faceparse.metrics.per_image import PerImageStats
-from lt_faceparse.records import build_record, save_record
-from lt_faceparse.reporting.leaderboard import head_tail_means
+from lt_faceparse.longtail import spec
+from lt_faceparse.records import build_record, head_tail_means, record_is_plain, save_record
 from lt_faceparse.reporting.longtail import (
     analyse,
     class_groups,
     delta_panels,
     find_comparisons,
-    holm,
-    is_plain,
     longtail_delta_table,
     longtail_table,
-    remedy_description,
-    remedy_label,
 )
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -81,37 +75,17 @@ def records():
     gt = _gt()
     plain = _record(gt, 0.85, 0.20, {"model": "segface", "run": "segface-m-r64"})
     focal = _record(gt, 0.84, 0.60, {"model": "segface", "remedy": "focal", "run": "segface-m-r64-focal",
-                                     "longtail": {"loss": {"name": "focal", "gamma": 2.0}, "sampler": "uniform",
-                                                  "copy_paste": None}}, seed=2)
+                                     "longtail": _longtail(loss={"name": "focal", "gamma": 2.0}, sampler="uniform",
+                                                           copy_paste=None)}, seed=2)
     tta = _record(gt, 0.86, 0.21, {"model": "segface", "posthoc": {"logit_adjust": None, "tta": "flip"},
                                    "run": "segface-m-r64"}, seed=3)
     fcn = _record(gt, 0.70, 0.10, {"model": "fcn", "run": "fcn-m-r64"}, seed=4)
     return {"plain": plain, "focal": focal, "tta": tta, "fcn": fcn}
 
 
-def test_plain_and_remedy_names():
-    assert is_plain(_prov({}))
-    assert is_plain(_prov({"longtail": {"loss": "plain", "sampler": {"name": "uniform"}, "copy_paste": None,
-                                        "priors": "train split"}, "posthoc": {"logit_adjust": None, "tta": None}}))
-    focal = _prov({"longtail": {"loss": {"name": "focal", "gamma": 2.0}}})
-    assert not is_plain(focal) and remedy_description(focal) == "focal(γ=2)"
-    assert remedy_label(focal) == "focal(γ=2)"
-    both = _prov({"remedy": "rfs+cp", "longtail": {"sampler": {"name": "repeat_factor", "threshold": 0.3},
-                                                    "copy_paste": {"classes": ["hat"], "prob": 0.5}}})
-    assert remedy_label(both) == "rfs+cp"
-    assert remedy_description(both) == "RFS(t=0.3) + copy-paste(p=0.5, hat)"
-    tau = _prov({"posthoc": {"logit_adjust": 1.0, "tta": None}})
-    assert not is_plain(tau) and remedy_description(tau) == "post-hoc LA(τ=1)"
-    assert remedy_description(_prov({"remedy": "x"})) == "remedy x (parameters not recorded)"
-
-
-def _prov(provenance: dict):
-    class Fake:
-        pass
-
-    fake = Fake()
-    fake.provenance = provenance
-    return fake
+def _longtail(**section) -> dict:
+    """A ``longtail`` provenance entry as training writes it: the remedies' label and their settings."""
+    return {"label": spec.remedy_label(section), **section}
 
 
 def test_find_comparisons_picks_the_plain_reference(records):
@@ -207,12 +181,6 @@ def test_delta_figure_marks_significance():
     assert texts[TAX[hat].display] == "#d62728" and texts[TAX[skin].display] == "0.3"
 
 
-def test_holm_adjustment_known_answer():
-    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    adjusted = holm([0.5, float("nan")])
-    assert adjusted[0] == 0.5 and math.isnan(adjusted[1])
-
-
 @pytest.mark.slow
 def test_report_writes_the_longtail_pieces_and_readme_section(records, tmp_path):
     from lt_faceparse.reporting.readme import longtail_section, write_readme
@@ -224,13 +192,13 @@ def test_report_writes_the_longtail_pieces_and_readme_section(records, tmp_path)
     # val records of plain and focal: val chooses focal
     for name in ("plain", "focal"):
         r = records[name]
-        val = build_record(r.confusion_matrix(), TAX, {**r.provenance, "split": "val"}, per_image=r.per_image)
+        val = build_record(r.confusion_matrix(), TAX, r.provenance.replace(split="val"), per_image=r.per_image)
         save_record(val, results / name / "val")
     write_frequency_report(_frequency(), tmp_path / "freq")
     outputs = run_report(results, tmp_path / "out", freq=tmp_path / "freq", examples=0, n_resamples=200,
                          include_reported=False)
-    assert [r.provenance["model"] for r in main_records(outputs.records)] == ["segface", "fcn"]
-    assert all(is_plain(r) for r in main_records(outputs.records))
+    assert [r.provenance.model for r in main_records(outputs.records)] == ["segface", "fcn"]
+    assert all(record_is_plain(r) for r in main_records(outputs.records))
     assert {"longtail_table", "longtail_delta", "longtail_figure"} <= set(outputs.files)
     assert [a.comparison.kind for a in outputs.longtail] == ["models", "remedies"]
     # the flip-TTA record has its own leaderboard group, but the per-model figures are drawn once, for the

@@ -6,8 +6,8 @@ import pytest
 
 from lt_faceparse.metrics.per_image import PerImageStats
 from lt_faceparse.records import build_record
+from lt_faceparse.reporting.outputs import ReportOutputs
 from lt_faceparse.reporting.readme import findings, write_readme
-from lt_faceparse.reporting.report import ReportOutputs
 from lt_faceparse.taxonomy import get_taxonomy
 
 TAX = get_taxonomy("celebamask-hq")
@@ -55,12 +55,12 @@ def test_comparison_on_the_same_images_is_a_finding(tmp_path):
 
 
 def test_unexpected_errors_in_a_finding_propagate(tmp_path, monkeypatch):
-    import lt_faceparse.metrics.bootstrap as bootstrap
+    import lt_faceparse.reporting.readme as readme
 
     def broken(*args, **kwargs):
         raise ValueError("taxonomy 'x' has 3 classes, stats have 19")  # a bug, not a fact about the data
 
-    monkeypatch.setattr(bootstrap, "paired_bootstrap", broken)
+    monkeypatch.setattr(readme, "paired_bootstrap", broken)
     with pytest.raises(ValueError, match="has 3 classes"):
         findings(_outputs(tmp_path, ["a", "b", "c"]), n_resamples=50)
 
@@ -69,8 +69,9 @@ def test_repeated_runs_of_one_setting_are_named_by_run_folder_and_the_choice_is_
     from lt_faceparse.reporting.leaderboard import unique_labels
 
     first, second = _record("segface", ["a", "b", "c"], 0), _record("segface", ["a", "b", "c"], 30)
-    first.provenance.update(weights="runs/seed0/final.safetensors", source="trained with lt-faceparse 0.1.0")
-    second.provenance.update(weights="runs/seed1/final.safetensors", source="trained with lt-faceparse 0.1.0")
+    for record, seed in ((first, 0), (second, 1)):
+        record.provenance = record.provenance.replace(weights=f"runs/seed{seed}/final.safetensors",
+                                                      source="trained with lt-faceparse 0.1.0")
     assert unique_labels([first, second]) == ["segface @64 [seed0]", "segface @64 [seed1]"]
     outputs = ReportOutputs(tmp_path)
     outputs.records = [first, second, _record("bisenet", ["a", "b", "c"], 30)]

@@ -1,0 +1,143 @@
+"""The SynthFace-LT benchmark's plans: what each one generates, trains, times and reports
+(``quick`` smoke run, ``default`` CPU plan, ``gpu`` plan), and the plan a results folder records."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lt_faceparse.atomic import read_json
+
+
+@dataclass(frozen=True)
+class BenchmarkPlan:
+    """Sizes and schedule of one benchmark run."""
+
+    name: str
+    num_images: int  # SynthFace-LT images over all splits
+    image_size: int  # generated image side (px)
+    splits: tuple[float, float, float]  # train / val / test fractions
+    resolution: int  # training and scoring resolution of the model comparison
+    epochs: int
+    milestones: tuple[int, ...]
+    batch: int
+    lr: float
+    models: tuple[tuple[str, dict], ...]  # (registry name, constructor kwargs); the first is the main model
+    sweep_resolutions: tuple[int, ...]  # the main model also trained at these resolutions (Table 2b)
+    speed_resolutions: tuple[int, ...]  # timing only (FPS vs resolution)
+    speed_backbones: tuple[str, ...]  # SegFace backbones timed untrained (Table 2a)
+    speed_runs: int
+    n_resamples: int
+    examples: int
+    seed: int = 0
+    notes: str = ""
+    # long-tail remedies the main model is trained again with, at the same budget: shipped remedy names
+    # (lt_faceparse/configs/longtail/, parameters chosen on val) or YAML files with a ``longtail`` section
+    remedies: tuple[str, ...] = ()
+    # post-hoc options the plain main model is scored again with, on val and test: (label,
+    # {"logit_adjust": tau} and/or {"tta": "flip"}) (:func:`lt_faceparse.longtail.posthoc.apply_posthoc`)
+    posthoc: tuple[tuple[str, dict], ...] = ()
+    presence: tuple[tuple[str, float], ...] = ()  # SynthFace-LT presence overrides (empty: DEFAULT_PRESENCE)
+    device: str = "cpu"  # cpu | cuda
+    precision: str = "fp32"  # training precision (fp32 | bf16 | fp16; autocast on CUDA only)
+    workers: int = 1  # settings trained side by side (processes; one torch thread each on a CPU)
+    loader_workers: int = 0  # data-loader processes per training
+    precise_bn_batches: int = 20  # BatchNorm statistics re-estimated on this many training batches
+    # train the rarity control and write the rarity-gap report (lt_faceparse.experiments.rarity_stage)
+    rarity_control: bool = True
+
+
+# MobileNetV3-Large through timm: the same architecture and parameter count as torchvision's (the
+# paper's "MobileNet V3", 7.034 M), but with BatchNorm momentum 0.1. Torchvision's uses 0.01, so after
+# the ~100 optimizer steps of a CPU run from scratch its running statistics are still mostly their
+# initial values and eval-mode predictions collapse (measured here: 9% pixel accuracy in eval mode
+# against 84% in train mode on the training images, val mean F1 1% against 16% with timm's).
+BACKBONE = "timm/mobilenetv3_large_100"
+_MODELS = (
+    ("segface", {"backbone": BACKBONE, "fusion": True, "pretrained": False}),
+    ("fcn", {"backbone": BACKBONE, "pretrained": False}),
+    ("segformer", {"backbone": BACKBONE, "pretrained": False}),
+    ("bisenet", {}),
+)
+
+# One remedy of each kind, with the parameters chosen on SynthFace-LT val (lt_faceparse/configs/longtail/):
+# an augmentation (copy-paste), a loss (logit-adjusted CE) and a sampler (repeat-factor, same epoch size);
+# and the two post-hoc options on the plain model (logit adjustment with Menon et al.'s tau = 1, flip TTA).
+_REMEDIES = ("copy_paste", "logit_adjusted", "repeat_factor")
+_POSTHOC = (("posthoc_la", {"logit_adjust": 1.0}), ("flip_tta", {"tta": "flip"}))
+
+QUICK = BenchmarkPlan(
+    name="quick", num_images=80, image_size=64, splits=(0.6, 0.1, 0.3), resolution=64, epochs=2,
+    milestones=(2,), batch=8, lr=2e-3, models=_MODELS[:2], sweep_resolutions=(), speed_resolutions=(64, 128),
+    speed_backbones=(), speed_runs=3, n_resamples=200, examples=2, workers=2, remedies=("copy_paste",),
+    posthoc=(("flip_tta", {"tta": "flip"}),),
+    notes="smoke run: every stage on a few images; the numbers mean nothing",
+)
+
+# 2-core CPU, about 13 minutes on an idle machine (781 s measured) with three remedies (about 6 without them), every
+# number measured on val (SegFace plain, see DESIGN.md "Choosing the CPU plan"): 64 px input (96 px
+# gave a lower val head mean F1 at the same compute: fewer steps), batch 8 (batch 4: more steps but
+# noisy BatchNorm statistics, val head 49-53 against 56-58), AdamW lr 2e-3 (4e-3: head 53 against 62),
+# 1,200 training images seen 4 times rather than fewer images more often; 600 test images hold about
+# 40 eyeglasses, 33 hats, 150 earrings and 27 necklaces for the bootstrap.
+DEFAULT = BenchmarkPlan(
+    name="default", num_images=2000, image_size=96, splits=(0.6, 0.1, 0.3), resolution=64, epochs=4,
+    milestones=(3,), batch=8, lr=2e-3, models=_MODELS, sweep_resolutions=(32,),
+    speed_resolutions=(64, 128, 256, 512), speed_backbones=("mobilenet", "resnet101", "efficientnet", "swin_base"),
+    speed_runs=10, n_resamples=1000, examples=4, workers=2, remedies=_REMEDIES, posthoc=_POSTHOC,
+    notes=("2-core CPU budget: every model and remedy trained from scratch (no ImageNet weights) with the same "
+           "schedule, two settings side by side (one torch thread each); MobileNetV3-Large through timm "
+           "(BatchNorm momentum 0.1, see benchmark.py), BatchNorm statistics re-estimated on 20 training batches "
+           "after the last epoch"),
+)
+
+# One H100/H200 in under 10 minutes (not run yet; the sizing is in DESIGN.md "The GPU plan"): 256 px,
+# bf16 autocast, 6,000 images generated in parallel (4,800 train), 8 epochs at batch 32, two trainings
+# sharing the GPU.
+GPU = BenchmarkPlan(
+    name="gpu", num_images=6000, image_size=256, splits=(0.8, 0.05, 0.15), resolution=256, epochs=8,
+    milestones=(6,), batch=32, lr=2e-3, models=_MODELS, sweep_resolutions=(128,),
+    speed_resolutions=(64, 128, 256, 512), speed_backbones=("mobilenet", "resnet101", "efficientnet", "swin_base"),
+    speed_runs=20, n_resamples=1000, examples=4, device="cuda", precision="bf16", workers=2, loader_workers=6,
+    remedies=_REMEDIES, posthoc=_POSTHOC,
+    notes="one CUDA GPU, bf16 autocast, every model from scratch with the same schedule",
+)
+
+PLANS = {"quick": QUICK, "default": DEFAULT, "gpu": GPU}
+
+
+def select_plan(*, quick: bool = False, device: str | None = None, name: str | None = None) -> BenchmarkPlan:
+    """The plan of a command line: ``name`` if given, else ``quick``, else by device (cuda -> gpu)."""
+    if name is not None:
+        if name not in PLANS:
+            raise ValueError(f"unknown benchmark plan {name!r}; plans: {', '.join(PLANS)}")
+        return PLANS[name]
+    if quick:
+        return QUICK
+    return GPU if device == "cuda" else DEFAULT
+
+
+def plan_from_dict(data: dict[str, Any]) -> BenchmarkPlan:
+    """The plan recorded in a ``benchmark.json`` (``asdict`` form; fields it lacks take their defaults)."""
+    known = {f.name for f in dataclasses.fields(BenchmarkPlan)}
+    kwargs = {k: v for k, v in data.items() if k in known}
+    for key in ("splits", "milestones", "sweep_resolutions", "speed_resolutions", "speed_backbones", "remedies"):
+        if key in kwargs:
+            kwargs[key] = tuple(kwargs[key])
+    for key in ("models", "posthoc", "presence"):
+        if key in kwargs:
+            kwargs[key] = tuple(tuple(item) for item in kwargs[key])
+    return BenchmarkPlan(**kwargs)
+
+
+def recorded_plan(out_dir: str | Path) -> BenchmarkPlan | None:
+    """The plan that produced the results under ``out_dir`` (its ``benchmark.json``), or None."""
+    path = Path(out_dir) / "benchmark.json"
+    if not path.is_file():
+        return None
+    info = read_json(path, "benchmark info")
+    trained = info.get("trained_by") or {}
+    plan = trained.get("plan") or info.get("plan")
+    return plan_from_dict(plan) if plan else None
