@@ -213,3 +213,15 @@ def test_a_run_killed_before_the_classifier_stage_resumes_to_the_same_weights(sy
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert read_metadata(whole / "final.safetensors")["longtail"]["classifier_stage"] == \
         read_metadata(resumed / "final.safetensors")["longtail"]["classifier_stage"]
+
+
+def test_a_bad_retrain_override_names_the_key_and_the_command_line():
+    from lt_faceparse.engine.config_schema import TrainConfig
+    from lt_faceparse.errors import ConfigKeyError
+
+    with pytest.raises(ConfigKeyError) as err:
+        load_config("synth_tiny", ["out=/unused", "longtail.retrain_classifier={epochs: 0}"])
+    assert str(err.value) == ("config error: longtail.retrain_classifier.epochs: must be a positive integer, got 0 "
+                              "(from command line)")
+    config = load_config("synth_tiny", ["out=/unused", "longtail.retrain_classifier={epochs: 2, lws: true}"])
+    assert TrainConfig.from_dict(config).longtail.retrain_classifier["lws"] is True
