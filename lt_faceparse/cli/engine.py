@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_posthoc_arguments(p: argparse.ArgumentParser) -> None:
-    """``--logit-adjust TAU``, ``--tta flip``, ``--priors CSV`` (eval and parse)."""
+    """``--tau-norm TAU``, ``--logit-adjust TAU``, ``--tta flip``, ``--priors CSV`` (eval and parse)."""
+    add_tau_norm_argument(p)
     p.add_argument("--logit-adjust", type=float, metavar="TAU", default=None,
                    help="post-hoc logit adjustment: predict argmax(z - TAU * log prior), pixel priors of the "
                         "training split (from --priors, else the weight file's metadata, else the train split)")
@@ -64,6 +65,20 @@ def add_posthoc_arguments(p: argparse.ArgumentParser) -> None:
                    help="flip: average the logits of the image and its mirror (left/right classes swapped)")
     p.add_argument("--priors", default=None, metavar="CSV",
                    help="class_frequencies.csv (lt-faceparse freq) whose pixel counts give the priors")
+
+
+def _unit_interval(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def add_tau_norm_argument(p: argparse.ArgumentParser) -> None:
+    """``--tau-norm TAU`` (eval, parse, sweep)."""
+    p.add_argument("--tau-norm", type=_unit_interval, metavar="TAU", default=None,
+                   help="post-hoc tau-normalisation (Kang et al. 2020): each class vector w_c of the classifier "
+                        "becomes w_c / ||w_c||^TAU, bias kept; TAU in [0, 1] (0: unchanged)")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -103,7 +118,8 @@ def _eval(args: argparse.Namespace) -> int:
                                  merge=args.merge, resolution=args.resolution, batch_size=args.batch_size,
                                  device=args.device, num_workers=args.num_workers, n_resamples=args.bootstrap,
                                  seed=args.bootstrap_seed, logit_adjust=args.logit_adjust, tta=args.tta,
-                                 priors=args.priors, provenance={"zoo_model": args.model} if args.model else None)
+                                 priors=args.priors, tau_norm=args.tau_norm,
+                                 provenance={"zoo_model": args.model} if args.model else None)
     if _is_rank0():
         prov = record.provenance
         ci = record.ci

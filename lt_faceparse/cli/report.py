@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from lt_faceparse.cli.engine import add_tau_norm_argument
 
 
 def _ints(text: str) -> list[int]:
@@ -123,6 +124,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", type=Path, help="where training runs go (default: OUT/<setting>/run-<config fingerprint>)")
     p.add_argument("--speed-runs", type=int, default=10)
     p.add_argument("--out", type=Path, required=True)
+    add_tau_norm_argument(p)
     p.add_argument("overrides", nargs="*", help="config overrides key=value")
     p.set_defaults(func=_sweep)
 
@@ -211,7 +213,8 @@ def _sweep(args: argparse.Namespace) -> int:
         raise SystemExit("lt-faceparse sweep: error: give --res, --backbones and/or --remedies")
     config = load_config(args.config, args.overrides)
     rows = run_sweep(config, args.out, resolutions=args.res, backbones=args.backbones, remedies=args.remedies,
-                     split=args.split, speed_runs=args.speed_runs, runs_dir=args.runs_dir, log=print)
+                     split=args.split, speed_runs=args.speed_runs, runs_dir=args.runs_dir, log=print,
+                     tau_norm=args.tau_norm)
     print(f"{len(rows)} settings finished; rows under {args.out}")
     return 0
 

@@ -52,7 +52,7 @@ class ConfigError(LTFaceParseError, ValueError):
 
 # mappings replaced as a whole by a derived config or an override (their keys are checked by their own rules)
 FREE_DICTS = {("model", "kwargs"), ("data", "synthetic"), ("longtail", "loss"), ("longtail", "sampler"),
-              ("longtail", "copy_paste"), ("longtail", "priors")}
+              ("longtail", "copy_paste"), ("longtail", "priors"), ("longtail", "retrain_classifier")}
 
 
 def config_dir() -> Path:

@@ -195,6 +195,8 @@ class LongtailConfig:
     sampler: Any = "uniform"  # uniform | repeat_factor (bare name or {name: repeat_factor, threshold, epoch_size})
     copy_paste: Any = None  # None | {classes: [names] or null (accessories), prob, jitter}
     priors: Any = None  # None: class counts of the training split (cached) | class_frequencies.csv path | mapping
+    # None | {epochs, sampler: class_balanced | repeat_factor, threshold, lws}: cRT / LWS second stage
+    retrain_classifier: Any = None
 
 
 @dataclass

@@ -211,6 +211,16 @@ class PreciseBNHook(Hook):
                            sampler=sampler, drop_last=True, seed=worker_seed(seed, epochs, info.rank))
 
 
+class ClassifierStageHook(Hook):
+    """The decoupled second stage (cRT/LWS, ``longtail.retrain_classifier``): after the normal schedule and
+    precise BN, before the final validation and the final weights; nothing when the key is unset."""
+
+    def after_train(self, trainer: "Trainer", global_step: int) -> None:
+        trainer.longtail.run_classifier_stage(trainer.model, trainer.runner, trainer.config, batch_size=trainer.per_gpu,
+                                              device=trainer.info.device, num_workers=trainer.num_workers,
+                                              log=trainer.log)
+
+
 class ValidationHook(Hook):
     """Scores the model on the whole val split every ``val.every_epochs`` epochs (a ``val`` line and
     TensorBoard scalars) and after the last one, whose record is saved as ``RUN/val/record.json``."""
@@ -258,4 +268,4 @@ def provenance(trainer: "Trainer", epoch: int) -> dict[str, Any]:
 def default_hooks(trainer: "Trainer") -> list[Hook]:
     """The hooks of every run, in the order they are called."""
     return [LongtailHook(), TensorBoardHook(trainer), LoggingHook(enabled=trainer.info.is_main), PreciseBNHook(),
-            ValidationHook()]
+            ClassifierStageHook(), ValidationHook()]

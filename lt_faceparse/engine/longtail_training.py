@@ -22,7 +22,8 @@ import torch.nn as nn
 
 from lt_faceparse.engine.config import ConfigError, expand_path
 from lt_faceparse.engine.distributed import DistInfo, barrier
-from lt_faceparse.engine.sampling import ResumableDistributedSampler
+from lt_faceparse.engine.sampling import EpochSeededDataset, ResumableDistributedSampler
+from lt_faceparse.longtail.decoupled import SEED_OFFSET, retrain_classifier
 from lt_faceparse.longtail.copy_paste import CopyPasteDataset, occlusion_table
 from lt_faceparse.longtail.model_loss import attach_loss_remedy, build_pixel_loss
 from lt_faceparse.longtail.pixel_loss import PixelLoss
@@ -48,6 +49,7 @@ class LongtailTraining:
         self.loss_combination: str | None = None
         self.copy_paste = self._resolve_copy_paste()
         self.image_factors: np.ndarray | None = None
+        self.classifier_stage: dict[str, Any] | None = None  # what the decoupled second stage did
         if sampler_name(self.section) != UNIFORM:
             self.image_factors = self._image_factors()
 
@@ -57,7 +59,8 @@ class LongtailTraining:
         section = canonical_longtail(config["longtail"])
         if not needs_priors(section):
             return cls(section, train_set)
-        per_image = sampler_name(section) != UNIFORM or section["copy_paste"] is not None
+        per_image = sampler_name(section) != UNIFORM or section["copy_paste"] is not None \
+            or section["retrain_classifier"] is not None
         stats = None
         if section["priors"] is None or per_image:
             is_main = info is None or info.is_main
@@ -112,6 +115,19 @@ class LongtailTraining:
             return len(self.train_set)
         return sampler.epoch_items(epoch)
 
+    def run_classifier_stage(self, model: nn.Module, runner: nn.Module, config: dict[str, Any], *, batch_size: int,
+                             device: torch.device, num_workers: int, log: Any) -> None:
+        """The decoupled second stage (cRT/LWS, :mod:`lt_faceparse.longtail.decoupled`) when the section
+        asks for it; called once, after the normal schedule and precise BN (no-op otherwise)."""
+        spec = self.section["retrain_classifier"]
+        if spec is None:
+            return
+        seeded = EpochSeededDataset(self.train_set, config["seed"] + SEED_OFFSET)
+        self.classifier_stage = retrain_classifier(
+            model, runner, seeded, self.split_stats.presence, spec, optim=config["optim"],
+            batch_size=batch_size, seed=config["seed"], device=device, num_workers=num_workers)
+        log.write("classifier_stage", **self.classifier_stage)
+
     # ---- state and records ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """State that must survive a resume (seesaw's accumulated counts); empty otherwise."""
@@ -141,6 +157,7 @@ class LongtailTraining:
             "repeat_factors": None if self.image_factors is None else {
                 "mean": float(self.image_factors.mean()), "max": float(self.image_factors.max()),
                 "images_repeated": int((self.image_factors > 1).sum())},
+            "classifier_stage": self.classifier_stage,
         }
 
     # ---- internals --------------------------------------------------------------------------------

@@ -41,9 +41,11 @@ from lt_faceparse.engine.remedies import PLAIN, resolve_remedy, with_remedy
 from lt_faceparse.errors import LTFaceParseError
 from lt_faceparse.experiments.parallel import run_settings
 from lt_faceparse.experiments.plans import BenchmarkPlan, recorded_plan, select_plan
-from lt_faceparse.experiments.sweep import (MissingResult, SweepSetting, evaluate_run, run_folder, run_setting,
-                                            speed_only_rows)
+from lt_faceparse.experiments.rarity_stage import run_rarity_stage
+from lt_faceparse.experiments.sweep import (MissingResult, SweepSetting, config_fingerprint, evaluate_run, run_folder,
+                                            run_setting, speed_only_rows)
 from lt_faceparse.models import build_model
+from lt_faceparse.reporting.rarity import CONTROL_PRESENCE
 from lt_faceparse.reporting.readme import write_readme
 from lt_faceparse.reporting.report import run_report
 from lt_faceparse.speed.harness import device_name, measure_speed, save_speed
@@ -170,6 +172,30 @@ def run_benchmark(out_dir: str | Path, quick: bool = False, *, cache_dir: str | 
         torch.set_num_threads(previous_threads)
 
 
+def rarity_control_config(plan: BenchmarkPlan, cache: Path, runs_dir: Path) -> dict[str, Any]:
+    """The training config of the rarity control: the plan's main model and schedule on SynthFace-LT of the
+    same generator, seed and sizes with every accessory at presence 0.5 (generated here when missing)."""
+    presence = dict(plan.presence)
+    presence.update(CONTROL_PRESENCE)
+    root = generate_data(dataclasses.replace(plan, presence=tuple(sorted(presence.items()))), cache / "synthface")
+    main, kwargs = plan.models[0]
+    cfg = plan_config(plan, root, main, kwargs, plan.resolution)
+    cfg["out"] = str(runs_dir / "rarity_control" / f"run-{config_fingerprint(cfg)}")
+    cfg["resume"] = "auto"  # a finished run is kept, an interrupted one resumes
+    return cfg
+
+
+def _rarity_stage(plan: BenchmarkPlan, jobs: list, root: Path, cache: Path, runs_dir: Path, out_dir: Path,
+                  reuse_results: bool, log: Callable[[str], None], stage: Callable[[str], Any]) -> list[str]:
+    """The rarity stage when the plan has it (:func:`lt_faceparse.experiments.rarity_stage.run_rarity_stage`): the
+    control is trained and scored unless ``reuse_results``; returns what was skipped."""
+    if not plan.rarity_control:
+        return []
+    with stage("rarity"):
+        control = None if reuse_results else rarity_control_config(plan, cache, runs_dir)
+        return run_rarity_stage(plan, jobs, root, control, runs_dir, out_dir, log=log)
+
+
 def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_dir: str | Path | None,
                    threads: int | None, reuse_results: bool, log: Callable[[str], None] | None) -> Path:
     out_dir = Path(out_dir)
@@ -212,6 +238,7 @@ def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_
     if plan.posthoc and not reuse_results:
         with stage("post-hoc"):
             score_posthoc(plan, jobs, results, runs_dir, log)
+    skipped += _rarity_stage(plan, jobs, root, cache, runs_dir, out_dir, reuse_results, log, stage)
     if reuse_results:
         skipped.append("speed: not measured (--reuse-results keeps the speed records found under results/)")
     else:

@@ -144,9 +144,10 @@ def run_settings(jobs: Sequence[tuple[SweepSetting, dict[str, Any]]], out_dir: s
 def run_sweep(config: dict[str, Any], out_dir: str | Path, *, resolutions: Sequence[int] = (),
               backbones: Sequence[str] = (), remedies: Sequence[str] = (), split: str = "test", speed_runs: int = 10,
               n_resamples: int = 1000, runs_dir: str | Path | None = None,
-              log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+              log: Callable[[str], None] | None = None, tau_norm: float | None = None) -> list[dict[str, Any]]:
     """Run every setting of :func:`plan_sweep` one after the other (settings this machine finished
-    are skipped; each is timed right after its training); return the rows."""
+    are skipped; each is timed right after its training); return the rows (``tau_norm``: post-hoc
+    τ-normalisation of every scored model)."""
     plan = plan_sweep(config, resolutions=resolutions, backbones=backbones, remedies=remedies)
     return run_settings(plan, out_dir, workers=1, threads=None, runs_dir=runs_dir, log=log, split=split,
-                        speed_runs=speed_runs, n_resamples=n_resamples)
+                        speed_runs=speed_runs, n_resamples=n_resamples, tau_norm=tau_norm)

@@ -62,7 +62,10 @@ def config_fingerprint(config: dict[str, Any]) -> str:
     generation parameter), so results copied to another machine or cache folder keep their
     fingerprints and can be matched there."""
     stable = {k: v for k, v in config.items() if k not in _VOLATILE_KEYS}
-    if stable.get("longtail") == default_longtail():
+    longtail = stable.get("longtail")
+    if isinstance(longtail, dict) and longtail.get("retrain_classifier") is None:  # unset: hashes as before the key
+        stable["longtail"] = {k: v for k, v in longtail.items() if k != "retrain_classifier"}
+    if stable.get("longtail") == {k: v for k, v in default_longtail().items() if k != "retrain_classifier"}:
         del stable["longtail"]
     data = stable.get("data")
     if isinstance(data, dict) and data.get("root"):
@@ -139,18 +142,18 @@ def resolve_device(device: str) -> str:
 def evaluate_run(run_dir: Path, config: dict[str, Any], out_dir: Path, *, split: str = "test",
                  device: str = "cpu", n_resamples: int = 1000,
                  extra: dict[str, Any] | None = None, logit_adjust: float | None = None,
-                 tta: str | None = None) -> ResultRecord:
+                 tta: str | None = None, tau_norm: float | None = None) -> ResultRecord:
     """Score a finished run's ``final.safetensors`` on ``split`` with bootstrap CIs and save the record:
     :func:`lt_faceparse.engine.evaluate.evaluate_checkpoint` with the config's dataset, merge,
     protocol and batch size (resolution, warp and taxonomy from the weight file, as ``eval`` does).
 
-    ``logit_adjust`` / ``tta``: post-hoc options (:func:`lt_faceparse.longtail.posthoc.apply_posthoc`;
+    ``logit_adjust`` / ``tta`` / ``tau_norm``: post-hoc options (:func:`lt_faceparse.longtail.posthoc.apply_posthoc`;
     priors from the weight file, else the run's training split)."""
     data = config["data"]
     return evaluate_checkpoint(run_dir / "final.safetensors", data["dataset"], data_root(config), split,
                                config["val"]["protocol"], out_dir, merge=data["merge"],
                                batch_size=config["val"]["batch_size"], device=device, provenance=extra,
-                               n_resamples=n_resamples, logit_adjust=logit_adjust, tta=tta,
+                               n_resamples=n_resamples, logit_adjust=logit_adjust, tta=tta, tau_norm=tau_norm,
                                train_split=data["train_split"], show_progress=False)
 
 
@@ -196,7 +199,7 @@ def finished_row(setting: SweepSetting, config: dict[str, Any], out_dir: str | P
 def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, *, split: str = "test",
                 speed_runs: int = 10, speed_warmup: int = 3, n_resamples: int = 1000,
                 runs_dir: str | Path | None = None, reuse: str = "local",
-                log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                log: Callable[[str], None] | None = None, tau_norm: float | None = None) -> dict[str, Any]:
     """Train (or resume), evaluate and time one setting; return its summary row.
 
     A finished setting is skipped per :func:`finished_row` (``reuse="local"``: only when this machine
@@ -204,9 +207,10 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     when there is none, never training). Results (record, speed, row) go to ``out_dir/<name>/``;
     the training run (weights, checkpoints) to ``runs_dir/<name>/`` when given (keeps heavy files
     out of a results folder), else ``out_dir/<name>/run-<fingerprint>/``. ``speed_runs=0`` skips
-    the timing (the row's FPS is then None; time the setting apart, e.g. on a quiet machine)."""
+    the timing (the row's FPS is then None; time the setting apart, e.g. on a quiet machine).
+    ``tau_norm``: post-hoc τ-normalisation of the scored model (a row scored with another τ is re-scored)."""
     folder = Path(out_dir) / setting.name
-    row = _reusable_row(setting, config, out_dir, reuse, runs_dir, log)
+    row = _reusable_row(setting, config, out_dir, reuse, runs_dir, log, tau_norm)
     if row is not None:
         return row
     run_dir = run_folder(setting, config, out_dir, runs_dir)
@@ -223,7 +227,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
     if setting.remedy != "plain":  # the record's own label names the remedy and its parameters
         extra["remedy"] = setting.remedy
     record = evaluate_run(run_dir, cfg, folder / split, split=split, device=device,
-                          n_resamples=n_resamples, extra=extra)
+                          n_resamples=n_resamples, extra=extra, tau_norm=tau_norm)
     eval_seconds = time.perf_counter() - tic
     speed = _time_run(setting, run_dir, folder / "speed", device, speed_warmup, speed_runs) if speed_runs > 0 else None
     row = {
@@ -240,6 +244,7 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
         "protocol": cfg["val"]["protocol"],
         "epochs": cfg["optim"]["epochs"],
         "config_fingerprint": config_fingerprint(config),
+        "tau_norm": tau_norm,
         "weights_sha256": weights_digest(run_dir / "final.safetensors"),
         "train_images": None,
         "num_images": record.num_images,
@@ -269,11 +274,14 @@ def run_setting(setting: SweepSetting, config: dict[str, Any], out_dir: str | Pa
 
 
 def _reusable_row(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, reuse: str,
-                  runs_dir: str | Path | None, log: Callable[[str], None] | None) -> dict[str, Any] | None:
-    """The finished row :func:`run_setting` returns as it is, or None to train/score; with
-    ``reuse="results"`` a missing row raises :class:`MissingResult`."""
+                  runs_dir: str | Path | None, log: Callable[[str], None] | None,
+                  tau_norm: float | None = None) -> dict[str, Any] | None:
+    """The finished row :func:`run_setting` returns as it is (scored with the same ``tau_norm``), or None to
+    train/score; with ``reuse="results"`` a missing row raises :class:`MissingResult`."""
     folder = Path(out_dir) / setting.name
     row = finished_row(setting, config, out_dir, reuse=reuse, runs_dir=runs_dir)
+    if row is not None and row.get("tau_norm") != tau_norm:
+        row = None
     if row is not None:
         if log:
             log(f"{setting.name}: " + ("finished result reused as it is (--reuse-results), not trained"

@@ -58,7 +58,9 @@ class FaceParser:
     from the logits (π: pixel priors from ``priors``, a ``class_frequencies.csv`` or
     :class:`~lt_faceparse.longtail.priors.ClassPriors`, else from ``metadata["longtail"]["priors"]``
     of a weight file trained with them); ``tta="flip"`` averages the logits of each image and of its
-    mirror with the left/right classes swapped. ``self.posthoc`` states what was applied.
+    mirror with the left/right classes swapped; ``tau_norm`` = τ rescales each class vector of the
+    classifier w_c to w_c / ||w_c||^τ (bias kept; SegFace: per image), and the LWS scales of a weight
+    file's ``metadata`` are re-applied. ``self.posthoc`` states what was applied.
 
     ``compile``: False (eager), True (``torch.compile``: CUDA graphs via ``"reduce-overhead"`` on
     CUDA, where a batch-1 pass is launch-bound; ``"default"`` on the CPU), ``"auto"`` (True on CUDA
@@ -69,10 +71,10 @@ class FaceParser:
     def __init__(self, model: nn.Module, taxonomy: str | Taxonomy, resolution: int, *,
                  device: str | torch.device = "cpu", batch_size: int = 4, warp: str | None = None,
                  logit_adjust: float | None = None, tta: str | None = None, priors=None,
-                 metadata: dict | None = None, compile: bool | str = False):
+                 metadata: dict | None = None, compile: bool | str = False, tau_norm: float | None = None):
         self.taxonomy = get_taxonomy(taxonomy)
         model, self.posthoc = apply_posthoc(model, self.taxonomy, logit_adjust=logit_adjust, tta=tta,
-                                            priors_file=priors, metadata=metadata)
+                                            priors_file=priors, metadata=metadata, tau_norm=tau_norm)
         # channels-last memory: convolutions run in NHWC and SegFace's face tokens need no transpose
         self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.resolution = int(resolution)
@@ -87,14 +89,14 @@ class FaceParser:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu", batch_size: int = 4,
                         logit_adjust: float | None = None, tta: str | None = None, priors=None,
-                        compile: bool | str = False) -> "FaceParser":
+                        compile: bool | str = False, tau_norm: float | None = None) -> "FaceParser":
         """A parser for one of our weight files (taxonomy, resolution and warp from its metadata; no
         dataset needed: the file holds the whole taxonomy; post-hoc options and ``compile`` as in the
         class docstring)."""
         model, meta = load_model(path, map_location=device)
         return cls(model, taxonomy_of(meta, path), meta["resolution"], device=device, batch_size=batch_size,
                    warp=meta.get("warp"), logit_adjust=logit_adjust, tta=tta, priors=priors, metadata=meta,
-                   compile=compile)
+                   compile=compile, tau_norm=tau_norm)
 
     @classmethod
     def from_pretrained(cls, name: str, **kwargs) -> "FaceParser":
@@ -188,11 +190,11 @@ def parse_images(checkpoint: str | Path, inputs: Iterable[str | Path], out_dir: 
                  probs: bool = False, landmarks_file: str | Path | None = None,
                  device: str = "cpu", batch_size: int = 4, logit_adjust: float | None = None,
                  tta: str | None = None, priors: str | Path | None = None, compile: bool | str = False,
-                 strict: bool = False) -> list[Path]:
+                 tau_norm: float | None = None, strict: bool = False) -> list[Path]:
     """Parse image files/folders with the model stored at ``checkpoint``; see :meth:`FaceParser.parse_files`
     (``strict``: stop at the first bad image; post-hoc options and ``compile``: :class:`FaceParser`)."""
     parser = FaceParser.from_checkpoint(checkpoint, device=device, batch_size=batch_size, logit_adjust=logit_adjust,
-                                        tta=tta, priors=priors, compile=compile)
+                                        tta=tta, priors=priors, compile=compile, tau_norm=tau_norm)
     return parser.parse_files(inputs, out_dir, probs=probs, landmarks_file=landmarks_file, strict=strict)
 
 

@@ -1,4 +1,10 @@
-"""Post-hoc remedies at evaluation: logit adjustment and flip test-time augmentation.
+"""Post-hoc remedies at evaluation: τ-normalisation, logit adjustment and flip test-time augmentation.
+
+- **τ-normalisation** (Kang et al., ICLR 2020): each class vector of the model's classifier w_c
+  becomes w_c / ||w_c||^τ, bias kept (:class:`lt_faceparse.longtail.classifier.ClassVectorScaling`;
+  for SegFace the image-dependent class vectors, per image). A weight file trained with LWS carries
+  its class scales (``metadata["longtail"]["classifier_stage"]["scales"]``): they are re-applied
+  here whenever the metadata is given, before τ-normalisation.
 
 - **Logit adjustment** (Menon et al., ICLR 2021, post-hoc variant): predict argmax_c (z_c − τ log π_c)
   with an ordinarily trained model; π = the pixel prior of the training split.
@@ -14,8 +20,8 @@ Where the priors come from (:func:`posthoc_priors`, first that applies): an expl
 used them (``metadata["longtail"]["priors"]``); the training split of the evaluated dataset,
 counted (and cached) by :func:`lt_faceparse.longtail.priors.split_statistics`.
 
-Records state both options under ``provenance.posthoc`` (``{"logit_adjust": τ or None,
-"tta": "flip" or None, "priors": source or None}``); since they change what a row's predictions
+Records state the options under ``provenance.posthoc`` (``{"tau_norm": τ or None,
+"logit_adjust": τ or None, "tta": "flip" or None, "priors": source or None}``); since they change what a row's predictions
 are, the leaderboard groups rows by them (labels: :func:`lt_faceparse.records.posthoc_label`).
 """
 
@@ -29,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from lt_faceparse.errors import DataError
+from lt_faceparse.longtail.classifier import ClassVectorScaling, find_classifier
 from lt_faceparse.longtail.priors import ClassPriors, read_priors_csv, split_statistics
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
@@ -85,9 +92,10 @@ class PosthocModel(nn.Module):
         return self.model.loss(logits, target)
 
 
-def posthoc_info(logit_adjust: float | None, tta: str | None, priors: ClassPriors | None) -> dict[str, Any]:
+def posthoc_info(logit_adjust: float | None, tta: str | None, priors: ClassPriors | None,
+                 tau_norm: float | None = None) -> dict[str, Any]:
     """The ``posthoc`` provenance entry."""
-    return {"logit_adjust": logit_adjust, "tta": tta,
+    return {"tau_norm": tau_norm, "logit_adjust": logit_adjust, "tta": tta,
             "priors": None if logit_adjust is None or priors is None else priors.source,
             "prior_unit": None if logit_adjust is None else "pixels"}
 
@@ -117,18 +125,32 @@ def posthoc_priors(taxonomy: Taxonomy, *, priors_file: str | Path | ClassPriors 
     return split_statistics(dataset).priors
 
 
+def attach_class_scaling(model: nn.Module, num_classes: int, *, tau_norm: float | None = None,
+                         metadata: dict[str, Any] | None = None) -> None:
+    """Hook the weight file's LWS scales and/or τ-normalisation onto ``model``'s classifier (in place;
+    nothing when neither applies)."""
+    stage = ((metadata or {}).get("longtail") or {}).get("classifier_stage") or {}
+    scales = stage.get("scales")
+    if scales is None and not tau_norm:
+        return
+    ClassVectorScaling(find_classifier(model), num_classes, scales=scales, tau=tau_norm or 0.0)
+
+
 def apply_posthoc(model: nn.Module, taxonomy: Taxonomy | str, *, logit_adjust: float | None = None,
                   tta: str | None = None, priors_file: str | Path | ClassPriors | None = None,
-                  metadata: dict[str, Any] | None = None, train_split: Any = None) -> tuple[nn.Module, dict[str, Any]]:
+                  metadata: dict[str, Any] | None = None, train_split: Any = None,
+                  tau_norm: float | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """``(model wrapped for the asked post-hoc options, or unchanged; the provenance entry)``.
 
-    Priors are looked up (:func:`posthoc_priors`) only when ``logit_adjust`` is given.
+    Priors are looked up (:func:`posthoc_priors`) only when ``logit_adjust`` is given. The LWS
+    scales of ``metadata`` and ``tau_norm`` are hooked onto ``model`` itself (see module docstring).
     """
     taxonomy = get_taxonomy(taxonomy)
+    attach_class_scaling(model, taxonomy.num_classes, tau_norm=tau_norm, metadata=metadata)
     priors = None
     if logit_adjust is not None:
         priors = posthoc_priors(taxonomy, priors_file=priors_file, metadata=metadata, train_split=train_split)
-    info = posthoc_info(logit_adjust, tta, priors)
+    info = posthoc_info(logit_adjust, tta, priors, tau_norm)
     if logit_adjust is None and tta is None:
         return model, info
     wrapped = PosthocModel(model, taxonomy, logit_adjust=logit_adjust,

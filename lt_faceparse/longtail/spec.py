@@ -12,6 +12,9 @@ Schema (defaults reproduce the training without remedies bit for bit)::
       copy_paste: null     # null | {classes: [eye_g, hat, ...] (null: the accessories), prob: 0.5, jitter: 0.02}
       priors: null         # null (from the training split) | path of a class_frequencies.csv | a mapping
                            #   {class_names, pixel_counts, images_with_class, num_images, source}
+      retrain_classifier: null  # null | {epochs: 2, sampler: class_balanced | repeat_factor, threshold: 0.5,
+                                #   lws: false}: the decoupled second stage (cRT, or LWS with lws: true;
+                                #   lt_faceparse.longtail.decoupled); threshold: repeat_factor's t only
 
 A bare name means the published defaults of that remedy (:data:`LOSS_DEFAULTS`,
 :data:`SAMPLER_DEFAULTS`). :func:`canonical_longtail` expands every setting to its full parameter
@@ -53,11 +56,14 @@ WEIGHT_KINDS = ("inverse_freq", "effective_number")
 COUNT_UNITS = ("pixels", "images")
 EPOCH_SIZES = ("expanded", "dataset")
 PRIOR_KEYS = ("class_names", "pixel_counts", "images_with_class", "num_images", "source")
+# Kang et al. 2020 retrain the classifier for a few epochs; t = 0.5: near a tail presence of SynthFace-LT
+RETRAIN_DEFAULTS: dict[str, Any] = {"epochs": 2, "sampler": "class_balanced", "threshold": 0.5, "lws": False}
+RETRAIN_SAMPLERS = ("class_balanced", "repeat_factor")
 
 
 def default_longtail() -> dict[str, Any]:
     """The section as :data:`lt_faceparse.engine.config.DEFAULTS` holds it."""
-    return {"loss": PLAIN, "sampler": UNIFORM, "copy_paste": None, "priors": None}
+    return {"loss": PLAIN, "sampler": UNIFORM, "copy_paste": None, "priors": None, "retrain_classifier": None}
 
 
 def _fail(source: str | Path | None, key: str, problem: str) -> None:
@@ -147,6 +153,27 @@ def _canonical_copy_paste(value: Any, source) -> dict[str, Any] | None:
     return spec
 
 
+def _canonical_retrain(value: Any, source) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        _fail(source, "retrain_classifier", f"must be null or a mapping {{{', '.join(RETRAIN_DEFAULTS)}}}, "
+                                            f"got {value!r}")
+    unknown = sorted(set(value) - set(RETRAIN_DEFAULTS))
+    if unknown:
+        _fail(source, "retrain_classifier", f"unknown keys {unknown} (allowed: {', '.join(RETRAIN_DEFAULTS)})")
+    spec = {**RETRAIN_DEFAULTS, **value}
+    epochs = spec["epochs"]
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        _fail(source, "retrain_classifier.epochs", f"must be a positive integer, got {epochs!r}")
+    spec["sampler"] = _choice(source, "retrain_classifier.sampler", spec["sampler"], RETRAIN_SAMPLERS)
+    spec["threshold"] = _number(source, "retrain_classifier.threshold", spec["threshold"], low=0.0, high=1.0,
+                                low_open=True)
+    if not isinstance(spec["lws"], bool):
+        _fail(source, "retrain_classifier.lws", f"must be true or false, got {spec['lws']!r}")
+    return spec
+
+
 def _canonical_priors(value: Any, source) -> str | dict[str, Any] | None:
     if value is None:
         return None
@@ -189,6 +216,7 @@ def canonical_longtail(section: Any, *, source: str | Path | None = None) -> dic
         "sampler": _canonical_sampler(section["sampler"], source),
         "copy_paste": _canonical_copy_paste(section["copy_paste"], source),
         "priors": _canonical_priors(section["priors"], source),
+        "retrain_classifier": _canonical_retrain(section["retrain_classifier"], source),
     }
 
 
@@ -210,13 +238,14 @@ def is_plain(section: dict[str, Any] | None) -> bool:
     """True when no remedy is switched on (``priors`` alone changes nothing)."""
     if section is None:
         return True
-    return loss_name(section) == PLAIN and sampler_name(section) == UNIFORM and section.get("copy_paste") is None
+    return loss_name(section) == PLAIN and sampler_name(section) == UNIFORM and section.get("copy_paste") is None \
+        and section.get("retrain_classifier") is None
 
 
 def needs_priors(section: dict[str, Any]) -> bool:
     """Whether training needs class counts (every remedy but seesaw, which counts as it goes)."""
     return loss_name(section) not in (PLAIN, "seesaw") or sampler_name(section) != UNIFORM \
-        or section.get("copy_paste") is not None
+        or section.get("copy_paste") is not None or section.get("retrain_classifier") is not None
 
 
 def _g(value: float) -> str:
@@ -263,6 +292,14 @@ def copy_paste_label(copy_paste: dict[str, Any] | None) -> str:
     return f"copy-paste(p={_g(copy_paste['prob'])}, {classes})"
 
 
+def retrain_label(retrain: dict[str, Any] | None) -> str:
+    """``cRT(2 ep, class-balanced)``, ``LWS(2 ep, RFS t=0.5)``; ``''`` when off."""
+    if retrain is None:
+        return ""
+    sampler = "class-balanced" if retrain["sampler"] == "class_balanced" else f"RFS t={_g(retrain['threshold'])}"
+    return f"{'LWS' if retrain['lws'] else 'cRT'}({retrain['epochs']} ep, {sampler})"
+
+
 def remedy_label(section: dict[str, Any] | None) -> str:
     """Every remedy of a (canonical or raw) section joined with ``+``; ``plain`` when none is on."""
     if section is None:
@@ -270,5 +307,6 @@ def remedy_label(section: dict[str, Any] | None) -> str:
     section = canonical_longtail(section)
     if is_plain(section):
         return PLAIN
-    parts = [loss_label(section["loss"]), sampler_label(section["sampler"]), copy_paste_label(section["copy_paste"])]
+    parts = [loss_label(section["loss"]), sampler_label(section["sampler"]), copy_paste_label(section["copy_paste"]),
+             retrain_label(section["retrain_classifier"])]
     return " + ".join(p for p in parts if p)

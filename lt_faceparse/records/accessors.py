@@ -48,11 +48,13 @@ def record_merge_text(record: Any) -> str:
 
 
 def posthoc_label(posthoc: dict[str, Any] | None) -> str:
-    """``post-hoc LA(τ=1)``, ``flip TTA``, both joined with `` + ``; ``''`` when neither is on
+    """``τ-norm(τ=0.5)``, ``post-hoc LA(τ=1)``, ``flip TTA``, joined with `` + ``; ``''`` when none is on
     (``posthoc``: the ``provenance.posthoc`` entry of a record)."""
     if not posthoc:
         return ""
     parts = []
+    if posthoc.get("tau_norm"):
+        parts.append(f"τ-norm(τ={posthoc['tau_norm']:g})")
     if posthoc.get("logit_adjust") is not None:
         parts.append(f"post-hoc LA(τ={posthoc['logit_adjust']:g})")
     if posthoc.get("tta"):

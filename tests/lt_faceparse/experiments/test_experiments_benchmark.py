@@ -9,6 +9,10 @@ from lt_faceparse.records import load_record
 from lt_faceparse.speed.harness import find_speed_records
 
 
+def records_test_images(out) -> int:
+    return load_record(out / "results" / "segface-timm_mobilenetv3_large_100-r64" / "test").num_images
+
+
 @pytest.mark.slow
 def test_quick_benchmark_produces_the_report(tmp_path):
     out = tmp_path / "reports"
@@ -38,6 +42,16 @@ def test_quick_benchmark_produces_the_report(tmp_path):
         for ext in ("md", "csv", "tex"):
             assert (tables / f"{stem}.{ext}").stat().st_size > 0, f"{stem}.{ext}"
     assert "\\toprule" in (tables / "table2a_backbones.tex").read_text()
+    # the rarity control (accessories at presence 0.5) against plain, each remedy and τ-norm read as a share of the gap
+    for ext in ("md", "csv", "tex"):
+        assert (tables / f"rarity_gap.{ext}").stat().st_size > 0
+    for ext in ("png", "pdf"):
+        assert (figures / f"rarity_gap.{ext}").stat().st_size > 0
+    rarity = json.loads((out / "rarity" / "rarity.json").read_text())
+    assert [r["name"] for r in rarity["test_rows"]] == ["E-Glasses", "Hat", "Earring", "Necklace", "tail mean"]
+    assert set(rarity["test_rows"][0]["closed"]) == {"copy_paste", "flip_tta", "τ-norm(τ=0.25)", "τ-norm(τ=0.5)",
+                                                     "τ-norm(τ=0.75)", "τ-norm(τ=1)"}
+    assert load_record(out / "rarity" / "control" / "test").num_images == records_test_images(out)
     assert (out / "frequencies" / "class_frequencies.csv").is_file()
 
     records = {p.parent.parent.name: load_record(p) for p in (out / "results").glob("*/test/record.json")}

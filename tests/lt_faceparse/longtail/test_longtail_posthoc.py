@@ -115,7 +115,7 @@ def runs(synth_root, tmp_path_factory):
 
 def test_eval_records_post_hoc_options_and_where_priors_came_from(runs, synth_root, tmp_path):
     plain = evaluate_checkpoint(runs["plain"], "celebamask-hq", synth_root, "val", device="cpu")
-    assert plain.provenance.posthoc == {"logit_adjust": None, "tta": None, "priors": None, "prior_unit": None}
+    assert plain.provenance.posthoc == {"tau_norm": None, "logit_adjust": None, "tta": None, "priors": None, "prior_unit": None}
     assert plain.provenance.longtail["label"] == "plain" and "+" not in plain.label
     adjusted = evaluate_checkpoint(runs["plain"], "celebamask-hq", synth_root, "val", device="cpu", logit_adjust=1.0,
                                    tta="flip", out_dir=tmp_path / "adj")

@@ -11,7 +11,7 @@ from lt_faceparse.longtail.spec import canonical_longtail, default_longtail, is_
 
 def test_defaults_are_plain_and_need_nothing():
     assert DEFAULTS["longtail"] == default_longtail() == {"loss": "plain", "sampler": "uniform", "copy_paste": None,
-                                                          "priors": None}
+                                                          "priors": None, "retrain_classifier": None}
     section = canonical_longtail(default_longtail())
     assert section == default_longtail() and is_plain(section) and not needs_priors(section)
     assert remedy_label(section) == "plain"

@@ -1,0 +1,151 @@
+"""The rarity report: ``tables/rarity_gap.{md,csv,tex}``, ``figures/rarity_gap.{png,pdf}``, the
+val-chosen remedy and the goal check (issue 21).
+
+Inputs are result records on the same images: the rarity control (plain model trained with the
+tail classes frequent, :data:`CONTROL_PRESENCE`), the plain long-tail model, and one record per
+remedy (a training remedy, or a post-hoc option such as τ-norm on the plain model), each on val
+and on test. The remedy is chosen on **val** (:func:`choose_on_val`: the largest share of the
+tail-mean gap among those losing at most :data:`HEAD_LOSS_BAR` of the head mean F1) and then
+reported on **test**; the goal (:func:`goal_check`) is fixed before remedies are compared: the
+chosen remedy closes at least :data:`GOAL_SHARE` of the tail-mean gap on test and the lower 95%
+bound of its paired head ΔF1 is above −:data:`HEAD_LOSS_BAR`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from lt_faceparse.metrics.bootstrap import paired_bootstrap_subsets
+from lt_faceparse.metrics.rarity_gap import RESOLUTION_BOUND_F1, TAIL_MEAN, GapRow, rarity_gap
+from lt_faceparse.reporting.figures import STYLE, method_colors, plt, save_figure
+from lt_faceparse.reporting.tables import Column, Table, write_table
+from lt_faceparse.taxonomy import Taxonomy
+
+# the control's training split: every SynthFace-LT accessory at presence 0.5 (the rest unchanged)
+CONTROL_PRESENCE: tuple[tuple[str, float], ...] = (("eye_g", 0.5), ("hat", 0.5), ("ear_r", 0.5), ("neck_l", 0.5))
+GOAL_SHARE = 0.5
+HEAD_LOSS_BAR = 0.01  # one F1 point
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The remedy chosen on val, and why (its val share and head ΔF1)."""
+
+    label: str | None
+    val_share: float
+    val_head_delta: float
+    reason: str
+
+
+def head_delta(longtail: Any, remedy: Any, taxonomy: Taxonomy, *, n_resamples: int = 1000, seed: int = 0):
+    """Paired bootstrap of the head mean F1 (non-accessory foreground classes), remedy − long-tail."""
+    head = [i for i in taxonomy.foreground_ids if i not in set(taxonomy.accessory_ids)]
+    return paired_bootstrap_subsets(longtail, remedy, {"head": head}, n_resamples=n_resamples, seed=seed)["head"]
+
+
+def gap_rows(control: Any, longtail: Any, remedies: Mapping[str, Any], taxonomy: Taxonomy, *,
+             n_resamples: int = 1000, seed: int = 0) -> list[GapRow]:
+    return rarity_gap(control, longtail, remedies, list(taxonomy.accessory_ids), taxonomy.display_names,
+                      n_resamples=n_resamples, seed=seed)
+
+
+def choose_on_val(val_rows: Sequence[GapRow], head_deltas: Mapping[str, float]) -> Choice:
+    """The remedy with the largest tail-mean share on val among those whose val head ΔF1 ≥ −1 point."""
+    mean = next(r for r in val_rows if r.name == TAIL_MEAN)
+    allowed = {k: v.value for k, v in mean.closed.items()
+               if not math.isnan(v.value) and head_deltas[k] >= -HEAD_LOSS_BAR}
+    if not allowed:
+        return Choice(None, math.nan, math.nan, "no remedy has a defined val share within the head bar")
+    label = max(allowed, key=allowed.get)
+    return Choice(label, allowed[label], head_deltas[label],
+                  f"largest val tail-mean share ({100 * allowed[label]:.1f}%) among remedies losing ≤ 1 head point")
+
+
+def goal_check(test_rows: Sequence[GapRow], choice: Choice, test_head) -> dict[str, Any]:
+    """Whether the val-chosen remedy meets the goal on test (see module docstring); ``test_head``: its paired
+    head ΔF1 on test (None when nothing was chosen). The best test share of any remedy is reported either way."""
+    mean = next(r for r in test_rows if r.name == TAIL_MEAN)
+    best = max((v.value for v in mean.closed.values() if not math.isnan(v.value)), default=math.nan)
+    share = mean.closed[choice.label].value if choice.label else math.nan
+    met = test_head is not None and share >= GOAL_SHARE and test_head.lower > -HEAD_LOSS_BAR
+    return {"chosen": choice.label, "test_share": share, "best_test_share": best,
+            "test_head_delta": None if test_head is None else test_head.delta,
+            "test_head_lower": None if test_head is None else test_head.lower, "met": met,
+            "tail_mean_gap": mean.gap.value,
+            "rule": f"share of the tail-mean gap ≥ {GOAL_SHARE:.0%} and lower 95% bound of head ΔF1 > "
+                    f"−{100 * HEAD_LOSS_BAR:g} point (paired bootstrap over test images)"}
+
+
+def _pct_ci(estimate) -> str:
+    if math.isnan(estimate.value):
+        return "-"
+    lo = "?" if math.isnan(estimate.lower) else f"{100 * estimate.lower:.0f}"
+    hi = "?" if math.isnan(estimate.upper) else f"{100 * estimate.upper:.0f}"
+    return f"{100 * estimate.value:.0f}% [{lo}, {hi}]"
+
+
+def gap_table(rows: Sequence[GapRow], remedies: Sequence[str], *, chosen: str | None, split: str) -> Table:
+    columns = [Column("class", "Class", "str"), Column("control", "Control F1"), Column("longtail", "Long-tail F1"),
+               Column("gap", "Gap (points) [95% CI]", "rstr")]
+    columns += [Column(f"closed:{r}", f"Closed: {r}{' (val-chosen)' if r == chosen else ''}", "rstr")
+                for r in remedies]
+    body = []
+    for row in rows:
+        cell = {"class": row.name + (" (resolution-bound)" if row.resolution_bound else ""),
+                "control": row.control_f1, "longtail": row.longtail_f1,
+                "gap": f"{100 * row.gap.value:+.2f} [{100 * row.gap.lower:+.2f}, {100 * row.gap.upper:+.2f}]"}
+        for r in remedies:
+            cell[f"closed:{r}"] = "n/a (resolution-bound)" if row.resolution_bound else _pct_ci(row.closed[r])
+        body.append(cell)
+    return Table(columns, body, title=f"Rarity gap per tail class ({split})",
+                 caption=(f"Gap = F1(control) − F1(long-tail), control = the same model trained with every accessory "
+                          f"at presence 0.5, both scored on the same {split} images; Closed = (F1(remedy) − "
+                          f"F1(long-tail)) / gap, 95% paired percentile bootstrap over images. A class whose control "
+                          f"F1 is below {100 * RESOLUTION_BOUND_F1:.0f} is resolution-bound: remedies are not judged "
+                          f"on it, and the tail mean leaves it out."))
+
+
+def gap_figure(rows: Sequence[GapRow], out_dir: Path, stem: str = "rarity_gap") -> dict[str, Path]:
+    """Control, long-tail and each remedy's F1 per tail class (bars), the gap drawn between the first two."""
+    remedies = list(rows[0].remedy_f1)
+    series = [("control", [r.control_f1 for r in rows]), ("long-tail", [r.longtail_f1 for r in rows])]
+    series += [(k, [r.remedy_f1[k] for r in rows]) for k in remedies]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(rows) * (1 + 0.3 * len(series)) / 2, 2.8))
+        width = 0.8 / len(series)
+        for j, ((label, values), color) in enumerate(zip(series, method_colors(len(series)))):
+            xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(rows))]
+            ax.bar(xs, [100 * v for v in values], width, label=label, color=color)
+        ax.axhline(100 * RESOLUTION_BOUND_F1, color="0.5", lw=0.8, ls=":")
+        ax.set_xticks(range(len(rows)), [r.name + ("*" if r.resolution_bound else "") for r in rows])
+        ax.set_ylabel("test F1 (%)")
+        ax.legend(ncol=2, frameon=False)
+    caption = ("Per tail class: F1 of the rarity control (accessories at presence 0.5), of the plain long-tail model "
+               "and of each remedy, on the same test images; * = resolution-bound (control F1 below the dotted "
+               f"{100 * RESOLUTION_BOUND_F1:.0f}).")
+    return save_figure(fig, out_dir, stem, caption)
+
+
+def write_rarity_report(val: Mapping[str, Any], test: Mapping[str, Any], taxonomy: Taxonomy, out_dir: str | Path,
+                        *, n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """``val``/``test``: ``{"control": record, "longtail": record, "remedies": {label: record}}``. Writes the
+    table (test, with the val-chosen remedy marked) and the figure under ``out_dir``/tables|figures;
+    returns the choice and the goal check."""
+    out_dir = Path(out_dir)
+    labels = list(test["remedies"])
+    val_rows = gap_rows(val["control"], val["longtail"], val["remedies"], taxonomy, n_resamples=n_resamples, seed=seed)
+    val_heads = {k: head_delta(val["longtail"], v, taxonomy, n_resamples=n_resamples, seed=seed).delta
+                 for k, v in val["remedies"].items()}
+    choice = choose_on_val(val_rows, val_heads)
+    test_rows = gap_rows(test["control"], test["longtail"], test["remedies"], taxonomy, n_resamples=n_resamples,
+                         seed=seed)
+    test_head = head_delta(test["longtail"], test["remedies"][choice.label], taxonomy, n_resamples=n_resamples,
+                           seed=seed) if choice.label else None
+    goal = goal_check(test_rows, choice, test_head)
+    write_table(gap_table(test_rows, labels, chosen=choice.label, split="test"), out_dir / "tables", "rarity_gap")
+    gap_figure(test_rows, out_dir / "figures")
+    return {"choice": choice.__dict__, "goal": goal, "test_rows": [r.to_dict() for r in test_rows],
+            "val_rows": [r.to_dict() for r in val_rows], "val_head_delta": val_heads}
