@@ -1,11 +1,5 @@
-"""CelebAMask-HQ read from the tree as distributed.
+"""CelebAMask-HQ read from the tree as distributed (the layout: :mod:`lt_faceparse.data.celebamask_layout`).
 
-```
-ROOT/CelebA-HQ-img/{idx}.jpg                                  1024 x 1024
-ROOT/CelebAMask-HQ-mask-anno/{idx // 2000}/{idx:05d}_{part}.png  512 x 512, one file per present part
-ROOT/CelebA-HQ-to-CelebA-mapping.txt                          "idx orig_idx orig_file"
-ROOT/list_eval_partition.txt                                  optional (CelebA's): "000001.jpg 0"
-```
 Label maps are painted from the per-part masks in a merge order (later parts overwrite earlier
 ones; any non-zero mask pixel belongs to the part); ids are always SegFace's (taxonomy
 ``celebamask-hq``), whatever the order. The label resolution is the mask resolution (512): images

@@ -1,7 +1,7 @@
 """CelebAMask-HQ's on-disk layout, split rule and part-mask merging, without the dataset class.
 
 Everything here needs numpy and Pillow only (no torch), so the class-frequency pass
-(:mod:`lt_faceparse.data.celebamask_pass`) starts in a fraction of a second;
+(:mod:`lt_faceparse.data.label_pass`) starts in a fraction of a second;
 :mod:`lt_faceparse.data.celebamask_hq` re-exports these names.
 
 ```

@@ -37,7 +37,7 @@ from PIL import Image
 from rich.progress import Progress
 
 from lt_faceparse.atomic import atomic_write_json, atomic_write_text
-from lt_faceparse.data.celebamask_hq import (
+from lt_faceparse.data.celebamask_layout import (
     CELEBA_TRAIN_LAST,
     CELEBA_VAL_LAST,
     IMAGE_DIR,
