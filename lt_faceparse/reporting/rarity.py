@@ -96,7 +96,8 @@ def gap_table(rows: Sequence[GapRow], remedies: Sequence[str], *, chosen: str | 
     for row in rows:
         cell = {"class": row.name + (" (resolution-bound)" if row.resolution_bound else ""),
                 "control": row.control_f1, "longtail": row.longtail_f1,
-                "gap": f"{100 * row.gap.value:+.2f} [{100 * row.gap.lower:+.2f}, {100 * row.gap.upper:+.2f}]"}
+                "gap": "-" if math.isnan(row.gap.value)  # the class is in neither model's test images
+                else f"{100 * row.gap.value:+.2f} [{100 * row.gap.lower:+.2f}, {100 * row.gap.upper:+.2f}]"}
         for r in remedies:
             cell[f"closed:{r}"] = "n/a (resolution-bound)" if row.resolution_bound else _pct_ci(row.closed[r])
         body.append(cell)
