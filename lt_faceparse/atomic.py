@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import torch
 
 from lt_faceparse.errors import DataError
 
@@ -125,6 +124,8 @@ def atomic_save_npz(path: str | Path, **arrays: Any) -> Path:
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` made atomic. torch reports a failed write (a full disk) as a RuntimeError
     ("unexpected pos", "file write failed"); it is raised as the ``OSError`` it is, naming ``path``."""
+    import torch  # lazy: torch, only for checkpoints (freq and the CLI import this module without it)
+
     with atomic_path(path) as tmp:
         try:
             torch.save(obj, tmp)

@@ -25,7 +25,7 @@ from lt_faceparse.analysis.gini import gini
 from lt_faceparse.analysis.plots import _pyplot, plot_class_frequencies, plot_preset_comparison
 from lt_faceparse.atomic import atomic_folder, atomic_write_json, atomic_write_text
 from lt_faceparse.custom_taxonomy import adopt_taxonomy, taxonomy_from_names
-from lt_faceparse.data import build_dataset
+from lt_faceparse import data as datasets  # its dataset classes (and torch) load on first use (PEP 562)
 from lt_faceparse.data.chunk_pool import map_chunks
 from lt_faceparse.data.registry import dataset_key
 from lt_faceparse.errors import DataError
@@ -213,10 +213,10 @@ def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | S
     """The datasets of ``split`` (``all`` = every split, a split identical to an earlier one, such
     as Helen's val = test, is read once)."""
     if split != "all":
-        return [build_dataset(dataset_name, root, split, resolution=None, merge=merge)]
+        return [datasets.build_dataset(dataset_name, root, split, resolution=None, merge=merge)]
     out, seen = [], []
     for s in SPLITS:
-        ds = build_dataset(dataset_name, root, s, resolution=None, merge=merge)
+        ds = datasets.build_dataset(dataset_name, root, s, resolution=None, merge=merge)
         if sorted(ds.names) in seen:
             continue
         seen.append(sorted(ds.names))
