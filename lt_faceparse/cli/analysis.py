@@ -33,7 +33,7 @@ def _thresholds(args: argparse.Namespace) -> dict[str, float]:
 
 
 def _print_tables(tables: dict, out: str) -> None:
-    from lt_faceparse.records import merge_text  # lazy: torch, on use
+    from lt_faceparse.data.registry import merge_text  # lazy: the library, on use
 
     for t in tables.values():
         s = t.summary

@@ -117,8 +117,6 @@ class FaceParsingDataset(Dataset):
     dataset_name: ClassVar[str] = ""
     # True: label and image must have the same size; False: the same frame at any resolution
     exact_label_size: ClassVar[bool] = True
-    # True: label maps are painted from overlapping part masks in a merge order (CelebAMask-HQ)
-    has_merge_order: ClassVar[bool] = False
 
     def __init__(
         self,

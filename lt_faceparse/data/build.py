@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from lt_faceparse.data.base import FaceParsingDataset
 from lt_faceparse.data.loader_errors import WorkerErrorLoader
-from lt_faceparse.data.registry import _ALIASES, DATASETS, dataset_key
+from lt_faceparse.data.registry import DATASETS, dataset_key
 from lt_faceparse.data.sample import collate_samples
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
@@ -26,15 +26,6 @@ from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 def dataset_class(name: str) -> type[FaceParsingDataset]:
     module, attr = DATASETS[dataset_key(name)].split(":")
     return getattr(importlib.import_module(module), attr)
-
-
-def merge_order_applies(name: str | None) -> bool | None:
-    """Whether the labels of data format ``name`` come from a merge order (True: CelebAMask-HQ), are
-    stored merged (False: LaPa, Helen, folder), or it cannot be told (None: not a format name)."""
-    key = _ALIASES.get(str(name).lower(), str(name).lower())
-    if key not in DATASETS:
-        return None
-    return dataset_class(key).has_merge_order
 
 
 def build_dataset(

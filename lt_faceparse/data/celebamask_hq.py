@@ -73,7 +73,6 @@ class CelebAMaskHQ(FaceParsingDataset):
 
     dataset_name = "celebamask-hq"
     exact_label_size = False  # 1024 px images, 512 px masks
-    has_merge_order = True
 
     def __init__(self, root: str | Path, split: str = "train", *, merge: str | Sequence[str] = "segface",
                  cache_dir: str | Path | bool | None = None, num_workers: int = 0, **kwargs):

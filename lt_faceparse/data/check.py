@@ -23,7 +23,7 @@ from rich.progress import Progress
 
 from lt_faceparse.data import celebamask_hq as C, folder as Fo, helen as He, lapa as L, transforms as T
 from lt_faceparse.data.base import IMAGE_SUFFIXES, open_image, read_id_png
-from lt_faceparse.data.build import _ALIASES
+from lt_faceparse.data.registry import _ALIASES
 from lt_faceparse.data.lapa import read_landmarks_106
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import get_taxonomy

@@ -17,12 +17,11 @@ migrate on load), :mod:`~lt_faceparse.records.comparability` and
 :mod:`~lt_faceparse.records.accessors` (a record's protocol, label, remedies, taxonomy, intervals).
 """
 
+from lt_faceparse.data.registry import NOT_APPLICABLE, UNKNOWN, merge_text
 from lt_faceparse.records.accessors import (
     NO_POSTHOC,
-    NOT_APPLICABLE,
     PLAIN,
     PROTOCOL_KEYS,
-    UNKNOWN,
     architecture_of,
     bin_f1,
     class_ci,
@@ -30,7 +29,6 @@ from lt_faceparse.records.accessors import (
     head_tail_means,
     is_reported,
     mean_f1_ci,
-    merge_text,
     posthoc_label,
     protocol_of,
     provenance_of,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from lt_faceparse.analysis.bins import BIN_NAMES, f1_by_bin
-from lt_faceparse.data.build import merge_order_applies
+from lt_faceparse.data.registry import UNKNOWN, merge_text
 from lt_faceparse.errors import DataError
 from lt_faceparse.metrics.groups import HEAD, TAIL, group_means, head_tail_ids
 from lt_faceparse.records.provenance import Provenance
@@ -18,8 +18,6 @@ from lt_faceparse.taxonomy import Taxonomy, get_taxonomy
 
 PROTOCOL_KEYS = ("dataset", "taxonomy", "split", "merge", "protocol", "posthoc")
 NO_POSTHOC = "none"
-UNKNOWN = "unknown"
-NOT_APPLICABLE = "n/a"  # merge preset of data whose labels are stored merged (LaPa, Helen, folder datasets)
 # the label of a run without training remedies: the value of lt_faceparse.longtail.spec.PLAIN, which
 # records cannot import (longtail sits above records; spec must import without torch)
 PLAIN = "plain"
@@ -30,15 +28,6 @@ PLAIN = "plain"
 def provenance_of(record: Any) -> Provenance:
     """The record's provenance (an empty one when it has none)."""
     return getattr(record, "provenance", None) or Provenance()
-
-
-def merge_text(merge: str | None, data_format: str | None) -> str:
-    """The merge preset as printed: the preset, ``n/a`` for data formats without a merge order
-    (LaPa, Helen, folder datasets: their labels are stored merged), else ``unknown``.
-    ``data_format``: the data format (or dataset name) the labels were read from."""
-    if merge not in (None, ""):
-        return str(merge)
-    return NOT_APPLICABLE if data_format and merge_order_applies(data_format) is False else UNKNOWN
 
 
 def record_merge_text(record: Any) -> str:
