@@ -33,7 +33,7 @@ def _synth(args: argparse.Namespace) -> int:
     out, seconds = timed_generation(
         args.out, fmt=args.format, num_images=args.num_images, size=args.size, seed=args.seed,
         presence=dict(args.presence or []), splits=args.splits, num_workers=args.workers, overwrite=args.overwrite,
-        image_scale=args.image_scale,
+        image_scale=args.image_scale, min_stroke=args.min_stroke,
     )
     info = json.loads((out / "presence.json").read_text())
     print(f"SynthFace-LT ({args.format} layout): {args.num_images} images, label maps {args.size} px, "
@@ -66,6 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=256, help="label-map side in pixels (default: 256)")
     p.add_argument("--image-scale", type=int, default=1, choices=[1, 2, 4],
                    help="celebamask-hq: images at this multiple of the mask size (real tree: 2)")
+    p.add_argument("--min-stroke", type=float, default=0.0, metavar="PX",
+                   help="draw the accessories' strokes (glasses frames, necklaces, earring wires) at least PX "
+                        "pixels wide and earring studs at least PX across, so they stay visible at a low "
+                        "training resolution (default: 0, their natural size)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default: 0)")
     p.add_argument("--splits", type=_splits_arg, default=(0.8, 0.1, 0.1), help="train,val,test fractions")
     p.add_argument("--presence", type=_presence_arg, action="append", metavar="CLASS=P",

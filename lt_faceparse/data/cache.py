@@ -59,7 +59,7 @@ def files_fingerprint(paths: Iterable[Path]) -> str:
     rows = []
     for p in paths:
         st = os.stat(p)
-        rows.append(f"{Path(p).name}:{st.st_size}:{st.st_mtime_ns}")
+        rows.append(f"{os.path.basename(p)}:{st.st_size}:{st.st_mtime_ns}")
     return hashlib.sha1("\n".join(sorted(rows)).encode()).hexdigest()
 
 
@@ -112,6 +112,7 @@ class LabelCache:
         self.merge_order = list(merge_order)
         self._merge_text = ",".join(self.merge_order)
         self.manifest_path = self.directory / "manifest.json"
+        self._folder_made = False  # the entries' folder exists (made on the first write)
         self._check_manifest_key()
 
     @classmethod
@@ -176,7 +177,7 @@ class LabelCache:
 
     def get(self, name: str, fingerprint: str) -> np.ndarray | None:
         """The cached label map of ``name`` if it was built from sources with ``fingerprint``."""
-        path = self.entry_path(name)
+        path = os.path.join(self.directory, "labels", f"{name}.png")
         try:
             with Image.open(path) as img:
                 if img.text.get(_FP_KEY) != fingerprint or img.text.get(_MERGE_KEY) != self._merge_text:
@@ -190,16 +191,20 @@ class LabelCache:
 
     def put(self, name: str, fingerprint: str, label: np.ndarray) -> None:
         """Write one entry under a temporary name, then rename it (safe from several processes)."""
-        path = self.entry_path(name)
         data = label_png(label, {_FP_KEY: fingerprint, _MERGE_KEY: self._merge_text})
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        if not path.parent.is_dir():
-            path.parent.mkdir(parents=True, exist_ok=True)
+        folder = os.path.join(self.directory, "labels")
+        if not self._folder_made:
+            os.makedirs(folder, exist_ok=True)
+            self._folder_made = True
+        path = os.path.join(folder, f"{name}.png")
+        tmp = os.path.join(folder, f".{name}.png.{os.getpid()}.tmp")
         try:
-            tmp.write_bytes(data)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
             os.replace(tmp, path)
         except OSError:
-            tmp.unlink(missing_ok=True)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
             raise
 
     def status(self, fingerprints: Mapping[str, str]) -> CacheStatus:

@@ -12,14 +12,13 @@ from lt_faceparse.errors import DataError
 
 def open_image(path: str | Path) -> Image.Image:
     """Open and fully decode an image, raising :class:`DataError` naming the file on failure."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "file not found")
     try:
         with Image.open(path) as img:
             img.load()
+    except (FileNotFoundError, IsADirectoryError):
+        raise DataError(Path(path), "file not found") from None
     except (OSError, ValueError, SyntaxError) as err:  # PIL raises these for bad/truncated files
-        raise DataError(path, f"unreadable or truncated image ({err})") from None
+        raise DataError(Path(path), f"unreadable or truncated image ({err})") from None
     return img
 
 

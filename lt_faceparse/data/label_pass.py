@@ -112,8 +112,7 @@ def _image_labels(plan: CelebAPass, image: PassImage, fingerprint: str) -> list[
     todo = [j for j, label in enumerate(labels) if label is None]
     if todo:
         parts = list(dict.fromkeys(p for j in todo for p in plan.orders[j]))
-        files = {part: Path(path) for part, path in image.files.items()}
-        masks, shape = read_parts(plan.root, image.idx, files, parts)
+        masks, shape = read_parts(plan.root, image.idx, image.files, parts)
         for j in todo:
             labels[j] = merge_part_masks(masks, plan.orders[j], shape)
             _put(plan, j, image.name, fingerprint, labels[j])

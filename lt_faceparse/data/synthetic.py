@@ -91,6 +91,7 @@ class _Job:
     size: int
     presence: tuple[tuple[str, float], ...]
     image_scale: int = 1
+    min_stroke: float = 0.0
 
 
 def _canvas_size(job: _Job, rng: np.random.Generator) -> tuple[int, int]:
@@ -105,7 +106,7 @@ def _write_one(job: _Job) -> tuple[tuple[str, ...], str | None]:
     """Draw and write example ``job.index``; returns the parts drawn and (Helen) its landmarks line."""
     out = Path(job.out)
     hw = _canvas_size(job, np.random.default_rng([job.seed, job.index, 1]))
-    ex = draw_example(job.seed, job.index, hw, presence=dict(job.presence), pose=job.fmt)
+    ex = draw_example(job.seed, job.index, hw, presence=dict(job.presence), pose=job.fmt, min_stroke=job.min_stroke)
     name = f"{job.index:06d}"
     if job.fmt == "celebamask-hq":
         image = Image.fromarray(ex.image)
@@ -168,10 +169,13 @@ def _celeba_numbers(split_of: list[str], seed: int) -> list[int]:
 
 
 def _params(fmt: str, num_images: int, size: int, seed: int, presence: Mapping[str, float],
-            splits: Sequence[float], image_scale: int = 1) -> dict:
-    return {"generator": "SynthFace-LT", "version": GENERATOR_VERSION, "format": fmt, "num_images": num_images,
-            "size": size, "image_scale": image_scale, "seed": seed, "splits": [float(s) for s in splits],
-            "presence": {k: float(presence[k]) for k in sorted(presence)}}
+            splits: Sequence[float], image_scale: int = 1, min_stroke: float = 0.0) -> dict:
+    params = {"generator": "SynthFace-LT", "version": GENERATOR_VERSION, "format": fmt, "num_images": num_images,
+              "size": size, "image_scale": image_scale, "seed": seed, "splits": [float(s) for s in splits],
+              "presence": {k: float(presence[k]) for k in sorted(presence)}}
+    if min_stroke:  # absent when 0, so the sets made before the option existed keep their parameters
+        params["min_stroke"] = float(min_stroke)
+    return params
 
 
 def generate_synthface(
@@ -186,6 +190,7 @@ def generate_synthface(
     num_workers: int | None = None,
     overwrite: bool = False,
     image_scale: int = 1,
+    min_stroke: float = 0.0,
 ) -> Path:
     """Write ``num_images`` SynthFace-LT examples in the on-disk layout of ``fmt`` under ``out_dir``.
 
@@ -199,12 +204,15 @@ def generate_synthface(
     (the presence table and parameters) is written at the root, and a completion marker last.
 
     ``presence`` overrides entries of :data:`DEFAULT_PRESENCE`. ``num_workers`` processes draw in
-    parallel (default: all CPUs); the output does not depend on it.
+    parallel (default: all CPUs); the output does not depend on it. ``min_stroke``: the least width in
+    pixels (at ``size``) of the accessories' strokes and studs (:func:`draw_example`).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {FORMATS}")
     if num_images < 1 or size < 32:
         raise ValueError(f"need num_images >= 1 and size >= 32, got {num_images}, {size}")
+    if not 0.0 <= min_stroke <= size / 8:
+        raise ValueError(f"min_stroke must be between 0 and size / 8 = {size / 8:g} px, got {min_stroke}")
     table = dict(DEFAULT_PRESENCE)
     for k, v in (presence or {}).items():
         if k not in DEFAULT_PRESENCE:
@@ -228,11 +236,11 @@ def generate_synthface(
         raise ValueError("image_scale applies to the celebamask-hq layout only")
     if image_scale not in (1, 2, 4):
         raise ValueError(f"image_scale must be 1, 2 or 4, got {image_scale}")
-    params = _params(fmt, num_images, size, seed, table, splits, image_scale)
+    params = _params(fmt, num_images, size, seed, table, splits, image_scale, min_stroke)
     atomic_write_json(out / "presence.json", {**params, "class_mapping": _class_mapping_doc(fmt)})
 
-    jobs = [_Job(str(out), fmt, int(seed), i, split_of[i], int(size), tuple(sorted(table.items())), image_scale)
-            for i in range(num_images)]
+    jobs = [_Job(str(out), fmt, int(seed), i, split_of[i], int(size), tuple(sorted(table.items())), image_scale,
+                 float(min_stroke)) for i in range(num_images)]
     workers = (os.cpu_count() or 1) if num_workers is None else max(0, int(num_workers))
     results = _run_jobs(jobs, workers)
     _write_index_files(out, fmt, split_of, seed, [r[1] for r in results])
@@ -297,13 +305,14 @@ def _write_index_files(out: Path, fmt: str, split_of: list[str], seed: int, line
 
 
 def synthface_dir_name(fmt: str, num_images: int, size: int, seed: int, presence: Mapping[str, float] | None,
-                       splits: Sequence[float], image_scale: int = 1) -> str:
+                       splits: Sequence[float], image_scale: int = 1, min_stroke: float = 0.0) -> str:
     """Folder name of a cached set: readable parameters + hash of the presence table and splits."""
     table = {k: float(v) for k, v in {**DEFAULT_PRESENCE, **(presence or {})}.items()}
     digest = hashlib.sha1(json.dumps([sorted(table.items()), list(map(float, splits)), GENERATOR_VERSION])
                           .encode()).hexdigest()[:8]
     scale = f"-x{image_scale}" if image_scale != 1 else ""
-    return f"synthface-{fmt}-n{num_images}-s{size}{scale}-seed{seed}-{digest}"
+    stroke = f"-w{min_stroke:g}" if min_stroke else ""
+    return f"synthface-{fmt}-n{num_images}-s{size}{scale}{stroke}-seed{seed}-{digest}"
 
 
 def ensure_synthface(
@@ -317,12 +326,13 @@ def ensure_synthface(
     splits: Sequence[float] = (0.8, 0.1, 0.1),
     num_workers: int | None = None,
     image_scale: int = 1,
+    min_stroke: float = 0.0,
 ) -> Path:
     """Return a complete SynthFace-LT set with these parameters under ``cache_root``, generating it
     only when no complete set with the same parameters exists (completion marker compared)."""
-    out = Path(cache_root) / synthface_dir_name(fmt, num_images, size, seed, presence, splits, image_scale)
+    out = Path(cache_root) / synthface_dir_name(fmt, num_images, size, seed, presence, splits, image_scale, min_stroke)
     table = {**DEFAULT_PRESENCE, **{k: float(v) for k, v in (presence or {}).items()}}
-    want = _params(fmt, num_images, size, seed, table, splits, image_scale)
+    want = _params(fmt, num_images, size, seed, table, splits, image_scale, min_stroke)
     marker = out / COMPLETE_MARKER
     if marker.is_file():
         try:
@@ -333,7 +343,7 @@ def ensure_synthface(
     if out.exists():
         shutil.rmtree(out)  # partial or different set in our own cache folder
     return generate_synthface(out, fmt=fmt, num_images=num_images, size=size, seed=seed, presence=presence,
-                              splits=splits, num_workers=num_workers, image_scale=image_scale)
+                              splits=splits, num_workers=num_workers, image_scale=image_scale, min_stroke=min_stroke)
 
 
 def timed_generation(out_dir: str | Path, **kwargs) -> tuple[Path, float]:

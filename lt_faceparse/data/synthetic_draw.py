@@ -226,8 +226,10 @@ def _render(rng: np.random.Generator, hw: tuple[int, int], cv: Canvas, f: Face,
 
 
 def draw_example(seed: int, index: int, hw: tuple[int, int], *, presence: Mapping[str, float] | None = None,
-                 pose: str = "celebamask-hq") -> SynthExample:
-    """Draw example ``index`` of the set generated with ``seed`` on an H x W canvas."""
+                 pose: str = "celebamask-hq", min_stroke: float = 0.0) -> SynthExample:
+    """Draw example ``index`` of the set generated with ``seed`` on an H x W canvas. ``min_stroke``: the
+    least width in pixels of the accessories' strokes (glasses frames, necklace chains, earring wires)
+    and the least diameter of earring studs (0: their natural size, about a pixel at 64 px)."""
     rng = np.random.default_rng([int(seed), int(index)])
     present = sample_presence(rng, {**DEFAULT_PRESENCE, **(presence or {})})
     f = sample_face(rng, mouth_open=present["mouth"])
@@ -235,7 +237,7 @@ def draw_example(seed: int, index: int, hw: tuple[int, int], *, presence: Mappin
     side = min(hw)
     scale = side * rng.uniform(lo, hi)
     center = (hw[1] * 0.5 + rng.uniform(-jitter, jitter) * side, hw[0] * 0.46 + rng.uniform(-jitter, jitter) * side)
-    cv = Canvas(hw, center, scale, math.radians(rng.uniform(-max_rot, max_rot)))
+    cv = Canvas(hw, center, scale, math.radians(rng.uniform(-max_rot, max_rot)), min_stroke)
     parts, extra = draw_parts(rng, cv, f, present)
     image = _render(rng, hw, cv, f, parts, extra)
     return SynthExample(image=image, parts=parts,

@@ -15,11 +15,14 @@ from lt_faceparse.data.synthetic_face import Face, ellipse
 class Canvas:
     """Draws canonical-frame polygons into per-part masks through one similarity transform."""
 
-    def __init__(self, hw: tuple[int, int], center: tuple[float, float], scale: float, angle: float):
+    def __init__(self, hw: tuple[int, int], center: tuple[float, float], scale: float, angle: float,
+                 min_stroke: float = 0.0):
         self.h, self.w = hw
         c, s = math.cos(angle), math.sin(angle)
         self.m = scale * np.array([[c, -s], [s, c]])
         self.t = np.array(center)
+        self.scale = float(np.hypot(*self.m[0]))  # pixels per canonical unit
+        self.min_stroke = min_stroke  # px: the least width of an accessory's strokes and studs
 
     def to_pixels(self, pts: np.ndarray) -> np.ndarray:
         return pts @ self.m.T + self.t
@@ -31,9 +34,16 @@ class Canvas:
     def poly(self, draw: ImageDraw.ImageDraw, pts: np.ndarray, fill: int = 255) -> None:
         draw.polygon([tuple(p) for p in self.to_pixels(pts)], fill=fill)
 
-    def line(self, draw: ImageDraw.ImageDraw, pts: np.ndarray, width: float, fill: int = 255) -> None:
-        px = max(1, int(round(width * np.hypot(*self.m[0]))))
+    def line(self, draw: ImageDraw.ImageDraw, pts: np.ndarray, width: float, fill: int = 255, *,
+             accessory: bool = False) -> None:
+        px = max(1, int(round(width * self.scale)))
+        if accessory:  # at least min_stroke px wide, so the part stays visible at a low resolution
+            px = max(px, int(math.ceil(self.min_stroke)))
         draw.line([tuple(p) for p in self.to_pixels(pts)], fill=fill, width=px, joint="curve")
+
+    def accessory_radius(self, r: float) -> float:
+        """Radius ``r`` (canonical units) of an accessory's stud, at least ``min_stroke / 2`` px."""
+        return max(r, 0.5 * self.min_stroke / self.scale)
 
     @staticmethod
     def mask(img: Image.Image) -> np.ndarray:
@@ -173,10 +183,11 @@ def _draw_glasses(rng: np.random.Generator, cv: Canvas, f: Face, parts: dict[str
         cv.poly(d_l, lens)
     img_f, d_f = cv.new()
     for lens in lenses:
-        cv.line(d_f, np.concatenate([lens, lens[:1]]), ft)
-    cv.line(d_f, np.array([(-f.ex + lrx, lens_y - 0.03), (f.ex - lrx, lens_y - 0.03)]), ft)
+        cv.line(d_f, np.concatenate([lens, lens[:1]]), ft, accessory=True)
+    cv.line(d_f, np.array([(-f.ex + lrx, lens_y - 0.03), (f.ex - lrx, lens_y - 0.03)]), ft, accessory=True)
     for sx in (-1, 1):
-        cv.line(d_f, np.array([(sx * (f.ex + lrx), lens_y - 0.04), (sx * (f.fw + 0.08), lens_y - 0.02)]), ft)
+        cv.line(d_f, np.array([(sx * (f.ex + lrx), lens_y - 0.04), (sx * (f.fw + 0.08), lens_y - 0.02)]), ft,
+                accessory=True)
     extra["lens"] = cv.mask(img_l)
     extra["frame"] = cv.mask(img_f)
     parts["eye_g"] = extra["lens"] | extra["frame"]
@@ -186,14 +197,14 @@ def _draw_earrings(rng: np.random.Generator, cv: Canvas, f: Face, parts: dict[st
                    ear_ry: float) -> None:
     """Earrings: small studs or drops at the ear lobes."""
     sides = [1.0, -1.0] if rng.random() < 0.6 else [rng.choice([1.0, -1.0])]
-    r = rng.uniform(0.03, 0.055)
+    r = cv.accessory_radius(rng.uniform(0.03, 0.055))
     drop = rng.random() < 0.5
     img, d = cv.new()
     for side in sides:
         lobe = np.array([side * (f.fw + 0.03), ear_y + ear_ry * 0.85])
         cv.poly(d, ellipse(lobe[0], lobe[1], r, r, 16))
         if drop:
-            cv.line(d, np.array([lobe, lobe + (0, 0.12)]), 0.02)
+            cv.line(d, np.array([lobe, lobe + (0, 0.12)]), 0.02, accessory=True)
             cv.poly(d, ellipse(lobe[0], lobe[1] + 0.14, r * 0.9, r * 1.2, 16))
     parts["ear_r"] = cv.mask(img)
 
@@ -205,7 +216,7 @@ def _draw_necklace(rng: np.random.Generator, cv: Canvas, f: Face, parts: dict[st
     xs = np.linspace(-nkw * 0.95, nkw * 0.95, 20)
     chain = np.stack([xs, top + sag * (1 - (xs / (nkw * 0.95)) ** 2)], 1)
     img, d = cv.new()
-    cv.line(d, chain, rng.uniform(0.03, 0.05))
+    cv.line(d, chain, rng.uniform(0.03, 0.05), accessory=True)
     if rng.random() < 0.5:
         cv.poly(d, ellipse(0.0, top + sag + 0.05, 0.05, 0.07, 16))
     parts["neck_l"] = cv.mask(img)

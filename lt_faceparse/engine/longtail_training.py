@@ -30,8 +30,8 @@ from lt_faceparse.longtail.pixel_loss import PixelLoss
 from lt_faceparse.longtail.priors import ClassPriors, SplitStatistics, read_priors_csv, split_statistics
 from lt_faceparse.longtail.repeat_factor import (RepeatFactorSampler, RepeatedIndexDataset, class_repeat_factors,
                                                  image_repeat_factors)
-from lt_faceparse.longtail.spec import (PLAIN, UNIFORM, canonical_longtail, is_plain, loss_name, needs_priors,
-                                        remedy_label, sampler_name)
+from lt_faceparse.longtail.spec import (PLAIN, UNIFORM, canonical_longtail, is_plain, loss_name, needs_image_classes,
+                                        needs_priors, remedy_label, sampler_name)
 from lt_faceparse.taxonomy import Taxonomy
 
 
@@ -57,12 +57,11 @@ class LongtailTraining:
     def from_config(cls, config: dict[str, Any], train_set: Any, info: DistInfo | None = None) -> "LongtailTraining":
         """Count what the remedies need on the training split (rank 0 first, cached) and build."""
         section = canonical_longtail(config["longtail"])
-        if not needs_priors(section):
+        priors_needed, per_image = needs_priors(section), needs_image_classes(section)
+        if not (priors_needed or per_image):
             return cls(section, train_set)
-        per_image = sampler_name(section) != UNIFORM or section["copy_paste"] is not None \
-            or section["retrain_classifier"] is not None
         stats = None
-        if section["priors"] is None or per_image:
+        if (priors_needed and section["priors"] is None) or per_image:
             is_main = info is None or info.is_main
             workers = config["data"]["num_workers"]
             if is_main:
@@ -70,7 +69,7 @@ class LongtailTraining:
             barrier()
             if not is_main:
                 stats = split_statistics(train_set, num_workers=workers)
-        priors = resolve_priors(section["priors"], train_set.taxonomy, stats)
+        priors = resolve_priors(section["priors"], train_set.taxonomy, stats) if priors_needed else None
         return cls(section, train_set, split_stats=stats, priors=priors)
 
     # ---- pieces the trainer uses ------------------------------------------------------------------

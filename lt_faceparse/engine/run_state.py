@@ -33,10 +33,12 @@ _LOG = logging.getLogger(__name__)
 
 CHECKPOINT_RULE = "last epoch"
 FINAL_WEIGHTS = "final.safetensors"
-# config keys that may differ between a checkpoint and the run resuming it (the rest must match)
+# config keys that may differ between a checkpoint and the run resuming it (the rest must match).
+# longtail.retrain_classifier: the decoupled second stage runs after the schedule from its final weights,
+# which it does not change, so a schedule's checkpoint is the first stage of any second stage
 RESUMABLE_CHANGES = frozenset({"out", "resume", "device", "log_every", "checkpoint", "val", "data.root",
                                "data.num_workers", "batch.per_gpu", "batch.accumulation", "channels_last",
-                               "compile", "formulation", "tensorboard"})
+                               "compile", "formulation", "tensorboard", "longtail.retrain_classifier"})
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ from lt_faceparse.data.synthetic import ensure_synthface
 from lt_faceparse.engine.config import load_config
 from lt_faceparse.engine.remedies import PLAIN, resolve_remedy, with_remedy
 from lt_faceparse.errors import LTFaceParseError
-from lt_faceparse.experiments.parallel import run_settings
 from lt_faceparse.experiments.plans import BenchmarkPlan, recorded_plan, select_plan
 from lt_faceparse.experiments.rarity_stage import run_rarity_stage
+from lt_faceparse.experiments.shared_first_stage import run_with_shared_first_stage
 from lt_faceparse.experiments.sweep import (MissingResult, SweepSetting, config_fingerprint, evaluate_run, run_folder,
                                             run_setting, speed_only_rows)
 from lt_faceparse.models import build_model
@@ -57,7 +57,8 @@ def generate_data(plan: BenchmarkPlan, cache: Path) -> Path:
     """SynthFace-LT of the plan (generated once with every CPU, then reused from ``cache``), with the
     merged-label cache of every split built up front in parallel."""
     root = ensure_synthface(cache, num_images=plan.num_images, size=plan.image_size, seed=plan.seed,
-                            splits=plan.splits, presence=dict(plan.presence) or None)
+                            splits=plan.splits, presence=dict(plan.presence) or None,
+                            min_stroke=plan.accessory_stroke * plan.image_size / plan.resolution)
     for split in ("train", "val", "test"):
         build_dataset("celebamask-hq", root, split, resolution=None, merge="segface", num_workers=os.cpu_count() or 1)
     return root
@@ -233,8 +234,8 @@ def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_
                     log(str(err))
         else:
             log(f"training {len(jobs)} settings, {plan.workers} at a time: " + ", ".join(s.name for s, _ in jobs))
-            rows = run_settings(jobs, results, workers=plan.workers, threads=threads, runs_dir=runs_dir, log=log,
-                                speed_runs=0, n_resamples=plan.n_resamples)
+            rows = run_with_shared_first_stage(jobs, results, workers=plan.workers, threads=threads, runs_dir=runs_dir,
+                                               log=log, speed_runs=0, n_resamples=plan.n_resamples)
     if plan.posthoc and not reuse_results:
         with stage("post-hoc"):
             score_posthoc(plan, jobs, results, runs_dir, log)

@@ -243,9 +243,17 @@ def is_plain(section: dict[str, Any] | None) -> bool:
 
 
 def needs_priors(section: dict[str, Any]) -> bool:
-    """Whether training needs class counts (every remedy but seesaw, which counts as it goes)."""
+    """Whether training needs class priors (every remedy of the schedule but seesaw, which counts as it
+    goes). The decoupled second stage needs only each training image's classes
+    (:func:`needs_image_classes`), so a run that adds one to a plain schedule records the same priors."""
     return loss_name(section) not in (PLAIN, "seesaw") or sampler_name(section) != UNIFORM \
-        or section.get("copy_paste") is not None or section.get("retrain_classifier") is not None
+        or section.get("copy_paste") is not None
+
+
+def needs_image_classes(section: dict[str, Any]) -> bool:
+    """Whether training needs the classes of each training image (samplers, copy-paste, the second stage)."""
+    return sampler_name(section) != UNIFORM or section.get("copy_paste") is not None \
+        or section.get("retrain_classifier") is not None
 
 
 def _g(value: float) -> str:

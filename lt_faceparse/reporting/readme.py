@@ -22,6 +22,7 @@ from lt_faceparse.reporting.longtail import ALPHA, HEAD_LOSS, TAIL_GAIN
 from lt_faceparse.records import (class_f1, head_tail_means, mean_f1_ci, provenance_of, record_label,
                                   record_remedy_description, taxonomy_of_record)
 from lt_faceparse.reporting.readme_run import what_was_run
+from lt_faceparse.reporting.readme_rarity import rarity_section
 from lt_faceparse.reporting.report import main_records, repeated_settings
 from lt_faceparse.reporting.sweep_tables import fps_of, paper_frame
 from lt_faceparse.reporting.tables import to_markdown
@@ -372,6 +373,7 @@ def write_readme(out_dir: str | Path, outputs: Any, info: dict[str, Any]) -> Pat
         lines += ["## What was run", "", *what_was_run(info), ""]
     lines += ["## Headline findings", "", *findings(outputs, plan.get("n_resamples", 1000)), ""]
     lines += longtail_section(outputs)
+    lines += rarity_section(out_dir, plan)
     if outputs.leaderboard is not None and outputs.leaderboard.groups:
         lines += ["## Leaderboard (ours)", "", to_markdown(outputs.leaderboard.groups[0].table), ""]
     lines += ["## Files", ""]

@@ -24,7 +24,9 @@ def what_was_run(info: dict[str, Any]) -> list[str]:
         f"- Plan `{plan.get('name')}`: {plan.get('num_images')} SynthFace-LT images at {plan.get('image_size')} px, "
         f"split {tuple(splits or ())} (train/val/test){counts}, seed {plan.get('seed')}; class presence "
         + (f"as SynthFace-LT's defaults except {presence}" if presence else "SynthFace-LT's defaults "
-           "(CelebAMask-HQ-like: earring 0.26, eyeglasses 0.07, hat 0.06, necklace 0.05)") + ".",
+           "(CelebAMask-HQ-like: earring 0.26, eyeglasses 0.07, hat 0.06, necklace 0.05)")
+        + (f"; accessory strokes and earring studs at least {plan['accessory_stroke']:g} px wide at the "
+           f"{plan.get('resolution')} px training resolution" if plan.get("accessory_stroke") else "") + ".",
         f"- Training ({plan.get('device', 'cpu')}, {plan.get('precision', 'fp32')}): {plan.get('epochs')} epochs, "
         f"batch {plan.get('batch')}, AdamW lr {plan.get('lr')}, MultiStepLR (x0.1) at epochs "
         f"{list(plan.get('milestones', []))}, input {plan.get('resolution')} px, no pretraining, BatchNorm statistics "

@@ -1,6 +1,7 @@
 """The CI smoke run of the one-command benchmark (``lt-faceparse benchmark --quick``)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -24,8 +25,8 @@ def test_quick_benchmark_produces_the_report(tmp_path):
     assert set(info["timings_s"]) >= {"data", "frequencies", "train+eval", "speed", "report"}
     assert info["machine"]["workers"] == 2 and not info["reused_results"]
     main_name = "segface-timm_mobilenetv3_large_100-r64"
-    # the model comparison and SegFace trained again with the plan's remedy (copy-paste, same budget)
-    assert {s["name"] for s in info["settings"]} == {main_name, f"{main_name}-copy_paste",
+    # the model comparison, SegFace trained again with copy-paste (same budget), and cRT's second stage
+    assert {s["name"] for s in info["settings"]} == {main_name, f"{main_name}-copy_paste", f"{main_name}-crt",
                                                      "fcn-timm_mobilenetv3_large_100-r64"}
     assert all(s["train_seconds"] > 0 and s["val_head_mean_f1"] is not None for s in info["settings"])
 
@@ -49,15 +50,18 @@ def test_quick_benchmark_produces_the_report(tmp_path):
         assert (figures / f"rarity_gap.{ext}").stat().st_size > 0
     rarity = json.loads((out / "rarity" / "rarity.json").read_text())
     assert [r["name"] for r in rarity["test_rows"]] == ["E-Glasses", "Hat", "Earring", "Necklace", "tail mean"]
-    assert set(rarity["test_rows"][0]["closed"]) == {"copy_paste", "flip_tta", "τ-norm(τ=0.25)", "τ-norm(τ=0.5)",
+    assert set(rarity["test_rows"][0]["closed"]) == {"copy_paste", "crt", "flip_tta", "τ-norm(τ=0.25)", "τ-norm(τ=0.5)",
                                                      "τ-norm(τ=0.75)", "τ-norm(τ=1)"}
     assert load_record(out / "rarity" / "control" / "test").num_images == records_test_images(out)
     assert (out / "frequencies" / "class_frequencies.csv").is_file()
 
     records = {p.parent.parent.name: load_record(p) for p in (out / "results").glob("*/test/record.json")}
     # ... and the plain SegFace weights scored again with flip TTA (the plan's post-hoc option)
-    assert set(records) == {main_name, f"{main_name}-copy_paste", f"{main_name}-flip_tta",
+    assert set(records) == {main_name, f"{main_name}-copy_paste", f"{main_name}-crt", f"{main_name}-flip_tta",
                             "fcn-timm_mobilenetv3_large_100-r64"}
+    # cRT started from the plain run's last checkpoint: its schedule was not trained twice
+    crt_log = Path(info["runs_dir"]).glob(f"{main_name}-crt/run-*/log.jsonl")
+    assert [json.loads(line)["event"] for line in next(crt_log).read_text().splitlines()].count("epoch") == 0
     assert records[f"{main_name}-copy_paste"].provenance.longtail["copy_paste"]["prob"] == 0.5
     assert records[f"{main_name}-flip_tta"].provenance.posthoc["tta"] == "flip"
     assert records[f"{main_name}-flip_tta"].provenance.weights == records[main_name].provenance.weights
