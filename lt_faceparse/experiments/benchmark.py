@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -42,8 +43,8 @@ from lt_faceparse.errors import LTFaceParseError
 from lt_faceparse.experiments.plans import BenchmarkPlan, recorded_plan, select_plan
 from lt_faceparse.experiments.rarity_stage import run_rarity_stage
 from lt_faceparse.experiments.shared_first_stage import run_with_shared_first_stage
-from lt_faceparse.experiments.sweep import (MissingResult, SweepSetting, config_fingerprint, evaluate_run, run_folder,
-                                            run_setting, speed_only_rows)
+from lt_faceparse.experiments.sweep import (TRAIN_ONLY, MissingResult, SweepSetting, config_fingerprint, evaluate_run,
+                                            run_folder, run_setting, speed_only_rows)
 from lt_faceparse.models import build_model
 from lt_faceparse.reporting.rarity import CONTROL_PRESENCE
 from lt_faceparse.reporting.readme import write_readme
@@ -186,15 +187,50 @@ def rarity_control_config(plan: BenchmarkPlan, cache: Path, runs_dir: Path) -> d
     return cfg
 
 
-def _rarity_stage(plan: BenchmarkPlan, jobs: list, root: Path, cache: Path, runs_dir: Path, out_dir: Path,
-                  reuse_results: bool, log: Callable[[str], None], stage: Callable[[str], Any]) -> list[str]:
-    """The rarity stage when the plan has it (:func:`lt_faceparse.experiments.rarity_stage.run_rarity_stage`): the
-    control is trained and scored unless ``reuse_results``; returns what was skipped."""
-    if not plan.rarity_control:
-        return []
-    with stage("rarity"):
-        control = None if reuse_results else rarity_control_config(plan, cache, runs_dir)
-        return run_rarity_stage(plan, jobs, root, control, runs_dir, out_dir, log=log)
+def _with_control(jobs: list, control: dict[str, Any] | None) -> list:
+    """The training jobs with the rarity control first (it is as long as the longest; trained only, its
+    stage scores it on the long-tail images: :func:`lt_faceparse.experiments.rarity_stage.run_rarity_stage`)."""
+    if control is None:
+        return jobs
+    main = next(s for s, _ in jobs if s.axis == "model")
+    return [(SweepSetting(TRAIN_ONLY, main.model, main.backbone, main.resolution, remedy="rarity_control"), control),
+            *jobs]
+
+
+def prune_other_results(plan: BenchmarkPlan, jobs: list, results: Path, log: Callable[[str], None]) -> list[str]:
+    """Delete the result folders under ``results`` of settings this plan does not have (left by a run of
+    another plan, or of this plan before it changed), so that the report holds this plan's settings only;
+    returns their names."""
+    main = next(s for s, _ in jobs if s.axis == "model").name
+    wanted = {s.name for s, _ in jobs} | {f"{main}-{label}" for label, _ in plan.posthoc} | {"speed"}
+    stale = sorted(p.name for p in results.glob("*") if p.is_dir() and p.name not in wanted
+                   and ((p / "sweep.json").is_file() or (p / "test" / "record.json").is_file()))
+    for name in stale:
+        shutil.rmtree(results / name)
+    if stale:
+        log(f"removed the results of settings outside plan {plan.name!r}: {', '.join(stale)}")
+    return stale
+
+
+def _train_and_evaluate(plan: BenchmarkPlan, jobs: list, control: dict[str, Any] | None, results: Path, runs_dir: Path,
+                        threads: int | None, reuse_results: bool, skipped: list[str],
+                        log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every setting's row: trained (the rarity control too) and scored, or with ``reuse_results`` read
+    back from ``results`` (a missing one is noted in ``skipped``)."""
+    if reuse_results:
+        rows = []
+        for setting, cfg in jobs:
+            try:
+                rows.append(run_setting(setting, cfg, results, reuse="results", runs_dir=runs_dir, log=log))
+            except MissingResult as err:
+                skipped.append(str(err))
+                log(str(err))
+        return rows
+    jobs = _with_control(jobs, control)
+    log(f"training {len(jobs)} settings, {plan.workers} at a time: " + ", ".join(s.name for s, _ in jobs))
+    rows = run_with_shared_first_stage(jobs, results, workers=plan.workers, threads=threads, runs_dir=runs_dir,
+                                       log=log, speed_runs=0, n_resamples=plan.n_resamples)
+    return [row for row in rows if row.get("axis") != TRAIN_ONLY]
 
 
 def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_dir: str | Path | None,
@@ -217,29 +253,22 @@ def _run_benchmark(out_dir: str | Path, plan: BenchmarkPlan, quick: bool, cache_
     with stage("data"):
         root = generate_data(plan, cache / "synthface")
         log(f"SynthFace-LT: {root}")
+        control = rarity_control_config(plan, cache, runs_dir) if plan.rarity_control and not reuse_results else None
     with stage("frequencies"):
         train_set = build_dataset("celebamask-hq", root, "train", resolution=None, merge="segface")
         table = compute_class_frequencies(train_set)
         table.summary["data_format"] = "celebamask-hq"
         write_frequency_report(table, out_dir / "frequencies")
     jobs = plan_settings(plan, root)
+    prune_other_results(plan, jobs, results, log)
     with stage("train+eval"):
-        if reuse_results:
-            rows = []
-            for setting, cfg in jobs:
-                try:
-                    rows.append(run_setting(setting, cfg, results, reuse="results", runs_dir=runs_dir, log=log))
-                except MissingResult as err:
-                    skipped.append(str(err))
-                    log(str(err))
-        else:
-            log(f"training {len(jobs)} settings, {plan.workers} at a time: " + ", ".join(s.name for s, _ in jobs))
-            rows = run_with_shared_first_stage(jobs, results, workers=plan.workers, threads=threads, runs_dir=runs_dir,
-                                               log=log, speed_runs=0, n_resamples=plan.n_resamples)
+        rows = _train_and_evaluate(plan, jobs, control, results, runs_dir, threads, reuse_results, skipped, log)
     if plan.posthoc and not reuse_results:
         with stage("post-hoc"):
             score_posthoc(plan, jobs, results, runs_dir, log)
-    skipped += _rarity_stage(plan, jobs, root, cache, runs_dir, out_dir, reuse_results, log, stage)
+    if plan.rarity_control:
+        with stage("rarity"):
+            skipped += run_rarity_stage(plan, jobs, root, control, runs_dir, out_dir, log=log)
     if reuse_results:
         skipped.append("speed: not measured (--reuse-results keeps the speed records found under results/)")
     else:

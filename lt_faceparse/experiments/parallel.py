@@ -25,7 +25,8 @@ from typing import Any, Callable, Sequence
 import torch
 from rich.progress import Progress
 
-from lt_faceparse.experiments.sweep import SweepSetting, plan_sweep, run_folder, run_setting
+from lt_faceparse.engine.train import train
+from lt_faceparse.experiments.sweep import TRAIN_ONLY, SweepSetting, plan_sweep, run_folder, run_setting
 
 
 class _NotATerminal:
@@ -48,10 +49,19 @@ def _init_worker(threads: int | None) -> None:
     sys.stdout = _NotATerminal(sys.stdout)
 
 
+def _run_one(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, log: Callable[[str], None] | None,
+             kwargs: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_setting`, or for a :data:`TRAIN_ONLY` job its training (resumed, or kept when finished)."""
+    if setting.axis == TRAIN_ONLY:
+        train({**config, "resume": "auto"})
+        return {"name": setting.name, "axis": TRAIN_ONLY, "run_dir": config["out"]}
+    return run_setting(setting, config, out_dir, log=log, **kwargs)
+
+
 def _work(setting: SweepSetting, config: dict[str, Any], out_dir: str, kwargs: dict[str, Any]
           ) -> tuple[dict[str, Any], list[str]]:
     lines: list[str] = []
-    row = run_setting(setting, config, out_dir, log=lines.append, **kwargs)
+    row = _run_one(setting, config, out_dir, lines.append, kwargs)
     return row, lines
 
 
@@ -68,7 +78,8 @@ def run_settings(jobs: Sequence[tuple[SweepSetting, dict[str, Any]]], out_dir: s
                  threads: int | None = 1, runs_dir: str | Path | None = None,
                  log: Callable[[str], None] | None = None, poll_s: float = 2.0,
                  **setting_kwargs: Any) -> list[dict[str, Any]]:
-    """Run :func:`run_setting` for every (setting, config) of ``jobs``; return the rows in job order.
+    """Run :func:`run_setting` for every (setting, config) of ``jobs`` (a :data:`TRAIN_ONLY` job: its
+    training only); return the rows in job order.
 
     ``workers`` <= 1 runs them one after the other in this process, more starts that many worker
     processes; either way each setting trains with ``threads`` torch threads (None: leave torch's
@@ -89,7 +100,7 @@ def run_settings(jobs: Sequence[tuple[SweepSetting, dict[str, Any]]], out_dir: s
                 task = progress.add_task("settings", total=len(jobs))
                 for setting, config in jobs:
                     progress.update(task, description=f"{setting.name}")
-                    rows.append(run_setting(setting, config, out_dir, log=log, **kwargs))
+                    rows.append(_run_one(setting, config, out_dir, log, kwargs))
                     progress.advance(task)
         finally:
             torch.set_num_threads(previous)

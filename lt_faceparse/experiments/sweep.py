@@ -73,11 +73,17 @@ def config_fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+# the axis of a job that is trained only, into its config's ``out`` (neither scored nor given a results
+# folder by the sweep: the benchmark's rarity control, which its own stage scores)
+TRAIN_ONLY = "train-only"
+
+
 @dataclass(frozen=True)
 class SweepSetting:
     """One point of a sweep: ``axis`` says which knob varies (``resolution``, ``backbone``,
-    ``remedy``, ``grid`` for several, or ``model`` for a plain comparison of configs); ``remedy``
-    names the long-tail remedy (:mod:`lt_faceparse.engine.remedies`), ``plain`` for none."""
+    ``remedy``, ``grid`` for several, or ``model`` for a plain comparison of configs; :data:`TRAIN_ONLY`
+    for a run trained only); ``remedy`` names the long-tail remedy (:mod:`lt_faceparse.engine.remedies`),
+    ``plain`` for none."""
 
     axis: str
     model: str
@@ -172,7 +178,10 @@ def weights_digest(path: str | Path) -> str:
 
 def run_folder(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path,
                runs_dir: str | Path | None = None) -> Path:
-    """The training run folder of a setting: ``runs_dir/<name>/run-<fingerprint>`` (else under ``out_dir``)."""
+    """The training run folder of a setting: ``runs_dir/<name>/run-<fingerprint>`` (else under ``out_dir``);
+    a :data:`TRAIN_ONLY` job's is its config's ``out``."""
+    if setting.axis == TRAIN_ONLY:
+        return Path(config["out"])
     run_name = f"run-{config_fingerprint(config)}"
     return Path(runs_dir) / setting.name / run_name if runs_dir is not None else Path(out_dir) / setting.name / run_name
 

@@ -191,7 +191,7 @@ def test_plan_settings_remedies_and_schedule(tmp_path):
         select_plan(name="huge")
     from lt_faceparse.longtail.spec import canonical_longtail, default_longtail
 
-    plan = dataclasses.replace(DEFAULT, remedies=("focal", "repeat_factor"), sweep_resolutions=(32,))
+    plan = dataclasses.replace(DEFAULT, models=GPU.models, remedies=("focal", "repeat_factor"), sweep_resolutions=(32,))
     jobs = plan_settings(plan, tmp_path)
     names = [s.name for s, _ in jobs]
     main = f"segface-timm_mobilenetv3_large_100-r{plan.resolution}"
@@ -276,3 +276,22 @@ def test_benchmark_fresh_clone_trains_and_reuse_results_does_not(tmp_path):
     messages = []
     run_benchmark(out, plan=plan, cache_dir=tmp_path / "machine_a", log=messages.append)
     assert sum("trained earlier on this machine" in m for m in messages) == 2
+
+
+def test_results_of_settings_outside_the_plan_are_removed(tmp_path):
+    from lt_faceparse.experiments.benchmark import plan_settings, prune_other_results
+    from lt_faceparse.experiments.plans import QUICK
+
+    jobs = plan_settings(QUICK, tmp_path / "synth")
+    main = "segface-timm_mobilenetv3_large_100-r64"
+    results = tmp_path / "results"
+    for name in (main, f"{main}-crt", f"{main}-flip_tta", f"{main}-logit_adjusted", "fcn-old-r32"):
+        (results / name).mkdir(parents=True)
+        (results / name / "sweep.json").write_text("{}")
+    (results / "speed").mkdir()
+    (results / "notes").mkdir()  # not a setting's results: kept
+    lines = []
+    assert prune_other_results(QUICK, jobs, results, lines.append) == ["fcn-old-r32", f"{main}-logit_adjusted"]
+    assert sorted(p.name for p in results.iterdir()) == sorted([main, f"{main}-crt", f"{main}-flip_tta", "notes",
+                                                               "speed"])
+    assert lines == [f"removed the results of settings outside plan 'quick': fcn-old-r32, {main}-logit_adjusted"]
