@@ -40,6 +40,7 @@ from lt_faceparse.data.synthetic import ensure_synthface
 from lt_faceparse.engine.config import load_config
 from lt_faceparse.engine.remedies import PLAIN, resolve_remedy, with_remedy
 from lt_faceparse.errors import LTFaceParseError
+from lt_faceparse.experiments.parallel import run_calls
 from lt_faceparse.experiments.plans import BenchmarkPlan, recorded_plan, select_plan
 from lt_faceparse.experiments.rarity_stage import run_rarity_stage
 from lt_faceparse.experiments.shared_first_stage import run_with_shared_first_stage
@@ -129,12 +130,15 @@ def score_posthoc(plan: BenchmarkPlan, jobs: list[tuple[Any, dict[str, Any]]], r
         if unknown or not options:
             raise ValueError(f"benchmark plan {plan.name!r}: post-hoc option {label!r} must set logit_adjust and/or "
                              f"tta, got {sorted(options)}")
+    calls, names = [], []
+    for label, options in plan.posthoc:
         folder = results / f"{setting.name}-{label}"
-        extra = {"run": folder.name, "remedy": label}
         for split in ("val", "test"):
-            record = evaluate_run(run_dir, cfg, folder / split, split=split, device=cfg["device"],
-                                  n_resamples=plan.n_resamples, extra=extra, **options)
-            log(f"{folder.name}: {split} mean F1 {100 * record.mean_f1:.2f} ({record.num_images} images)")
+            calls.append(partial(evaluate_run, run_dir, cfg, folder / split, split=split, device=cfg["device"],
+                                 n_resamples=plan.n_resamples, extra={"run": folder.name, "remedy": label}, **options))
+            names.append(f"{folder.name}: {split}")
+    for name, record in zip(names, run_calls(calls, plan.workers)):
+        log(f"{name} mean F1 {100 * record.mean_f1:.2f} ({record.num_images} images)")
 
 
 def default_cache() -> Path:

@@ -14,12 +14,14 @@ own records (``results/<setting>/{val,test}``).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from lt_faceparse.atomic import atomic_write_json
 from lt_faceparse.engine.evaluate import evaluate_checkpoint
 from lt_faceparse.engine.train import train
+from lt_faceparse.experiments.parallel import run_calls
 from lt_faceparse.experiments.plans import BenchmarkPlan
 from lt_faceparse.experiments.sweep import SweepSetting, run_folder
 from lt_faceparse.records import ResultRecord, load_record
@@ -30,14 +32,16 @@ SPLITS = ("val", "test")
 TAU_GRID = (0.25, 0.5, 0.75, 1.0)  # post-hoc τ-norm candidates compared on val
 
 
-def score_tau_norm(weights: str | Path, root: str | Path, split: str, out_dir: str | Path, *,
-                   taus: Sequence[float] = TAU_GRID, n_resamples: int = 0) -> dict[str, ResultRecord]:
-    """The long-tail model's weights scored with post-hoc τ-norm at each τ (label -> record, saved under
-    ``out_dir/tau<τ>``): the τ candidates enter the val choice as remedies, so τ is chosen on val."""
-    return {f"τ-norm(τ={tau:g})": evaluate_checkpoint(weights, "celebamask-hq", root, split,
-                                                       out_dir=Path(out_dir) / f"tau{tau:g}", n_resamples=n_resamples,
-                                                       tau_norm=tau)
+def tau_norm_calls(weights: str | Path, root: str | Path, split: str, out_dir: str | Path, *,
+                   taus: Sequence[float] = TAU_GRID, n_resamples: int = 0) -> dict[str, Callable[[], ResultRecord]]:
+    """The scorings of the long-tail model's weights with post-hoc τ-norm at each τ (label -> call that saves
+    the record under ``out_dir/tau<τ>``): the τ candidates enter the val choice as remedies, so τ is chosen
+    on val."""
+    return {f"τ-norm(τ={tau:g})": partial(evaluate_checkpoint, weights, "celebamask-hq", root, split,
+                                          out_dir=Path(out_dir) / f"tau{tau:g}", n_resamples=n_resamples,
+                                          tau_norm=tau, show_progress=False)
             for tau in taus}
+
 
 
 def _record_folders(plan: BenchmarkPlan, jobs: Sequence[tuple[SweepSetting, dict[str, Any]]], out_dir: Path,
@@ -55,18 +59,22 @@ def _record_folders(plan: BenchmarkPlan, jobs: Sequence[tuple[SweepSetting, dict
 
 
 def _train_and_score(control_config: dict[str, Any], jobs: Sequence[tuple[SweepSetting, dict[str, Any]]],
-                     root: Path, runs_dir: Path, out_dir: Path, log: Callable[[str], None]) -> None:
-    """Train the control (kept when this machine finished the same config) and score it and the τ grid."""
+                     root: Path, runs_dir: Path, out_dir: Path, log: Callable[[str], None], workers: int) -> None:
+    """Train the control (kept when this machine finished the same config) and score it and the τ grid,
+    ``workers`` scorings at a time."""
     folder = out_dir / "rarity"
     main, main_cfg = next((s, c) for s, c in jobs if s.axis == "model")
     weights = run_folder(main, main_cfg, out_dir / "results", runs_dir) / "final.safetensors"
     log(f"rarity control: {control_config['model']['name']} on {Path(control_config['data']['root']).name} "
         f"(accessories at presence 0.5) -> {control_config['out']}")
     control = train(control_config) / "final.safetensors"
+    calls = []
     for split in SPLITS:
-        evaluate_checkpoint(control, "celebamask-hq", root, split, out_dir=folder / "control" / split,
-                            n_resamples=0, provenance={"run": "rarity control", "remedy": "rarity control"})
-        score_tau_norm(weights, root, split, folder / "tau_norm" / split)
+        calls.append(partial(evaluate_checkpoint, control, "celebamask-hq", root, split,
+                             out_dir=folder / "control" / split, n_resamples=0, show_progress=False,
+                             provenance={"run": "rarity control", "remedy": "rarity control"}))
+        calls += tau_norm_calls(weights, root, split, folder / "tau_norm" / split).values()
+    run_calls(calls, workers)
 
 
 def run_rarity_stage(plan: BenchmarkPlan, jobs: Sequence[tuple[SweepSetting, dict[str, Any]]], root: Path,
@@ -76,7 +84,7 @@ def run_rarity_stage(plan: BenchmarkPlan, jobs: Sequence[tuple[SweepSetting, dic
     nothing, the records found under ``out_dir`` are used) and write the report. Returns what was skipped:
     empty when the report was written, else one note naming the first missing record."""
     if control_config is not None:
-        _train_and_score(control_config, jobs, root, runs_dir, out_dir, log)
+        _train_and_score(control_config, jobs, root, runs_dir, out_dir, log, plan.workers)
     folders = {split: _record_folders(plan, jobs, out_dir, split) for split in SPLITS}
     needed = [p for f in folders.values() for p in (f["control"], f["longtail"], *f["remedies"].values())]
     missing = [p for p in needed if not (p / "record.json").is_file()]

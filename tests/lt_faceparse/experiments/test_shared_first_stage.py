@@ -86,3 +86,21 @@ def test_the_benchmark_runs_second_stages_after_their_first(synth_root, tmp_path
     plain_dir = run_folder(*jobs[1], tmp_path / "results", tmp_path / "runs")
     assert [e["event"] for e in events].count("epoch") == 0 < [json.loads(line)["event"] for line in
                                                                (plain_dir / "log.jsonl").read_text().splitlines()].count("epoch")
+
+
+def test_scorings_in_threads_give_the_numbers_they_give_alone(one_torch_thread):
+    from functools import partial
+
+    from lt_faceparse.experiments.parallel import run_calls
+
+    conv = torch.nn.Conv2d(3, 8, 3)
+
+    def score(seed):
+        x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+        with torch.inference_mode():
+            return conv(x)
+
+    calls = [partial(score, seed) for seed in range(6)]
+    alone, threaded = run_calls(calls, 1), run_calls(calls, 2)
+    assert all(torch.equal(a, b) for a, b in zip(alone, threaded))
+    assert not torch.equal(threaded[0], threaded[1])  # in call order, not all the same
