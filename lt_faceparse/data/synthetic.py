@@ -211,8 +211,8 @@ def generate_synthface(
         raise ValueError(f"unknown format {fmt!r}; one of {FORMATS}")
     if num_images < 1 or size < 32:
         raise ValueError(f"need num_images >= 1 and size >= 32, got {num_images}, {size}")
-    if not 0.0 <= min_stroke <= size / 8:
-        raise ValueError(f"min_stroke must be between 0 and size / 8 = {size / 8:g} px, got {min_stroke}")
+    if not 0.0 <= min_stroke <= size / 4:  # a wider stroke is no longer an accessory
+        raise ValueError(f"min_stroke must be between 0 and size / 4 = {size / 4:g} px, got {min_stroke}")
     table = dict(DEFAULT_PRESENCE)
     for k, v in (presence or {}).items():
         if k not in DEFAULT_PRESENCE:

@@ -10,8 +10,8 @@ again (:func:`lt_faceparse.experiments.sweep.finished_row`); an interrupted run 
 checkpoint. ``reuse_results=True`` (``--reuse-results``) trains nothing: it takes the finished rows and
 records under ``out_dir`` as they are, keeps their speed records, and re-renders the report.
 
-Plans: :data:`QUICK` (CI smoke run), :data:`DEFAULT` (the 2-core CPU benchmark, about 13 minutes on
-an idle machine), :data:`GPU` (one CUDA GPU, ``--device cuda``). Independent settings train side by
+Plans: :data:`QUICK` (CI smoke run), :data:`DEFAULT` (the 2-core CPU benchmark with the rarity control,
+700 s measured), :data:`GPU` (one CUDA GPU, ``--device cuda``). Independent settings train side by
 side in ``plan.workers`` processes (:mod:`lt_faceparse.experiments.parallel`); long-tail remedy settings
 (``plan.remedies``) train SegFace with a ``longtail:`` config section at the same budget as plain.
 """

@@ -50,7 +50,8 @@ class Series:
 def method_colors(n: int) -> list:
     import seaborn as sns  # lazy: seaborn (imports matplotlib) only when a figure is drawn
 
-    return list(sns.color_palette("colorblind", max(n, 1)))
+    # the colour-blind palette has 10 colours and repeats them after that: more methods get tab20's 20
+    return list(sns.color_palette("colorblind" if n <= 10 else "tab20", max(n, 1)))
 
 
 def class_colors(taxonomy: Taxonomy, ids: Sequence[int]) -> list[tuple[float, float, float]]:

@@ -123,7 +123,7 @@ def gap_figure(rows: Sequence[GapRow], out_dir: Path, stem: str = "rarity_gap") 
         ax.axhline(100 * RESOLUTION_BOUND_F1, color="0.5", lw=0.8, ls=":")
         ax.set_xticks(range(len(rows)), [r.name + ("*" if r.resolution_bound else "") for r in rows])
         ax.set_ylabel("test F1 (%)")
-        ax.legend(ncol=2, frameon=False)
+        ax.legend(ncol=1, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
     caption = ("Per tail class: F1 of the rarity control (accessories at presence 0.5), of the plain long-tail model "
                "and of each remedy, on the same test images; * = resolution-bound (control F1 below the dotted "
                f"{100 * RESOLUTION_BOUND_F1:.0f}).")

@@ -11,7 +11,9 @@ from lt_faceparse.records import (PROVENANCE_KEYS, SCHEMA_VERSION, Provenance, b
                                   make_provenance, migrate_record_dict, save_record)
 
 REPO = Path(__file__).resolve().parents[3]
-COMMITTED = sorted((REPO / "reports" / "results").glob("*/*/record.json"))
+# every record of the committed benchmark: the settings' (results/) and the rarity stage's (rarity/)
+COMMITTED = sorted([*(REPO / "reports" / "results").glob("*/*/record.json"),
+                    *(REPO / "reports" / "rarity").glob("**/record.json")])
 V1_FIXTURE = Path(__file__).parent / "data" / "record_v1.json"  # a committed val record, ci and side file cut
 
 
@@ -97,7 +99,7 @@ def test_a_version_1_record_migrates_on_load_with_its_content_unchanged(tmp_path
         load_record(newer)
 
 
-@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: f"{p.parent.parent.name}/{p.parent.name}")
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: "/".join(p.parent.relative_to(REPO / "reports").parts))
 def test_every_committed_record_loads_and_saves_back_unchanged(path, tmp_path):
     original = json.loads(path.read_text())
     record = load_record(path)
@@ -108,7 +110,9 @@ def test_every_committed_record_loads_and_saves_back_unchanged(path, tmp_path):
 
 
 def test_the_committed_records_are_all_found():
-    assert len(COMMITTED) == 20
+    # 7 settings (plain SegFace, copy-paste, cRT, LWS, post-hoc LA, flip TTA, BiSeNet) and the control and
+    # 4 τ-norm scorings, each on val and test
+    assert len(COMMITTED) == 2 * 7 + 2 * 5
 
 
 def _two_classes():

@@ -98,3 +98,10 @@ def test_fps_resolution_and_colors(tmp_path):
     colours = class_colors(TAX, [0, 2])
     assert colours[0] == (64 / 255,) * 3  # black background lifted to grey
     assert colours[1] == (204 / 255, 0.0, 0.0)
+
+
+def test_method_colours_stay_distinct_past_ten_methods():
+    from lt_faceparse.reporting.figures import method_colors
+
+    for n in (3, 10, 11, 20):
+        assert len({tuple(round(c, 4) for c in rgb) for rgb in method_colors(n)}) == n
