@@ -36,7 +36,8 @@ def _synth(args: argparse.Namespace) -> int:
         image_scale=args.image_scale, min_stroke=args.min_stroke,
     )
     info = json.loads((out / "presence.json").read_text())
-    print(f"SynthFace-LT ({args.format} layout): {args.num_images} images, label maps {args.size} px, "
+    stroke = f", accessory strokes and studs at least {args.min_stroke:g} px" if args.min_stroke else ""
+    print(f"SynthFace-LT ({args.format} layout): {args.num_images} images, label maps {args.size} px{stroke}, "
           f"seed {args.seed}, splits {list(args.splits)} -> {out}")
     print(f"generated in {seconds:.1f} s wall time; presence table (probability a class is drawn in an image): "
           f"{out / 'presence.json'}")

@@ -229,3 +229,27 @@ def test_generation_speed_budget(tmp_path):
     generate_synthface(tmp_path / "speed", num_images=n, size=256, seed=0, num_workers=0)
     per_image = (time.process_time() - t0) / n
     assert per_image < 0.040, f"{per_image * 1e3:.1f} ms CPU per image"
+
+
+def test_min_stroke_widens_only_the_accessories():
+    """min_stroke 0 draws exactly the default example; 6 px keeps every accessory wider than 4 px (it
+    survives an erosion of radius 2), which at their natural size most do not."""
+    from scipy.ndimage import binary_erosion
+
+    from lt_faceparse.data.synthetic_draw import draw_example
+
+    accessories = {"eye_g": 1.0, "hat": 1.0, "ear_r": 1.0, "neck_l": 1.0}
+    survives = {0.0: [], 6.0: []}
+    for i in range(6):
+        plain = draw_example(0, i, (96, 96), presence=accessories)
+        same = draw_example(0, i, (96, 96), presence=accessories, min_stroke=0.0)
+        assert np.array_equal(plain.image, same.image)
+        wide = draw_example(0, i, (96, 96), presence=accessories, min_stroke=6.0)
+        for part in plain.parts:
+            if part in ("ear_r", "neck_l", "eye_g", "hat"):
+                assert wide.parts[part].sum() >= plain.parts[part].sum()
+            else:  # the face is untouched
+                assert np.array_equal(wide.parts[part], plain.parts[part]), part
+        for stroke, ex in ((0.0, plain), (6.0, wide)):
+            survives[stroke] += [binary_erosion(ex.parts[p], iterations=2).any() for p in ("ear_r", "neck_l")]
+    assert all(survives[6.0]) and not all(survives[0.0])
