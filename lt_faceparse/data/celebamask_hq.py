@@ -24,26 +24,13 @@ from rich.progress import Progress
 from lt_faceparse.data.base import FaceParsingDataset, read_rgb
 from lt_faceparse.data.build import iter_labels
 from lt_faceparse.data.cache import LabelCache
-from lt_faceparse.data.celebamask_layout import (  # noqa: F401  (the layout's names are re-exported here)
-    CELEBA_TRAIN_LAST,
-    CELEBA_VAL_LAST,
+from lt_faceparse.data.celebamask_layout import (
     IMAGE_DIR,
-    IMAGES_PER_MASK_FOLDER,
     MAPPING_FILE,
-    MASK_DIR,
-    MERGE_PRESETS,
-    PARTITION_FILE,
-    PARTS,
-    PUBLISHED_SPLIT_SIZES,
     SPLITS,
-    celeba_split_of,
     check_root,
     mask_files_fingerprint,
-    mask_path,
     merge_part_masks,
-    read_mapping,
-    read_part_mask,
-    read_partition,
     read_parts,
     resolve_merge,
     scan_masks,

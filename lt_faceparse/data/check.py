@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from rich.progress import Progress
 
-from lt_faceparse.data import celebamask_hq as C, folder as Fo, helen as He, lapa as L, transforms as T
+from lt_faceparse.data import celebamask_layout as C, folder as Fo, helen as He, lapa as L, transforms as T
 from lt_faceparse.data.base import IMAGE_SUFFIXES, open_image, read_id_png
 from lt_faceparse.data.registry import _ALIASES
 from lt_faceparse.data.lapa import read_landmarks_106

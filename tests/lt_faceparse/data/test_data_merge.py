@@ -7,7 +7,7 @@ import pytest
 from conftest import HAND_MASKS, _mask, make_celeba_tree
 
 from lt_faceparse.data import build_dataset
-from lt_faceparse.data.celebamask_hq import (
+from lt_faceparse.data.celebamask_layout import (
     MERGE_PRESETS,
     celeba_split_of,
     mask_path,

@@ -10,7 +10,7 @@ import pytest
 from conftest import SYNTH_N, SYNTH_SEED
 
 from lt_faceparse.data import build_dataset
-from lt_faceparse.data.celebamask_hq import MERGE_PRESETS, merge_part_masks, read_mapping, split_indices
+from lt_faceparse.data.celebamask_layout import MERGE_PRESETS, merge_part_masks, read_mapping, split_indices
 from lt_faceparse.data.synthetic import (
     COMPLETE_MARKER,
     DEFAULT_PRESENCE,
@@ -51,7 +51,7 @@ def test_celebamask_mapping_and_partition_consistent(synth_sets, tmp_path):
     assert len(set(numbers.values())) == SYNTH_N
     lines = (root / "list_eval_partition.txt").read_text().split("\n")
     assert len([ln for ln in lines if ln]) == SYNTH_N
-    from lt_faceparse.data.celebamask_hq import celeba_split_of
+    from lt_faceparse.data.celebamask_layout import celeba_split_of
 
     by_rule = {s: sorted(i for i, n in numbers.items() if celeba_split_of(n) == s) for s in splits}
     assert by_rule == splits

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lt_faceparse.data.celebamask_hq import MERGE_PRESETS
+from lt_faceparse.data.celebamask_layout import MERGE_PRESETS
 from lt_faceparse.data.sample import Sample
 from lt_faceparse.engine.sampling import EpochSeededDataset
 from lt_faceparse.longtail.copy_paste import CopyPasteDataset, occlusion_table, paste_class, shift_2d
