@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_posthoc_arguments(p: argparse.ArgumentParser) -> None:
-    """``--tau-norm TAU``, ``--logit-adjust TAU``, ``--tta flip``, ``--priors CSV`` (eval and parse)."""
+    """``--tau-norm TAU``, ``--logit-adjust TAU``, ``--tta flip``, ``--priors CSV``, ``--target-priors CSV``
+    (eval and parse)."""
     add_tau_norm_argument(p)
     p.add_argument("--logit-adjust", type=float, metavar="TAU", default=None,
                    help="post-hoc logit adjustment: predict argmax(z - TAU * log prior), pixel priors of the "
@@ -65,6 +66,9 @@ def add_posthoc_arguments(p: argparse.ArgumentParser) -> None:
                    help="flip: average the logits of the image and its mirror (left/right classes swapped)")
     p.add_argument("--priors", default=None, metavar="CSV",
                    help="class_frequencies.csv (lt-faceparse freq) whose pixel counts give the priors")
+    p.add_argument("--target-priors", default=None, metavar="CSV",
+                   help="with --logit-adjust: class_frequencies.csv of the images to be scored; subtract "
+                        "TAU * (log prior - log target prior) instead (label-shift correction; TAU 1 = Bayes)")
 
 
 def _unit_interval(text: str) -> float:
@@ -118,7 +122,7 @@ def _eval(args: argparse.Namespace) -> int:
                                  merge=args.merge, resolution=args.resolution, batch_size=args.batch_size,
                                  device=args.device, num_workers=args.num_workers, n_resamples=args.bootstrap,
                                  seed=args.bootstrap_seed, logit_adjust=args.logit_adjust, tta=args.tta,
-                                 priors=args.priors, tau_norm=args.tau_norm,
+                                 priors=args.priors, tau_norm=args.tau_norm, target_priors=args.target_priors,
                                  provenance={"zoo_model": args.model} if args.model else None)
     if _is_rank0():
         prov = record.provenance
@@ -127,8 +131,9 @@ def _eval(args: argparse.Namespace) -> int:
                    f" [95% CI {100 * ci['mean_f1']['lower']:.2f}, {100 * ci['mean_f1']['upper']:.2f}: percentile "
                    f"bootstrap over images, {ci['n_resamples']} resamples, seed {ci['seed']}]")
         posthoc = posthoc_label(prov.posthoc)
-        priors = (prov.posthoc or {}).get("priors")
-        posthoc = f", {posthoc}" + (f" (priors: {priors})" if priors else "") if posthoc else ""
+        priors, target = ((prov.posthoc or {}).get(key) for key in ("priors", "target_priors"))
+        sources = (f"priors: {priors}" if priors else "") + (f"; target priors: {target}" if target else "")
+        posthoc = f", {posthoc}" + (f" ({sources})" if sources else "") if posthoc else ""
         print(f"{args.dataset} {args.split} ({record.num_images} images, merge {record_merge_text(record)}, resolution "
               f"{prov.resolution}, protocol {args.protocol}{posthoc}, one confusion matrix over the split): "
               f"mean F1 {100 * record.mean_f1:.2f}{ci_text} (foreground classes), mean IoU "

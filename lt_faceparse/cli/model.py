@@ -64,14 +64,16 @@ def _parse(args: argparse.Namespace) -> int:
     written = parse_images(weights_of(args, parsing=True), args.inputs, args.out, probs=args.probs,
                            landmarks_file=args.landmarks, device=args.device, batch_size=args.batch_size,
                            logit_adjust=args.logit_adjust, tta=args.tta, priors=args.priors, compile=args.compile,
-                           tau_norm=args.tau_norm, strict=args.strict)
+                           tau_norm=args.tau_norm, strict=args.strict, target_priors=args.target_priors)
     posthoc = []
     if args.tta:
         posthoc.append("flip TTA (logits of the mirror image, left/right swapped, averaged)")
     if args.tau_norm:
         posthoc.append(f"tau-normalised class vectors w_c / ||w_c||^{args.tau_norm:g} (bias kept)")
     if args.logit_adjust is not None:
-        posthoc.append(f"post-hoc logit adjustment tau={args.logit_adjust:g} (pixel priors of the training split)")
+        towards = f" towards the target priors {args.target_priors}" if args.target_priors else ""
+        posthoc.append(f"post-hoc logit adjustment tau={args.logit_adjust:g} (pixel priors of the training "
+                       f"split{towards})")
     print(f"parsed {len(written)} image(s) into {args.out} (labels: class ids of the checkpoint's taxonomy, "
           f"at each image's original size; logits resized bilinearly before the argmax"
           f"{'; ' + '; '.join(posthoc) if posthoc else ''})")

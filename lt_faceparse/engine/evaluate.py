@@ -32,6 +32,7 @@ from lt_faceparse.records import build_record, save_record
 from lt_faceparse.weights import load_model, taxonomy_of
 
 if TYPE_CHECKING:
+    from lt_faceparse.longtail.priors import ClassPriors
     from lt_faceparse.records import ResultRecord
 
 
@@ -103,7 +104,8 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
                         batch_size: int = 8, device: str = "auto", num_workers: int = 0,
                         provenance: dict[str, Any] | None = None, n_resamples: int = 1000,
                         seed: int = 0, logit_adjust: float | None = None, tta: str | None = None,
-                        priors: str | Path | None = None, tau_norm: float | None = None,
+                        priors: str | Path | ClassPriors | None = None, tau_norm: float | None = None,
+                        target_priors: str | Path | ClassPriors | None = None,
                         train_split: str = "train",
                         show_progress: bool = True) -> ResultRecord:
     """Load a weight file (``final.safetensors`` of a run, or any file of :mod:`lt_faceparse.weights`),
@@ -119,7 +121,8 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
 
     Post-hoc options (:mod:`lt_faceparse.longtail.posthoc`): ``logit_adjust`` = τ subtracts τ log π
     from the logits, with the priors from ``priors`` (a ``class_frequencies.csv``), else from the
-    weight file's metadata, else from the ``train_split`` under ``root``; ``tta="flip"`` averages
+    weight file's metadata, else from the ``train_split`` under ``root``; with ``target_priors`` it
+    subtracts τ (log π − log π') instead, a label-shift correction; ``tta="flip"`` averages
     the logits of the image and its mirror (left/right classes swapped); ``tau_norm`` = τ rescales the
     classifier's class vectors w_c to w_c / ||w_c||^τ (bias kept). The record states them in
     ``provenance.posthoc`` and the training remedies in ``provenance.longtail``.
@@ -144,6 +147,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset_name: str, root: str | P
 
         model, posthoc = apply_posthoc(
             model, taxonomy, logit_adjust=logit_adjust, tta=tta, priors_file=priors, metadata=meta, tau_norm=tau_norm,
+            target_priors=target_priors,
             train_split=lambda: build_dataset(dataset_name, root, train_split, resolution=None, merge=merge,
                                               taxonomy=taxonomy if folder else None))
         kwargs = meta["model_kwargs"]

@@ -9,7 +9,11 @@ serial path does, with the thread count set before anything else, so a setting's
 depend on where it ran (tested: the same SHA-256 serially and in a worker).
 
 Jobs are handed out in the order given, so put the longest first (longest-processing-time
-scheduling keeps the last worker from finishing alone). Workers never draw progress bars; the parent
+scheduling keeps the last worker from finishing alone). A job may have *followers*: settings that
+need its finished run (a second stage started from its checkpoint) and run right after it, in the
+same worker, each prepared by ``prepare(follower_run_dir, leader_run_dir)`` (not None: the leader's
+last checkpoint was copied, which is logged); the other worker meanwhile
+goes on with the next job instead of waiting for every job to finish. Workers never draw progress bars; the parent
 shows one bar per setting and logs each finished epoch, both read from the epoch lines of each run's
 ``log.jsonl``, and prints each worker's log lines when its setting is done.
 """
@@ -29,6 +33,8 @@ from lt_faceparse.engine.train import train
 from lt_faceparse.experiments.sweep import TRAIN_ONLY, SweepSetting, plan_sweep, run_folder, run_setting
 
 R = TypeVar("R")
+Job = tuple[SweepSetting, dict[str, Any]]
+Prepare = Callable[[Path, Path], Any]
 
 
 class _NotATerminal:
@@ -60,11 +66,25 @@ def _run_one(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path,
     return run_setting(setting, config, out_dir, log=log, **kwargs)
 
 
-def _work(setting: SweepSetting, config: dict[str, Any], out_dir: str, kwargs: dict[str, Any]
-          ) -> tuple[dict[str, Any], list[str]]:
+def _run_chain(setting: SweepSetting, config: dict[str, Any], out_dir: str | Path, log: Callable[[str], None] | None,
+               kwargs: dict[str, Any], followers: Sequence[Job] = (), prepare: Prepare | None = None
+               ) -> list[dict[str, Any]]:
+    """The job's row, then each follower's (prepared from the job's run folder, then run)."""
+    rows = [_run_one(setting, config, out_dir, log, kwargs)]
+    leader_dir = run_folder(setting, config, out_dir, kwargs.get("runs_dir"))
+    for follower, follower_cfg in followers:
+        run_dir = run_folder(follower, follower_cfg, out_dir, kwargs.get("runs_dir"))
+        if prepare is not None and prepare(run_dir, leader_dir) is not None and log is not None:
+            log(f"{follower.name}: first stage shared with {setting.name} (its last checkpoint copied)")
+        rows.append(_run_one(follower, follower_cfg, out_dir, log, kwargs))
+    return rows
+
+
+def _work(setting: SweepSetting, config: dict[str, Any], out_dir: str, kwargs: dict[str, Any],
+          followers: Sequence[Job] = (), prepare: Prepare | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     lines: list[str] = []
-    row = _run_one(setting, config, out_dir, lines.append, kwargs)
-    return row, lines
+    rows = _run_chain(setting, config, out_dir, lines.append, kwargs, followers, prepare)
+    return rows, lines
 
 
 def _epochs_done(run_dir: Path) -> int:
@@ -76,12 +96,34 @@ def _epochs_done(run_dir: Path) -> int:
         return 0
 
 
-def run_settings(jobs: Sequence[tuple[SweepSetting, dict[str, Any]]], out_dir: str | Path, *, workers: int = 1,
+def _run_serially(jobs: Sequence[Job], out_dir: Path, threads: int | None, log: Callable[[str], None] | None,
+                  kwargs: dict[str, Any], chains: dict[str, Sequence[Job]], prepare: Prepare | None
+                  ) -> list[dict[str, Any]]:
+    """The jobs (each followed by its followers) one after the other in this process."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    rows = []
+    try:
+        with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
+            task = progress.add_task("settings", total=len(jobs))
+            for setting, config in jobs:
+                progress.update(task, description=f"{setting.name}")
+                rows += _run_chain(setting, config, out_dir, log, kwargs, chains.get(setting.name, ()), prepare)
+                progress.advance(task)
+    finally:
+        torch.set_num_threads(previous)
+    return rows
+
+
+def run_settings(jobs: Sequence[Job], out_dir: str | Path, *, workers: int = 1,
                  threads: int | None = 1, runs_dir: str | Path | None = None,
                  log: Callable[[str], None] | None = None, poll_s: float = 2.0,
+                 followers: dict[str, Sequence[Job]] | None = None, prepare: Prepare | None = None,
                  **setting_kwargs: Any) -> list[dict[str, Any]]:
     """Run :func:`run_setting` for every (setting, config) of ``jobs`` (a :data:`TRAIN_ONLY` job: its
-    training only); return the rows in job order.
+    training only), each job's ``followers`` (by setting name) right after it in the same worker
+    (see the module docstring); return the rows in job order, each job's followers after it.
 
     ``workers`` <= 1 runs them one after the other in this process, more starts that many worker
     processes; either way each setting trains with ``threads`` torch threads (None: leave torch's
@@ -92,31 +134,20 @@ def run_settings(jobs: Sequence[tuple[SweepSetting, dict[str, Any]]], out_dir: s
     """
     out_dir = Path(out_dir)
     kwargs = dict(setting_kwargs, runs_dir=None if runs_dir is None else str(runs_dir))
+    chains = dict(followers or {})
     if workers <= 1 or len(jobs) <= 1:
-        previous = torch.get_num_threads()
-        if threads is not None:
-            torch.set_num_threads(threads)
-        rows = []
-        try:
-            with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-                task = progress.add_task("settings", total=len(jobs))
-                for setting, config in jobs:
-                    progress.update(task, description=f"{setting.name}")
-                    rows.append(_run_one(setting, config, out_dir, log, kwargs))
-                    progress.advance(task)
-        finally:
-            torch.set_num_threads(previous)
-        return rows
+        return _run_serially(jobs, out_dir, threads, log, kwargs, chains, prepare)
 
     context = mp.get_context("spawn")  # a spawned child gets the parent's sys.path and environment
-    rows: list[dict[str, Any] | None] = [None] * len(jobs)
+    rows: list[list[dict[str, Any]] | None] = [None] * len(jobs)
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
                              initializer=_init_worker, initargs=(threads,)) as pool, \
             Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
         futures: dict[Future, int] = {}
         tasks, totals = [], []
         for i, (setting, config) in enumerate(jobs):
-            futures[pool.submit(_work, setting, config, str(out_dir), kwargs)] = i
+            futures[pool.submit(_work, setting, config, str(out_dir), kwargs, chains.get(setting.name, ()),
+                                prepare)] = i
             totals.append(max(int(config["optim"]["epochs"]), 1))
             tasks.append(progress.add_task(setting.name, total=totals[i]))
         pending = set(futures)
@@ -151,7 +182,7 @@ def run_settings(jobs: Sequence[tuple[SweepSetting, dict[str, Any]]], out_dir: s
         if failure is not None:
             pool.shutdown(wait=True, cancel_futures=True)
             raise failure
-    return [r for r in rows if r is not None]
+    return [row for chain in rows if chain is not None for row in chain]
 
 
 def run_calls(calls: Sequence[Callable[[], R]], workers: int) -> list[R]:

@@ -19,11 +19,7 @@ from lt_faceparse.atomic import atomic_path
 from lt_faceparse.engine.checkpoint import CHECKPOINT_DIR, latest_checkpoint, list_checkpoints
 from lt_faceparse.engine.run_state import FINAL_WEIGHTS, changed_keys
 from lt_faceparse.errors import LTFaceParseError
-from lt_faceparse.experiments.parallel import run_settings
-from lt_faceparse.experiments.sweep import SweepSetting, run_folder
-
-Job = tuple[SweepSetting, dict[str, Any]]
-
+from lt_faceparse.experiments.parallel import Job, run_settings
 
 def shares_first_stage(config: dict[str, Any], first_stage: dict[str, Any]) -> bool:
     """Whether ``config`` is ``first_stage`` plus a second stage (and settings a resume may change)."""
@@ -50,17 +46,13 @@ def start_from_first_stage(run_dir: str | Path, first_stage_dir: str | Path) -> 
 
 def run_with_shared_first_stage(jobs: Sequence[Job], out_dir: str | Path, *, runs_dir: str | Path | None,
                                 log: Callable[[str], None], **run_kwargs: Any) -> list[dict[str, Any]]:
-    """:func:`~lt_faceparse.experiments.parallel.run_settings` of ``jobs`` (rows in job order), the
-    settings that share the first stage of the first ``model`` setting run after it from its checkpoint."""
+    """:func:`~lt_faceparse.experiments.parallel.run_settings` of ``jobs`` (rows in job order): the settings
+    that share the first stage of the first ``model`` setting follow it in its worker, each started from
+    its last checkpoint, while the other workers go on with the remaining jobs."""
     main, main_cfg = next(job for job in jobs if job[0].axis == "model")
     second = [job for job in jobs if job[0].model == main.model and shares_first_stage(job[1], main_cfg)]
     first = [job for job in jobs if job not in second]
-    rows = run_settings(first, out_dir, runs_dir=runs_dir, log=log, **run_kwargs)
-    if second:
-        first_dir = run_folder(main, main_cfg, out_dir, runs_dir)
-        for setting, cfg in second:
-            if start_from_first_stage(run_folder(setting, cfg, out_dir, runs_dir), first_dir) is not None:
-                log(f"{setting.name}: first stage shared with {main.name} (its last checkpoint copied)")
-        rows += run_settings(second, out_dir, runs_dir=runs_dir, log=log, **run_kwargs)
+    rows = run_settings(first, out_dir, runs_dir=runs_dir, log=log, followers={main.name: second},
+                        prepare=start_from_first_stage, **run_kwargs)
     by_name = {row["name"]: row for row in rows}
     return [by_name[setting.name] for setting, _ in jobs]

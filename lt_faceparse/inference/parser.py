@@ -57,7 +57,8 @@ class FaceParser:
     Post-hoc options (:mod:`lt_faceparse.longtail.posthoc`): ``logit_adjust`` = τ subtracts τ log π
     from the logits (π: pixel priors from ``priors``, a ``class_frequencies.csv`` or
     :class:`~lt_faceparse.longtail.priors.ClassPriors`, else from ``metadata["longtail"]["priors"]``
-    of a weight file trained with them); ``tta="flip"`` averages the logits of each image and of its
+    of a weight file trained with them; with ``target_priors`` τ (log π − log π') instead, a
+    label-shift correction towards the priors π' of the images to parse); ``tta="flip"`` averages the logits of each image and of its
     mirror with the left/right classes swapped; ``tau_norm`` = τ rescales each class vector of the
     classifier w_c to w_c / ||w_c||^τ (bias kept; SegFace: per image), and the LWS scales of a weight
     file's ``metadata`` are re-applied. ``self.posthoc`` states what was applied.
@@ -71,10 +72,12 @@ class FaceParser:
     def __init__(self, model: nn.Module, taxonomy: str | Taxonomy, resolution: int, *,
                  device: str | torch.device = "cpu", batch_size: int = 4, warp: str | None = None,
                  logit_adjust: float | None = None, tta: str | None = None, priors=None,
-                 metadata: dict | None = None, compile: bool | str = False, tau_norm: float | None = None):
+                 metadata: dict | None = None, compile: bool | str = False, tau_norm: float | None = None,
+                 target_priors=None):
         self.taxonomy = get_taxonomy(taxonomy)
         model, self.posthoc = apply_posthoc(model, self.taxonomy, logit_adjust=logit_adjust, tta=tta,
-                                            priors_file=priors, metadata=metadata, tau_norm=tau_norm)
+                                            priors_file=priors, metadata=metadata, tau_norm=tau_norm,
+                                            target_priors=target_priors)
         # channels-last memory: convolutions run in NHWC and SegFace's face tokens need no transpose
         self.model = model.to(device, memory_format=torch.channels_last).eval()
         self.resolution = int(resolution)
@@ -89,14 +92,15 @@ class FaceParser:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str | torch.device = "cpu", batch_size: int = 4,
                         logit_adjust: float | None = None, tta: str | None = None, priors=None,
-                        compile: bool | str = False, tau_norm: float | None = None) -> "FaceParser":
+                        compile: bool | str = False, tau_norm: float | None = None,
+                        target_priors=None) -> "FaceParser":
         """A parser for one of our weight files (taxonomy, resolution and warp from its metadata; no
         dataset needed: the file holds the whole taxonomy; post-hoc options and ``compile`` as in the
         class docstring)."""
         model, meta = load_model(path, map_location=device)
         return cls(model, taxonomy_of(meta, path), meta["resolution"], device=device, batch_size=batch_size,
                    warp=meta.get("warp"), logit_adjust=logit_adjust, tta=tta, priors=priors, metadata=meta,
-                   compile=compile, tau_norm=tau_norm)
+                   compile=compile, tau_norm=tau_norm, target_priors=target_priors)
 
     @classmethod
     def from_pretrained(cls, name: str, **kwargs) -> "FaceParser":
@@ -190,11 +194,13 @@ def parse_images(checkpoint: str | Path, inputs: Iterable[str | Path], out_dir: 
                  probs: bool = False, landmarks_file: str | Path | None = None,
                  device: str = "cpu", batch_size: int = 4, logit_adjust: float | None = None,
                  tta: str | None = None, priors: str | Path | None = None, compile: bool | str = False,
-                 tau_norm: float | None = None, strict: bool = False) -> list[Path]:
+                 tau_norm: float | None = None, strict: bool = False,
+                 target_priors: str | Path | None = None) -> list[Path]:
     """Parse image files/folders with the model stored at ``checkpoint``; see :meth:`FaceParser.parse_files`
     (``strict``: stop at the first bad image; post-hoc options and ``compile``: :class:`FaceParser`)."""
     parser = FaceParser.from_checkpoint(checkpoint, device=device, batch_size=batch_size, logit_adjust=logit_adjust,
-                                        tta=tta, priors=priors, compile=compile, tau_norm=tau_norm)
+                                        tta=tta, priors=priors, compile=compile, tau_norm=tau_norm,
+                                        target_priors=target_priors)
     return parser.parse_files(inputs, out_dir, probs=probs, landmarks_file=landmarks_file, strict=strict)
 
 

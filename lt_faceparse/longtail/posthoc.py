@@ -7,7 +7,10 @@
   here whenever the metadata is given, before τ-normalisation.
 
 - **Logit adjustment** (Menon et al., ICLR 2021, post-hoc variant): predict argmax_c (z_c − τ log π_c)
-  with an ordinarily trained model; π = the pixel prior of the training split.
+  with an ordinarily trained model; π = the pixel prior of the training split. With target priors π'
+  (the pixel priors of the images the model will see): argmax_c (z_c − τ (log π_c − log π'_c)), at
+  τ = 1 Bayes' rule for a known label shift from π to π' (Saerens et al., Neural Computation 2002);
+  no target = a uniform π', Menon et al.'s balanced form.
 - **Flip TTA**: average the logits of the image and of its mirror image, the latter mirrored back
   and with its left/right class channels swapped (``taxonomy.flip_pairs``).
 
@@ -21,7 +24,8 @@ used them (``metadata["longtail"]["priors"]``); the training split of the evalua
 counted (and cached) by :func:`lt_faceparse.longtail.priors.split_statistics`.
 
 Records state the options under ``provenance.posthoc`` (``{"tau_norm": τ or None,
-"logit_adjust": τ or None, "tta": "flip" or None, "priors": source or None}``); since they change what a row's predictions
+"logit_adjust": τ or None, "tta": "flip" or None, "priors": source or None, "target_priors":
+source or None (uniform)}``); since they change what a row's predictions
 are, the leaderboard groups rows by them (labels: :func:`lt_faceparse.records.posthoc_label`).
 """
 
@@ -56,7 +60,8 @@ def flip_logits_back(logits: torch.Tensor, permutation: torch.Tensor) -> torch.T
 class PosthocModel(nn.Module):
     """``model`` with flip TTA and/or logit adjustment applied to its logits (see module docstring).
 
-    ``log_prior``: K values log π_c, needed when ``logit_adjust`` (τ) is given.
+    ``log_prior``: K values log π_c (log π_c − log π'_c towards target priors), needed when
+    ``logit_adjust`` (τ) is given.
     """
 
     def __init__(self, model: nn.Module, taxonomy: Taxonomy | str, *, logit_adjust: float | None = None,
@@ -93,11 +98,14 @@ class PosthocModel(nn.Module):
 
 
 def posthoc_info(logit_adjust: float | None, tta: str | None, priors: ClassPriors | None,
-                 tau_norm: float | None = None) -> dict[str, Any]:
-    """The ``posthoc`` provenance entry."""
-    return {"tau_norm": tau_norm, "logit_adjust": logit_adjust, "tta": tta,
+                 tau_norm: float | None = None, target: ClassPriors | None = None) -> dict[str, Any]:
+    """The ``posthoc`` provenance entry (``target_priors`` only when logit adjustment has a target)."""
+    info = {"tau_norm": tau_norm, "logit_adjust": logit_adjust, "tta": tta,
             "priors": None if logit_adjust is None or priors is None else priors.source,
             "prior_unit": None if logit_adjust is None else "pixels"}
+    if logit_adjust is not None and target is not None:
+        info["target_priors"] = target.source
+    return info
 
 
 def posthoc_priors(taxonomy: Taxonomy, *, priors_file: str | Path | ClassPriors | None = None,
@@ -139,22 +147,30 @@ def attach_class_scaling(model: nn.Module, num_classes: int, *, tau_norm: float 
 def apply_posthoc(model: nn.Module, taxonomy: Taxonomy | str, *, logit_adjust: float | None = None,
                   tta: str | None = None, priors_file: str | Path | ClassPriors | None = None,
                   metadata: dict[str, Any] | None = None, train_split: Any = None,
-                  tau_norm: float | None = None) -> tuple[nn.Module, dict[str, Any]]:
+                  tau_norm: float | None = None,
+                  target_priors: str | Path | ClassPriors | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """``(model wrapped for the asked post-hoc options, or unchanged; the provenance entry)``.
 
-    Priors are looked up (:func:`posthoc_priors`) only when ``logit_adjust`` is given. The LWS
-    scales of ``metadata`` and ``tau_norm`` are hooked onto ``model`` itself (see module docstring).
+    Priors are looked up (:func:`posthoc_priors`) only when ``logit_adjust`` is given;
+    ``target_priors`` (a ``class_frequencies.csv`` or :class:`ClassPriors`) makes the adjustment a
+    label-shift correction towards them. The LWS scales of ``metadata`` and ``tau_norm`` are hooked
+    onto ``model`` itself (see module docstring).
     """
     taxonomy = get_taxonomy(taxonomy)
+    if target_priors is not None and logit_adjust is None:
+        raise ValueError("target priors apply to logit adjustment: give its tau too (--logit-adjust TAU)")
     attach_class_scaling(model, taxonomy.num_classes, tau_norm=tau_norm, metadata=metadata)
-    priors = None
+    priors = target = log_prior = None
     if logit_adjust is not None:
         priors = posthoc_priors(taxonomy, priors_file=priors_file, metadata=metadata, train_split=train_split)
-    info = posthoc_info(logit_adjust, tta, priors, tau_norm)
+        log_prior = priors.log_pixel_prior()
+        if target_priors is not None:
+            target = posthoc_priors(taxonomy, priors_file=target_priors)
+            log_prior = log_prior - target.log_pixel_prior()
+    info = posthoc_info(logit_adjust, tta, priors, tau_norm, target)
     if logit_adjust is None and tta is None:
         return model, info
-    wrapped = PosthocModel(model, taxonomy, logit_adjust=logit_adjust,
-                           log_prior=None if priors is None else priors.log_pixel_prior(), tta=tta)
+    wrapped = PosthocModel(model, taxonomy, logit_adjust=logit_adjust, log_prior=log_prior, tta=tta)
     param = next(model.parameters(), None)
     if param is not None:
         wrapped.to(param.device)

@@ -62,6 +62,12 @@ class GapRow:
                 "closed": {k: v.to_dict() for k, v in self.closed.items()}, "remedy_f1": dict(self.remedy_f1)}
 
 
+def tail_f1(record: Any, tail_ids: Sequence[int]) -> np.ndarray:
+    """F1 of each class of ``tail_ids`` in a record (or per-image stats), over all its images (NaN: undefined)."""
+    stats = _aligned_stats(record, record)[0]
+    return _point_f1(stats)[list(tail_ids)]
+
+
 def _share(remedy: np.ndarray, longtail: np.ndarray, control: np.ndarray) -> np.ndarray:
     gap = control - longtail
     return np.divide(remedy - longtail, gap, out=np.full(np.shape(gap), np.nan), where=gap > 0)

@@ -45,7 +45,8 @@ def posthoc_label(posthoc: dict[str, Any] | None) -> str:
     if posthoc.get("tau_norm"):
         parts.append(f"τ-norm(τ={posthoc['tau_norm']:g})")
     if posthoc.get("logit_adjust") is not None:
-        parts.append(f"post-hoc LA(τ={posthoc['logit_adjust']:g})")
+        towards = ", to target priors" if posthoc.get("target_priors") else ""
+        parts.append(f"post-hoc LA(τ={posthoc['logit_adjust']:g}{towards})")
     if posthoc.get("tta"):
         parts.append(f"{posthoc['tta']} TTA")
     return " + ".join(parts)

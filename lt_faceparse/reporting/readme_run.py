@@ -29,7 +29,9 @@ def what_was_run(info: dict[str, Any]) -> list[str]:
            f"{plan.get('resolution')} px training resolution" if plan.get("accessory_stroke") else "") + ".",
         f"- Training ({plan.get('device', 'cpu')}, {plan.get('precision', 'fp32')}): {plan.get('epochs')} epochs, "
         f"batch {plan.get('batch')}, AdamW lr {plan.get('lr')}, MultiStepLR (x0.1) at epochs "
-        f"{list(plan.get('milestones', []))}, input {plan.get('resolution')} px, no pretraining, BatchNorm statistics "
+        f"{list(plan.get('milestones', []))}, input {plan.get('resolution')} px"
+        + (", random horizontal flips (left/right classes swapped)" if plan.get("flip") else "")
+        + f", no pretraining, BatchNorm statistics "
         f"re-estimated on {plan.get('precise_bn_batches', 0)} training batches after the last epoch, last-epoch "
         f"checkpoint; {plan.get('workers', 1)} setting(s) trained side by side. Every model and remedy has this same "
         "schedule.",

@@ -212,6 +212,14 @@ def test_plan_settings_remedies_and_schedule(tmp_path):
     # every setting has the same schedule (the remedy comparison is at the same budget)
     for cfg in by_name.values():
         assert (cfg["optim"]["epochs"], cfg["optim"]["lr"], cfg["batch"]["global"]) == (plan.epochs, plan.lr, plan.batch)
+    # every setting flips when the plan does, and the data's flip follows the plan
+    assert all(cfg["data"]["flip"] is plan.flip for cfg in by_name.values())
+    # the CPU plan's narrower SegFace is cheaper than BiSeNet: the main model's setting still comes first (the
+    # rarity control, its stage and the shared first stage read it there), then the longest
+    cpu = [(s.name, s.axis) for s, _ in plan_settings(DEFAULT, tmp_path)]
+    assert cpu[0] == (f"{main}", "model") and cpu[1] == (f"bisenet-default-r{plan.resolution}", "model")
+    assert [n for n, _ in cpu[2:]] == [f"{main}-{r}" for r in DEFAULT.remedies]
+    assert plan_settings(DEFAULT, tmp_path)[0][1]["model"]["kwargs"]["dim"] == 128
     with pytest.raises(ValueError, match="not a remedy"):
         plan_settings(dataclasses.replace(plan, remedies=("plain",)), tmp_path)
     with pytest.raises(FileNotFoundError, match="no such remedy"):

@@ -70,13 +70,18 @@ def test_only_a_second_stage_shares_the_first_stage(tmp_path):
         start_from_first_stage(tmp_path / "d", tmp_path / "a")
 
 
-def test_the_benchmark_runs_second_stages_after_their_first(synth_root, tmp_path, one_torch_thread):
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_the_benchmark_runs_second_stages_after_their_first(synth_root, tmp_path, one_torch_thread, workers):
     plain = _config(synth_root, tmp_path / "unused")
     jobs = [(SweepSetting("remedy", "tiny", None, 32, remedy="crt"), _config(synth_root, tmp_path / "unused", STAGE)),
             (SweepSetting("model", "tiny", None, 32), plain)]
+    if workers > 1:  # another job beside the plain run: it starts while the plain run and its follower train
+        other = _config(synth_root, tmp_path / "unused")
+        other["optim"]["lr"] = plain["optim"]["lr"] / 2
+        jobs.append((SweepSetting("model", "tiny", "other", 32), other))
     lines = []
     rows = run_with_shared_first_stage(jobs, tmp_path / "results", runs_dir=tmp_path / "runs", log=lines.append,
-                                       workers=1, speed_runs=0, n_resamples=0)
+                                       workers=workers, speed_runs=0, n_resamples=0)
     assert [r["name"] for r in rows] == [s.name for s, _ in jobs]
     assert any("first stage shared with tiny-default-r32" in line for line in lines)
     crt = run_folder(*jobs[0], tmp_path / "results", tmp_path / "runs")

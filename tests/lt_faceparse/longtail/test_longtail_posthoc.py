@@ -13,7 +13,8 @@ from lt_faceparse.cli import main as cli_main
 from lt_faceparse.engine.config import load_config
 from lt_faceparse.engine.evaluate import evaluate_checkpoint
 from lt_faceparse.engine.train import train
-from lt_faceparse.longtail.posthoc import PosthocModel, flip_logits_back, flip_permutation
+from lt_faceparse.longtail.posthoc import PosthocModel, apply_posthoc, flip_logits_back, flip_permutation
+from lt_faceparse.longtail.priors import ClassPriors
 from lt_faceparse.records import load_record
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -57,6 +58,36 @@ def test_logit_adjustment_subtracts_tau_log_prior():
     assert PosthocModel(_Fixed(z), lapa, logit_adjust=0.5, log_prior=np.log(prior))(x).argmax(1).tolist() == [[[0, 0]]]
     with pytest.raises(ValueError, match="log priors"):
         PosthocModel(_Fixed(z), lapa, logit_adjust=1.0, log_prior=np.zeros(3))
+
+
+def _priors(pixels, source):
+    lapa = get_taxonomy("lapa")
+    counts = np.asarray(pixels, dtype=np.int64)
+    return ClassPriors(tuple(lapa.names), counts, np.ones(len(counts), dtype=np.int64), 1, source)
+
+
+def test_logit_adjustment_towards_target_priors_corrects_a_label_shift():
+    lapa = get_taxonomy("lapa")
+    z = torch.randn(11, 3, 4, generator=torch.Generator().manual_seed(0))
+    x = torch.zeros(2, 3, 3, 4)
+    source = _priors([500, 100, 50, 50, 50, 50, 50, 50, 50, 50, 0], "control")  # last class never seen: count 1
+    target = _priors([700, 100, 50, 40, 40, 30, 10, 10, 10, 5, 5], "long-tail")
+    for tau in (1.0, 0.5):
+        model, info = apply_posthoc(_Fixed(z), lapa, logit_adjust=tau, priors_file=source, target_priors=target)
+        shift = torch.tensor(source.log_pixel_prior() - target.log_pixel_prior(), dtype=torch.float32)
+        assert torch.allclose(model(x), _Fixed(z)(x) - tau * shift.view(1, -1, 1, 1))
+        assert info["priors"] == "control" and info["target_priors"] == "long-tail"
+    # by hand, class 1 against class 10 at τ = 1: log(100/1000) - log(1/1000) vs log(100/1000) - log(5/1000)
+    assert math.isclose(float(shift[1] - shift[10]), math.log(100 / 1) - math.log(100 / 5), rel_tol=1e-6)
+    # no shift (target = source): the logits are unchanged; a uniform target: Menon et al.'s balanced form
+    same, _ = apply_posthoc(_Fixed(z), lapa, logit_adjust=1.0, priors_file=source, target_priors=source)
+    assert torch.equal(same(x), _Fixed(z)(x))
+    uniform, _ = apply_posthoc(_Fixed(z), lapa, logit_adjust=1.0, priors_file=source,
+                               target_priors=_priors([7] * 11, "uniform"))
+    balanced, info = apply_posthoc(_Fixed(z), lapa, logit_adjust=1.0, priors_file=source)
+    assert torch.equal(uniform(x).argmax(1), balanced(x).argmax(1)) and "target_priors" not in info
+    with pytest.raises(ValueError, match="--logit-adjust"):
+        apply_posthoc(_Fixed(z), lapa, target_priors=target)
 
 
 def test_flip_swaps_left_and_right_channels_and_mirrors_columns():
@@ -153,6 +184,27 @@ def test_post_hoc_options_through_the_eval_and_parse_commands(runs, synth_root, 
     assert cli_main(["parse", "--checkpoint", str(runs["plain"]), str(tmp_path / "face.png"), "--out",
                      str(tmp_path / "p2"), "--logit-adjust", "1"]) == 2  # no priors anywhere: a clear error
     assert "needs class priors" in capsys.readouterr().err
+
+
+def test_target_priors_through_the_eval_command(runs, synth_root, tmp_path, capsys):
+    assert cli_main(["freq", "--dataset", "celebamask-hq", "--root", str(synth_root), "--split", "train",
+                     "--out", str(tmp_path / "freq")]) == 0
+    csv = str(tmp_path / "freq" / "class_frequencies.csv")
+    base = ["eval", "--checkpoint", str(runs["plain"]), "--dataset", "celebamask-hq", "--root", str(synth_root),
+            "--split", "val", "--device", "cpu"]
+    assert cli_main([*base, "--out", str(tmp_path / "plain")]) == 0
+    capsys.readouterr()
+    # the training split's own priors as the target: no shift, the same counts as the plain scoring
+    assert cli_main([*base, "--out", str(tmp_path / "same"), "--logit-adjust", "1", "--priors", csv,
+                     "--target-priors", csv]) == 0
+    assert f"(priors: file {csv}; target priors: file {csv})" in capsys.readouterr().out
+    shifted = load_record(tmp_path / "same")
+    assert shifted.provenance.posthoc["target_priors"] == f"file {csv}"
+    assert shifted.label.endswith("+post-hoc LA(τ=1, to target priors)")
+    assert shifted.confusion == load_record(tmp_path / "plain").confusion
+    assert cli_main([*base, "--out", str(tmp_path / "bad"), "--target-priors", csv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--logit-adjust" in err and len(err.splitlines()) == 1
 
 
 def test_face_parser_applies_the_adjustment(runs):
