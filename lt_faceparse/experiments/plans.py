@@ -90,7 +90,7 @@ _POSTHOC = (("posthoc_la", {"logit_adjust": 1.0}), ("flip_tta", {"tta": "flip"})
 
 QUICK = BenchmarkPlan(
     name="quick", num_images=80, image_size=64, splits=(0.6, 0.1, 0.3), resolution=64, epochs=1,
-    milestones=(1,), batch=8, lr=2e-3, models=(_CPU_SEGFACE, _MODELS[1]), sweep_resolutions=(), speed_resolutions=(64, 128),
+    milestones=(1,), batch=8, lr=2e-3, models=_MODELS[:2], sweep_resolutions=(), speed_resolutions=(64, 128),
     speed_backbones=(), speed_runs=3, n_resamples=200, examples=2, workers=2, remedies=("copy_paste", "crt"),
     posthoc=(("flip_tta", {"tta": "flip"}),),
     notes="smoke run: every stage on a few images; the numbers mean nothing",

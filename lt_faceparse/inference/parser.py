@@ -54,14 +54,14 @@ class FaceParser:
     ``warp``: None, or ``"tanh"`` for models trained on RoI tanh-warped faces (LaPa): these need 5
     landmarks per image, and each image is parsed in its own frame (no resize; the warp maps it).
 
-    Post-hoc options (:mod:`lt_faceparse.longtail.posthoc`): ``logit_adjust`` = τ subtracts τ log π
-    from the logits (π: pixel priors from ``priors``, a ``class_frequencies.csv`` or
-    :class:`~lt_faceparse.longtail.priors.ClassPriors`, else from ``metadata["longtail"]["priors"]``
-    of a weight file trained with them; with ``target_priors`` τ (log π − log π') instead, a
-    label-shift correction towards the priors π' of the images to parse); ``tta="flip"`` averages the logits of each image and of its
-    mirror with the left/right classes swapped; ``tau_norm`` = τ rescales each class vector of the
-    classifier w_c to w_c / ||w_c||^τ (bias kept; SegFace: per image), and the LWS scales of a weight
-    file's ``metadata`` are re-applied. ``self.posthoc`` states what was applied.
+    Post-hoc options (:mod:`lt_faceparse.longtail.posthoc`): ``logit_adjust`` = τ subtracts τ log π from
+    the logits (π: pixel priors from ``priors``, a ``class_frequencies.csv`` or
+    :class:`~lt_faceparse.longtail.priors.ClassPriors`, else from ``metadata["longtail"]["priors"]`` of
+    a weight file trained with them; with ``target_priors`` τ (log π − log π') instead, a label-shift
+    correction towards the priors π' of the images to parse); ``tta="flip"`` averages the logits of each
+    image and of its mirror with the left/right classes swapped; ``tau_norm`` = τ rescales each class
+    vector of the classifier w_c to w_c / ||w_c||^τ (bias kept; SegFace: per image), and the LWS scales
+    of a weight file's ``metadata`` are re-applied. ``self.posthoc`` states what was applied.
 
     ``compile``: False (eager), True (``torch.compile``: CUDA graphs via ``"reduce-overhead"`` on
     CUDA, where a batch-1 pass is launch-bound; ``"default"`` on the CPU), ``"auto"`` (True on CUDA

@@ -7,17 +7,17 @@ corrections towards the long-tail training priors (:data:`CONTROL_SHIFT_TAUS`), 
 model, and one record per remedy (a training remedy, or a post-hoc option such as τ-norm on the
 plain model), each on val and on test.
 
-Why the control is corrected: trained with each accessory in half of its images, the control
-predicts them as if half the test images held one; scored on long-tail images (a necklace in one
-image of twenty) its F1 is then bounded by false positives on the images without the class,
-which is the shift of the class prior between the two training sets, not the model's ability to
-resolve the class. Bayes' rule for a known label shift (τ = 1) removes it; the τ of the control
-(0 = none, or one of :data:`CONTROL_SHIFT_TAUS`) is chosen on **val** by the control's own mean F1
-over the tail classes, before and without looking at any remedy. The remedy is chosen on **val** (:func:`choose_on_val`: the largest share of the
-tail-mean gap among those losing at most :data:`HEAD_LOSS_BAR` of the head mean F1) and then
-reported on **test**; the goal (:func:`goal_check`) is fixed before remedies are compared: the
-chosen remedy closes at least :data:`GOAL_SHARE` of the tail-mean gap on test and the lower 95%
-bound of its paired head ΔF1 is above −:data:`HEAD_LOSS_BAR`.
+Why the control is corrected: trained with each accessory in half of its images, the control predicts
+them as if half the test images held one; scored on long-tail images (a necklace in one image of twenty)
+its F1 is then bounded by false positives on the images without the class, which is the shift of the
+class prior between the two training sets, not the model's ability to resolve the class. Bayes' rule for
+a known label shift (τ = 1) removes it; the τ of the control (0 = none, or one of
+:data:`CONTROL_SHIFT_TAUS`) is chosen on **val** by the control's own mean F1 over the tail classes,
+before and without looking at any remedy. The remedy is chosen on **val** (:func:`choose_on_val`: the
+largest share of the tail-mean gap among those losing at most :data:`HEAD_LOSS_BAR` of the head mean F1)
+and then reported on **test**; the goal (:func:`goal_check`) is fixed before remedies are compared: the
+chosen remedy closes at least :data:`GOAL_SHARE` of the tail-mean gap on test and the lower 95% bound of
+its paired head ΔF1 is above −:data:`HEAD_LOSS_BAR`.
 """
 
 from __future__ import annotations
@@ -145,7 +145,8 @@ def gap_table(rows: Sequence[GapRow], remedies: Sequence[str], *, chosen: str | 
     return Table(columns, body, title=f"Rarity gap per tail class ({split})",
                  caption=(f"Gap = F1(control) − F1(long-tail), control = the same model trained with every accessory "
                           f"at presence 0.5 ({control_text(control_tau)}), both scored on the same {split} images; "
-                          f"Closed = (F1(remedy) − F1(long-tail)) / gap, 95% paired percentile bootstrap over images. "
+                          f"Closed = (F1(remedy) − F1(long-tail)) / gap, 95% paired percentile bootstrap over "
+                          f"images. "
                           f"A class whose control F1 is below {100 * RESOLUTION_BOUND_F1:.0f} is resolution-bound: "
                           f"remedies are not judged on it, and the tail mean leaves it out."))
 
@@ -197,7 +198,7 @@ def write_rarity_report(val: Mapping[str, Any], test: Mapping[str, Any], taxonom
     write_table(gap_table(test_rows, labels, chosen=choice.label, split="test", control_tau=tau,
                           uncorrected=uncorrected), out_dir / "tables", "rarity_gap")
     gap_figure(test_rows, out_dir / "figures", control_tau=tau)
-    control = {"tau": tau, "scoring": control_text(tau), "val_tail_mean_f1": {f"{t:g}": v for t, v in control_means.items()},
-               "test_uncorrected_f1": uncorrected}
+    means = {f"{t:g}": v for t, v in control_means.items()}
+    control = {"tau": tau, "scoring": control_text(tau), "val_tail_mean_f1": means, "test_uncorrected_f1": uncorrected}
     return {"control": control, "choice": choice.__dict__, "goal": goal, "test_rows": [r.to_dict() for r in test_rows],
             "val_rows": [r.to_dict() for r in val_rows], "val_head_delta": val_heads}
