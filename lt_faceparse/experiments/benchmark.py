@@ -45,7 +45,7 @@ from lt_faceparse.experiments.plans import BenchmarkPlan, recorded_plan, select_
 from lt_faceparse.experiments.rarity_stage import run_rarity_stage
 from lt_faceparse.experiments.shared_first_stage import run_with_shared_first_stage
 from lt_faceparse.experiments.sweep import (TRAIN_ONLY, MissingResult, SweepSetting, config_fingerprint, evaluate_run,
-                                            run_folder, run_setting, speed_only_rows)
+                                            main_job, run_folder, run_setting, speed_only_rows)
 from lt_faceparse.models import build_model
 from lt_faceparse.reporting.rarity import CONTROL_PRESENCE
 from lt_faceparse.reporting.readme import write_readme
@@ -208,7 +208,7 @@ def _with_control(jobs: list, control: dict[str, Any] | None) -> list:
     stage scores it on the long-tail images: :func:`lt_faceparse.experiments.rarity_stage.run_rarity_stage`)."""
     if control is None:
         return jobs
-    main = next(s for s, _ in jobs if s.axis == "model")
+    main = main_job(jobs)[0]
     return [(SweepSetting(TRAIN_ONLY, main.model, main.backbone, main.resolution, remedy="rarity_control"), control),
             *jobs]
 
@@ -217,7 +217,7 @@ def prune_other_results(plan: BenchmarkPlan, jobs: list, results: Path, log: Cal
     """Delete the result folders under ``results`` of settings this plan does not have (left by a run of
     another plan, or of this plan before it changed), so that the report holds this plan's settings only;
     returns their names."""
-    main = next(s for s, _ in jobs if s.axis == "model").name
+    main = main_job(jobs)[0].name
     wanted = {s.name for s, _ in jobs} | {f"{main}-{label}" for label, _ in plan.posthoc} | {"speed"}
     stale = sorted(p.name for p in results.glob("*") if p.is_dir() and p.name not in wanted
                    and ((p / "sweep.json").is_file() or (p / "test" / "record.json").is_file()))

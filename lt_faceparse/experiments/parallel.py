@@ -12,9 +12,9 @@ Jobs are handed out in the order given, so put the longest first (longest-proces
 scheduling keeps the last worker from finishing alone). A job may have *followers*: settings that
 need its finished run (a second stage started from its checkpoint) and run right after it, in the
 same worker, each prepared by ``prepare(follower_run_dir, leader_run_dir)`` (not None: the leader's
-last checkpoint was copied, which is logged); the other worker meanwhile
-goes on with the next job instead of waiting for every job to finish. Workers never draw progress bars; the parent
-shows one bar per setting and logs each finished epoch, both read from the epoch lines of each run's
+last checkpoint was copied, which is logged); the other workers meanwhile go on with the next jobs
+instead of waiting for every job to finish. Workers never draw progress bars; the parent shows one
+bar per setting and logs each finished epoch, both read from the epoch lines of each run's
 ``log.jsonl``, and prints each worker's log lines when its setting is done.
 """
 

@@ -27,7 +27,7 @@ from lt_faceparse.engine.evaluate import evaluate_checkpoint
 from lt_faceparse.engine.train import train
 from lt_faceparse.experiments.parallel import run_calls
 from lt_faceparse.experiments.plans import BenchmarkPlan
-from lt_faceparse.experiments.sweep import SweepSetting, run_folder
+from lt_faceparse.experiments.sweep import SweepSetting, main_job, run_folder
 from lt_faceparse.records import ResultRecord, load_record
 from lt_faceparse.longtail.priors import ClassPriors, split_statistics
 from lt_faceparse.reporting.rarity import CONTROL_SHIFT_TAUS, write_rarity_report
@@ -53,7 +53,7 @@ def _record_folders(plan: BenchmarkPlan, jobs: Sequence[tuple[SweepSetting, dict
                     split: str) -> dict[str, Any]:
     """Where the rarity report's records of ``split`` live: control, long-tail and each remedy's folder."""
     results, folder = out_dir / "results", out_dir / "rarity"
-    main = next(s for s, _ in jobs if s.axis == "model")
+    main = main_job(jobs)[0]
     remedies = [s.name for s, _ in jobs if s.axis == "remedy"] + [f"{main.name}-{label}" for label, _ in plan.posthoc]
     return {
         "controls": {0.0: folder / "control" / split,
@@ -88,7 +88,7 @@ def _train_and_score(control_config: dict[str, Any], jobs: Sequence[tuple[SweepS
     """Train the control (kept when this machine finished the same config) and score it and the τ grid,
     ``workers`` scorings at a time."""
     folder = out_dir / "rarity"
-    main, main_cfg = next((s, c) for s, c in jobs if s.axis == "model")
+    main, main_cfg = main_job(jobs)
     weights = run_folder(main, main_cfg, out_dir / "results", runs_dir) / "final.safetensors"
     log(f"rarity control: {control_config['model']['name']} on {Path(control_config['data']['root']).name} "
         f"(accessories at presence 0.5) -> {control_config['out']}")

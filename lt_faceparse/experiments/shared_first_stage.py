@@ -20,6 +20,8 @@ from lt_faceparse.engine.checkpoint import CHECKPOINT_DIR, latest_checkpoint, li
 from lt_faceparse.engine.run_state import FINAL_WEIGHTS, changed_keys
 from lt_faceparse.errors import LTFaceParseError
 from lt_faceparse.experiments.parallel import Job, run_settings
+from lt_faceparse.experiments.sweep import main_job
+
 
 def shares_first_stage(config: dict[str, Any], first_stage: dict[str, Any]) -> bool:
     """Whether ``config`` is ``first_stage`` plus a second stage (and settings a resume may change)."""
@@ -49,7 +51,7 @@ def run_with_shared_first_stage(jobs: Sequence[Job], out_dir: str | Path, *, run
     """:func:`~lt_faceparse.experiments.parallel.run_settings` of ``jobs`` (rows in job order): the settings
     that share the first stage of the first ``model`` setting follow it in its worker, each started from
     its last checkpoint, while the other workers go on with the remaining jobs."""
-    main, main_cfg = next(job for job in jobs if job[0].axis == "model")
+    main, main_cfg = main_job(jobs)
     second = [job for job in jobs if job[0].model == main.model and shares_first_stage(job[1], main_cfg)]
     first = [job for job in jobs if job not in second]
     rows = run_settings(first, out_dir, runs_dir=runs_dir, log=log, followers={main.name: second},

@@ -98,6 +98,12 @@ class SweepSetting:
         return f"{self.model}-{backbone}-r{self.resolution}{suffix}"
 
 
+def main_job(jobs: Sequence[tuple[SweepSetting, dict[str, Any]]]) -> tuple[SweepSetting, dict[str, Any]]:
+    """The main model's (setting, config) among ``jobs``: their first ``model`` setting (a benchmark plan
+    lists it first, :func:`lt_faceparse.experiments.benchmark.plan_settings`)."""
+    return next(job for job in jobs if job[0].axis == "model")
+
+
 def setting_of(config: dict[str, Any], axis: str = "model", remedy: str = "plain") -> SweepSetting:
     return SweepSetting(axis, config["model"]["name"], config["model"]["kwargs"].get("backbone"),
                         int(config["data"]["resolution"]), remedy)

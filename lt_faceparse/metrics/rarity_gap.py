@@ -24,8 +24,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from lt_faceparse.errors import IncomparableError
 from lt_faceparse.metrics.bootstrap import (_aligned_stats, _percentile_ci, _point_f1, _resample_weights,
-                                            _resampled_f1, group_mean_f1)
+                                            _resampled_f1, group_mean_f1, per_image_of)
 
 RESOLUTION_BOUND_F1 = 0.5
 TAIL_MEAN = "tail mean"
@@ -64,7 +65,10 @@ class GapRow:
 
 def tail_f1(record: Any, tail_ids: Sequence[int]) -> np.ndarray:
     """F1 of each class of ``tail_ids`` in a record (or per-image stats), over all its images (NaN: undefined)."""
-    stats = _aligned_stats(record, record)[0]
+    stats = per_image_of(record)
+    if stats is None:
+        raise IncomparableError("the rarity gap needs per-image statistics (a reported record, or its "
+                                "per_image.npz is missing)")
     return _point_f1(stats)[list(tail_ids)]
 
 

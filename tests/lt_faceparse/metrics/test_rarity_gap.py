@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from lt_faceparse.metrics.per_image import PerImageStats
-from lt_faceparse.metrics.rarity_gap import TAIL_MEAN, rarity_gap
+from lt_faceparse.errors import IncomparableError
+from lt_faceparse.metrics.rarity_gap import TAIL_MEAN, rarity_gap, tail_f1
 
 NAMES = ("background", "tail_a", "tail_b")
 N = 40
@@ -54,3 +55,13 @@ def test_no_gap_leaves_the_share_undefined():
     same = _stats(0.6, 0.6)
     rows = rarity_gap(same, same, {"r": _stats(0.7, 0.7)}, [1, 2], NAMES, n_resamples=20)
     assert np.isnan(rows[0].closed["r"].value) and rows[0].gap.value == 0.0
+
+
+def test_tail_f1_reads_the_per_image_counts_and_needs_them():
+    assert np.allclose(tail_f1(_stats(0.6, 0.3), [2, 1]), [_f1(0.3), _f1(0.6)])
+
+    class Reported:  # a published row: no per-image statistics
+        per_image = None
+
+    with pytest.raises(IncomparableError, match="per-image statistics"):
+        tail_f1(Reported(), [1])
