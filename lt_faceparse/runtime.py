@@ -22,17 +22,33 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 from pathlib import Path
 
 from PIL import Image
 
 HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
+BLAS_THREADS_ENV = "OPENBLAS_NUM_THREADS"
 KERNEL_THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def prefer_huge_pages() -> None:
     """Ask PyTorch to back large CPU tensors with transparent huge pages, unless the user chose."""
     os.environ.setdefault(HUGE_PAGES_ENV, "1")
+
+
+def one_blas_thread() -> bool:
+    """Give numpy's BLAS one thread in a command that works in parallel with processes (``freq``).
+
+    numpy's OpenBLAS starts a thread per core when numpy loads, and after BLAS calls (matplotlib
+    makes many, for its transforms) those threads spin a while before they sleep, on the cores the
+    worker processes need: a cold ``freq`` on our 2-core machine spent about 0.5 CPU-seconds more
+    with them (``scripts/bench_data.py``). OpenBLAS reads the variable when numpy loads, so this
+    applies only before that; a value the user set is kept. Returns whether it applied."""
+    if "numpy" in sys.modules:
+        return False
+    os.environ.setdefault(BLAS_THREADS_ENV, "1")
+    return True
 
 
 def huge_pages_setting() -> dict[str, str | None]:

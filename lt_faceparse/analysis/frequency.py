@@ -22,7 +22,8 @@ from lt_faceparse.analysis.bins import BIN_NAMES, assign_bins, check_thresholds
 from lt_faceparse.analysis.frequency_counts import (LabelCounts, count_celebamask, count_datasets, load_shards,
                                                     save_shard)
 from lt_faceparse.analysis.gini import gini
-from lt_faceparse.analysis.plots import _pyplot, plot_class_frequencies, plot_preset_comparison
+from lt_faceparse.analysis.plots import load_figure_libraries, plot_class_frequencies, plot_preset_comparison
+from lt_faceparse.analysis.table_csv import columns_to_csv, read_csv_columns
 from lt_faceparse.atomic import atomic_folder, atomic_write_json, atomic_write_text
 from lt_faceparse.custom_taxonomy import adopt_taxonomy, taxonomy_from_names
 from lt_faceparse import data as datasets  # its dataset classes (and torch) load on first use (PEP 562)
@@ -41,22 +42,30 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class FrequencyTable:
-    """``frame``: one row per class (columns :data:`FREQUENCY_COLUMNS`, then ``display_name``,
-    ``kind``); ``summary``: ``num_images, gini_image, gini_pixel, merge, split, dataset`` and more;
-    ``image_presence``: N x K bool, which classes each image contains (rows in the order the images
-    were read; None for a table read back from files)."""
+    """``columns``: one row per class (columns :data:`FREQUENCY_COLUMNS`, then ``display_name``,
+    ``kind``; numpy arrays); ``summary``: ``num_images, gini_image, gini_pixel, merge, split,
+    dataset`` and more; ``image_presence``: N x K bool, which classes each image contains (rows in
+    the order the images were read; None for a table read back from files)."""
 
-    frame: "pd.DataFrame"
+    columns: dict[str, np.ndarray]
     summary: dict[str, Any]
     taxonomy: Taxonomy
     image_presence: np.ndarray | None = None
 
+    @property
+    def frame(self) -> "pd.DataFrame":
+        """The columns as a pandas DataFrame (pandas loads on first use)."""
+        import pandas as pd  # lazy: ``freq`` itself never needs pandas
+
+        return pd.DataFrame({k: v.tolist() if v.dtype == object else v for k, v in self.columns.items()})
+
     def bins(self) -> dict[str, list[str]]:
         """``{bin: [class names]}`` (every bin listed, possibly empty)."""
-        return {b: self.frame.loc[self.frame["bin"] == b, "class_name"].tolist() for b in BIN_NAMES}
+        names, bins = self.columns["class_name"].tolist(), self.columns["bin"].tolist()
+        return {b: [n for n, nb in zip(names, bins) if nb == b] for b in BIN_NAMES}
 
     def presence(self) -> dict[str, float]:
-        return dict(zip(self.frame["class_name"], self.frame["presence_prob"]))
+        return dict(zip(self.columns["class_name"].tolist(), self.columns["presence_prob"].tolist()))
 
     @classmethod
     def read(cls, out_dir: str | Path) -> "FrequencyTable":
@@ -66,10 +75,8 @@ class FrequencyTable:
         for p in (csv, js):
             if not p.is_file():
                 raise DataError(p, "frequency report file not found")
-        import pandas as pd  # lazy: pandas loaded on use (``freq`` loads it while its workers decode)
-
-        frame = pd.read_csv(csv)
-        missing = [c for c in FREQUENCY_COLUMNS if c not in frame.columns]
+        columns = read_csv_columns(csv, ints=_INT_COLUMNS, floats=_FLOAT_COLUMNS)
+        missing = [c for c in FREQUENCY_COLUMNS if c not in columns]
         if missing:
             raise DataError(csv, f"missing columns {missing}")
         try:
@@ -79,21 +86,24 @@ class FrequencyTable:
         if summary.get("taxonomy_definition") is not None:
             taxonomy = adopt_taxonomy(summary["taxonomy_definition"], js)
         else:  # reports written before summaries held their taxonomy
-            taxonomy = _taxonomy_from_frame(summary["taxonomy"], frame)
-        if taxonomy.names != frame["class_name"].tolist():
+            taxonomy = _taxonomy_from_columns(summary["taxonomy"], columns)
+        if taxonomy.names != columns["class_name"].tolist():
             raise DataError(csv, f"class names differ from taxonomy {taxonomy.name!r}: {taxonomy.names}")
-        return cls(frame, summary, taxonomy)
+        return cls(columns, summary, taxonomy)
 
 
-def _taxonomy_from_frame(name: str, frame: "pd.DataFrame") -> Taxonomy:
+_INT_COLUMNS = ("class_id", "images_with_class", "pixel_count")
+_FLOAT_COLUMNS = ("presence_prob", "pixel_share", "mean_area_when_present")
+
+
+def _taxonomy_from_columns(name: str, columns: Mapping[str, np.ndarray]) -> Taxonomy:
     """The registered taxonomy ``name``, else one rebuilt from the table's names, display names and kinds."""
     try:
         return get_taxonomy(name)
     except KeyError:  # a user-defined taxonomy that is not registered in this process
-
-        columns = {c: frame[c].tolist() for c in ("display_name", "kind") if c in frame}
-        return taxonomy_from_names(name, frame["class_name"].tolist(), display_names=columns.get("display_name"),
-                                   kinds=columns.get("kind"))
+        extra = {c: columns[c].tolist() for c in ("display_name", "kind") if c in columns}
+        return taxonomy_from_names(name, columns["class_name"].tolist(), display_names=extra.get("display_name"),
+                                   kinds=extra.get("kind"))
 
 
 def _datasets(dataset: Any) -> list[Any]:
@@ -146,14 +156,12 @@ def table_from_histograms(histograms: np.ndarray, taxonomy: Taxonomy, settings: 
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_area = np.where(images_with > 0, area_sum / np.maximum(images_with, 1), np.nan)
     share = pixels / pixels.sum() if pixels.sum() else np.zeros(k)
-    import pandas as pd  # lazy: pandas loaded on use (``freq`` loads it while its workers decode)
-
-    frame = pd.DataFrame({
-        "class_id": np.arange(k), "class_name": taxonomy.names, "images_with_class": images_with,
-        "presence_prob": presence, "pixel_count": pixels, "pixel_share": share,
-        "mean_area_when_present": mean_area, "bin": assign_bins(presence, thresholds),
-        "display_name": taxonomy.display_names, "kind": [c.kind for c in taxonomy.classes],
-    })
+    columns = {
+        "class_id": np.arange(k, dtype=np.int64), "class_name": _text(taxonomy.names),
+        "images_with_class": images_with, "presence_prob": presence, "pixel_count": pixels, "pixel_share": share,
+        "mean_area_when_present": mean_area, "bin": _text(assign_bins(presence, thresholds)),
+        "display_name": _text(taxonomy.display_names), "kind": _text(c.kind for c in taxonomy.classes),
+    }
     fg = taxonomy.foreground_ids
     merges = settings["merge"]
     if isinstance(merges, list):
@@ -178,7 +186,11 @@ def table_from_histograms(histograms: np.ndarray, taxonomy: Taxonomy, settings: 
                            "(its pixels / the image's non-ignored pixels)",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    return FrequencyTable(frame, summary, taxonomy, present)
+    return FrequencyTable(columns, summary, taxonomy, present)
+
+
+def _text(values: Any) -> np.ndarray:
+    return np.array(list(values), dtype=object)
 
 
 def write_frequency_report(table: FrequencyTable, out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:
@@ -186,7 +198,7 @@ def write_frequency_report(table: FrequencyTable, out_dir: str | Path, log_scale
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "csv": atomic_write_text(out_dir / "class_frequencies.csv", table.frame.to_csv(index=False)),
+        "csv": atomic_write_text(out_dir / "class_frequencies.csv", columns_to_csv(table.columns)),
         "summary": atomic_write_json(out_dir / "summary.json", table.summary),
     }
     for p in plot_class_frequencies(table, out_dir / "class_frequencies", log_scale=log_scale):
@@ -197,13 +209,12 @@ def write_frequency_report(table: FrequencyTable, out_dir: str | Path, log_scale
 def compare_presets(tables: Mapping[str, FrequencyTable], out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:
     """Side-by-side presence/pixel share/bin per merge preset: ``merge_comparison.csv`` + plot."""
     out_dir = Path(out_dir)
-    first = next(iter(tables.values()))
-    comp = first.frame[["class_id", "class_name"]].copy()
+    first = next(iter(tables.values())).columns
+    comp = {"class_id": first["class_id"], "class_name": first["class_name"]}
     for preset, t in tables.items():
-        comp[f"presence_prob[{preset}]"] = t.frame["presence_prob"].to_numpy()
-        comp[f"pixel_share[{preset}]"] = t.frame["pixel_share"].to_numpy()
-        comp[f"bin[{preset}]"] = t.frame["bin"].to_numpy()
-    paths = {"csv": atomic_write_text(out_dir / "merge_comparison.csv", comp.to_csv(index=False))}
+        for column in ("presence_prob", "pixel_share", "bin"):
+            comp[f"{column}[{preset}]"] = t.columns[column]
+    paths = {"csv": atomic_write_text(out_dir / "merge_comparison.csv", columns_to_csv(comp))}
     for p in plot_preset_comparison(tables, out_dir / "merge_comparison", log_scale=log_scale):
         paths[p.suffix.lstrip(".")] = p
     return paths
@@ -225,11 +236,8 @@ def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | S
 
 
 def _load_report_libraries() -> None:
-    """Load what the report needs (pandas, matplotlib and its PDF backend) while the workers decode."""
-    import matplotlib.backends.backend_pdf  # noqa: F401  # lazy: loaded while the workers decode
-    import pandas  # noqa: F401  # lazy: loaded while the workers decode
-
-    _pyplot()
+    """Load what the report needs (matplotlib and its PDF backend) while the workers decode."""
+    load_figure_libraries()
 
 
 def count_labels(dataset_name: str, root: str | Path, split: str, merges: Sequence[str], num_workers: int = 0, *,

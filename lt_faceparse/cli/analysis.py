@@ -7,6 +7,7 @@ import argparse
 import math
 
 from lt_faceparse.errors import LTFaceParseError
+from lt_faceparse.runtime import one_blas_thread
 
 
 def _pct(v: float | None) -> str:
@@ -46,6 +47,7 @@ def _print_tables(tables: dict, out: str) -> None:
 
 
 def _freq(args: argparse.Namespace) -> int:
+    one_blas_thread()  # before numpy loads: the work is spread over processes
     from lt_faceparse.analysis.frequency import frequency_report, frequency_shard  # lazy: torch, on use
 
     options = dict(merges=args.merge, log_scale=args.log, num_workers=args.workers, thresholds=_thresholds(args))
@@ -59,6 +61,7 @@ def _freq(args: argparse.Namespace) -> int:
 
 
 def _freq_merge(args: argparse.Namespace) -> int:
+    one_blas_thread()  # before numpy loads: the figures are drawn by processes
     from lt_faceparse.analysis.frequency import merge_shards  # lazy: torch, on use
 
     _print_tables(merge_shards(args.shards, args.out, args.workers), args.out)

@@ -66,3 +66,23 @@ def test_huge_pages_cut_page_faults_of_large_tensors():
     off, on = _faults("off"), _faults("on")
     assert off >= 16_000
     assert on <= off / 20
+
+
+@pytest.mark.parametrize("user_value, before_numpy, expected", [
+    (None, True, ("True", "1")),  # set before numpy loads
+    ("3", True, ("True", "3")),  # the user's choice is kept
+    (None, False, ("False", None)),  # numpy already loaded: too late, nothing set
+])
+def test_one_blas_thread_applies_only_before_numpy_loads(user_value, before_numpy, expected):
+    env = {k: v for k, v in os.environ.items() if k != runtime.BLAS_THREADS_ENV}
+    if user_value is not None:
+        env[runtime.BLAS_THREADS_ENV] = user_value
+    probe = textwrap.dedent(f"""
+        import os, sys
+        {'' if before_numpy else 'import numpy'}
+        from lt_faceparse.runtime import one_blas_thread, BLAS_THREADS_ENV
+        print(one_blas_thread(), os.environ.get(BLAS_THREADS_ENV))
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    applied, value = out.stdout.split()
+    assert (applied, None if value == "None" else value) == expected

@@ -148,16 +148,14 @@ def test_build_record_rejects_inconsistent_inputs():
 
 
 def test_with_bins_from_frequency_table():
-    import pandas as pd
-
     from lt_faceparse.analysis.bins import assign_bins
     from lt_faceparse.analysis.frequency import FrequencyTable
 
     tax = get_taxonomy("celebamask-hq")
     presence = np.linspace(1.0, 0.05, tax.num_classes)
-    frame = pd.DataFrame({"class_id": range(tax.num_classes), "class_name": tax.names,
-                          "presence_prob": presence, "bin": assign_bins(presence)})
-    table = FrequencyTable(frame, {"dataset": "celebamask-hq", "split": "train", "merge": "segface",
+    columns = {"class_id": np.arange(tax.num_classes), "class_name": np.array(tax.names, dtype=object),
+               "presence_prob": presence, "bin": np.array(assign_bins(presence), dtype=object)}
+    table = FrequencyTable(columns, {"dataset": "celebamask-hq", "split": "train", "merge": "segface",
                                    "num_images": 100, "thresholds": {"rare_below": 0.3, "common_below": 0.9}}, tax)
     rec = _record().with_bins(table)
     assert rec.bins_source["split"] == "train"

@@ -2,7 +2,6 @@
 ΔF1-vs-presence figure, the README section, and the wiring into ``run_report``."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from lt_faceparse.analysis.bins import assign_bins
@@ -60,14 +59,16 @@ def _record(gt: np.ndarray, head_hit: float, tail_hit: float, provenance: dict, 
 
 def _frequency() -> FrequencyTable:
     presence = np.array([PRESENCE[n] for n in TAX.names])
-    frame = pd.DataFrame({
-        "class_id": np.arange(TAX.num_classes), "class_name": TAX.names, "images_with_class": (presence * 500).astype(int),
-        "presence_prob": presence, "pixel_count": (presence * 1e5).astype(int), "pixel_share": presence / presence.sum(),
-        "mean_area_when_present": presence / 10, "bin": assign_bins(presence), "display_name": TAX.display_names,
-        "kind": [c.kind for c in TAX.classes]})
+    text = lambda values: np.array(list(values), dtype=object)  # noqa: E731
+    columns = {
+        "class_id": np.arange(TAX.num_classes), "class_name": text(TAX.names),
+        "images_with_class": (presence * 500).astype(int), "presence_prob": presence,
+        "pixel_count": (presence * 1e5).astype(int), "pixel_share": presence / presence.sum(),
+        "mean_area_when_present": presence / 10, "bin": text(assign_bins(presence)),
+        "display_name": text(TAX.display_names), "kind": text(c.kind for c in TAX.classes)}
     summary = {"num_images": 500, "gini_image": 0.3, "gini_pixel": 0.7, "merge": "segface", "split": "train",
                "dataset": "synthface-lt", "taxonomy": TAX.name, "thresholds": {"rare_below": 0.3, "common_below": 0.9}}
-    return FrequencyTable(frame, summary, TAX)
+    return FrequencyTable(columns, summary, TAX)
 
 
 @pytest.fixture(scope="module")
