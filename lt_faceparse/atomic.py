@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -68,19 +68,29 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+FIGURE_FORMATS = ("png", "pdf")
+
+
 def atomic_save_figure(fig: Any, stem: str | Path, *, dpi: float | None = None,
-                       png_compress_level: int | None = None, bbox_inches: Any = "tight") -> list[Path]:
+                       png_compress_level: int | None = None, bbox_inches: Any = "tight",
+                       formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:
     """Write a matplotlib figure as ``stem.png`` and ``stem.pdf``, each atomically, tightly cropped.
 
     The PDF carries no creation date, so re-rendering an unchanged figure rewrites the same bytes (a
     regenerated ``reports/`` folder differs only where its numbers do). ``png_compress_level`` (0-9,
     None: Pillow's 6) trades PNG size for time (same pixels). ``bbox_inches``: the crop, in inches
-    (``"tight"``: measured for each file, which lays out every text twice more)."""
+    (``"tight"``: measured for each file, which lays out every text twice more). ``formats``: a
+    part of :data:`FIGURE_FORMATS` (e.g. each drawn by another process)."""
+    unknown = set(formats) - set(FIGURE_FORMATS)
+    if unknown:
+        raise ValueError(f"atomic_save_figure: unknown formats {sorted(unknown)} (known: {FIGURE_FORMATS})")
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     png = {} if png_compress_level is None else {"pil_kwargs": {"compress_level": png_compress_level}}
-    for ext, options in (("png", {"metadata": None, **png}), ("pdf", {"metadata": {"CreationDate": None}})):
+    options_by_format = {"png": {"metadata": None, **png}, "pdf": {"metadata": {"CreationDate": None}}}
+    for ext in formats:
+        options = options_by_format[ext]
         path = stem.with_name(f"{stem.name}.{ext}")
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches=bbox_inches, **options)

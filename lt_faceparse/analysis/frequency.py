@@ -24,7 +24,7 @@ from lt_faceparse.analysis.frequency_counts import (LabelCounts, count_celebamas
 from lt_faceparse.analysis.gini import gini
 from lt_faceparse.analysis.plots import load_figure_libraries, plot_class_frequencies, plot_preset_comparison
 from lt_faceparse.analysis.table_csv import columns_to_csv, read_csv_columns
-from lt_faceparse.atomic import atomic_folder, atomic_write_json, atomic_write_text
+from lt_faceparse.atomic import FIGURE_FORMATS, atomic_folder, atomic_write_json, atomic_write_text
 from lt_faceparse.custom_taxonomy import adopt_taxonomy, taxonomy_from_names
 from lt_faceparse import data as datasets  # its dataset classes (and torch) load on first use (PEP 562)
 from lt_faceparse.data.chunk_pool import map_chunks
@@ -193,29 +193,33 @@ def _text(values: Any) -> np.ndarray:
     return np.array(list(values), dtype=object)
 
 
+def _write_tables(table: FrequencyTable, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {"csv": atomic_write_text(out_dir / "class_frequencies.csv", columns_to_csv(table.columns)),
+            "summary": atomic_write_json(out_dir / "summary.json", table.summary)}
+
+
 def write_frequency_report(table: FrequencyTable, out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:
     """Write ``class_frequencies.csv``, ``summary.json`` and the Figure-1-style plot (PNG + PDF)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "csv": atomic_write_text(out_dir / "class_frequencies.csv", columns_to_csv(table.columns)),
-        "summary": atomic_write_json(out_dir / "summary.json", table.summary),
-    }
-    for p in plot_class_frequencies(table, out_dir / "class_frequencies", log_scale=log_scale):
+    paths = _write_tables(table, Path(out_dir))
+    for p in plot_class_frequencies(table, Path(out_dir) / "class_frequencies", log_scale=log_scale):
         paths[p.suffix.lstrip(".")] = p
     return paths
 
 
-def compare_presets(tables: Mapping[str, FrequencyTable], out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:
-    """Side-by-side presence/pixel share/bin per merge preset: ``merge_comparison.csv`` + plot."""
-    out_dir = Path(out_dir)
+def _write_comparison_table(tables: Mapping[str, FrequencyTable], out_dir: Path) -> Path:
     first = next(iter(tables.values())).columns
     comp = {"class_id": first["class_id"], "class_name": first["class_name"]}
     for preset, t in tables.items():
         for column in ("presence_prob", "pixel_share", "bin"):
             comp[f"{column}[{preset}]"] = t.columns[column]
-    paths = {"csv": atomic_write_text(out_dir / "merge_comparison.csv", columns_to_csv(comp))}
-    for p in plot_preset_comparison(tables, out_dir / "merge_comparison", log_scale=log_scale):
+    return atomic_write_text(out_dir / "merge_comparison.csv", columns_to_csv(comp))
+
+
+def compare_presets(tables: Mapping[str, FrequencyTable], out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:
+    """Side-by-side presence/pixel share/bin per merge preset: ``merge_comparison.csv`` + plot."""
+    paths = {"csv": _write_comparison_table(tables, Path(out_dir))}
+    for p in plot_preset_comparison(tables, Path(out_dir) / "merge_comparison", log_scale=log_scale):
         paths[p.suffix.lstrip(".")] = p
     return paths
 
@@ -256,12 +260,21 @@ def count_labels(dataset_name: str, root: str | Path, split: str, merges: Sequen
     return counts
 
 
-def _write_part(job: tuple) -> list[Path]:
-    """One figure's worth of a report: a preset's files, or the side-by-side comparison."""
-    kind, tables, out_dir, log_scale = job
-    if kind == "comparison":
-        return list(compare_presets(tables, out_dir, log_scale).values())
-    return list(write_frequency_report(tables, out_dir, log_scale).values())
+def _draw(job: tuple) -> list[Path]:
+    """One figure of a report (in the formats of the job): a preset's, or the side-by-side comparison."""
+    kind, data, stem, log_scale, formats = job
+    plot = plot_preset_comparison if kind == "comparison" else plot_class_frequencies
+    return plot(data, stem, log_scale=log_scale, formats=formats)
+
+
+def _figure_jobs(figures: list[tuple[str, Any, Path]], log_scale: bool, num_workers: int) -> list[tuple]:
+    """One job per figure, the costliest (the comparison) first; with more processes than figures,
+    one job per figure and format (each process lays the figure out again, and PNG and PDF are drawn
+    at once)."""
+    jobs = [(kind, data, stem, log_scale, FIGURE_FORMATS) for kind, data, stem in figures]
+    if len(jobs) < num_workers:
+        jobs = [(*job[:4], (fmt,)) for job in jobs for fmt in FIGURE_FORMATS]
+    return jobs
 
 
 def report_from_counts(counts: LabelCounts, out_dir: str | Path, *, log_scale: bool = False,
@@ -281,9 +294,14 @@ def report_from_counts(counts: LabelCounts, out_dir: str | Path, *, log_scale: b
     counts.write_cache_manifests()
     several = len(presets) > 1
     with atomic_folder(out_dir) as tmp:  # the report's files change together (a full disk leaves the old ones)
-        jobs = [("report", table, tmp / preset if several else tmp, log_scale) for preset, table in tables.items()]
-        jobs += [("comparison", tables, tmp, log_scale)] if several else []
-        for _ in map_chunks(_write_part, jobs, num_workers):
+        figures = [("comparison", tables, tmp / "merge_comparison")] if several else []
+        if several:
+            _write_comparison_table(tables, tmp)
+        for preset, table in tables.items():
+            folder = tmp / preset if several else tmp
+            _write_tables(table, folder)
+            figures.append(("report", table, folder / "class_frequencies"))
+        for _ in map_chunks(_draw, _figure_jobs(figures, log_scale, num_workers), num_workers):
             pass
     return tables
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from lt_faceparse.atomic import atomic_save_figure
+from lt_faceparse.atomic import FIGURE_FORMATS, atomic_save_figure
 
 if TYPE_CHECKING:
     from lt_faceparse.analysis.frequency import FrequencyTable
@@ -33,20 +33,21 @@ def _new_figure(width: float, height: float) -> tuple[Any, Any]:
     return fig, fig.subplots()
 
 
-def _save(fig: Any, stem: Path) -> list[Path]:
-    """PNG + PDF, cropped to the drawing plus matplotlib's padding (measured once for both files, which
-    halves the text layout of two ``bbox_inches="tight"`` saves); the PNG compressed fast (same pixels)."""
+def _save(fig: Any, stem: Path, formats: Sequence[str]) -> list[Path]:
+    """PNG + PDF (or those of ``formats``), cropped to the drawing plus matplotlib's padding (measured
+    once for both files, which halves the text layout of two ``bbox_inches="tight"`` saves); the PNG
+    compressed fast (same pixels)."""
     import matplotlib  # lazy: only when a figure is drawn
 
     crop = fig.get_tightbbox(fig.canvas.get_renderer()).padded(matplotlib.rcParams["savefig.pad_inches"])
-    return atomic_save_figure(fig, stem, dpi=150, png_compress_level=1, bbox_inches=crop)
+    return atomic_save_figure(fig, stem, dpi=150, png_compress_level=1, bbox_inches=crop, formats=formats)
 
 
 def plot_class_frequencies(table: "FrequencyTable", stem: str | Path, *, log_scale: bool = False,
-                           include_background: bool = False) -> list[Path]:
+                           include_background: bool = False, formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:
     """Bars of presence probability per class, sorted (head left, tail right), coloured with the
     taxonomy palette; background shading marks the frequent / common / rare bins and dashed lines
-    their thresholds. Writes ``stem.png`` and ``stem.pdf``."""
+    their thresholds. Writes ``stem.png`` and ``stem.pdf`` (those of ``formats``)."""
     cols = table.columns
     rows = np.arange(len(cols["class_id"])) if include_background else np.flatnonzero(cols["kind"] != "background")
     rows = rows[np.argsort(-cols["presence_prob"][rows], kind="stable")]  # head left, tail right
@@ -78,7 +79,7 @@ def plot_class_frequencies(table: "FrequencyTable", stem: str | Path, *, log_sca
     merge = "" if s.get("merge") is None else f" (merge: {s['merge']})"
     ax.set_title(f"{s['dataset']} {s['split']}{merge}, {s['num_images']} images; "
                  f"Gini image {s['gini_image']:.3f}, pixel {s['gini_pixel']:.3f}", fontsize=9, pad=14)
-    return _save(fig, Path(stem))
+    return _save(fig, Path(stem), formats)
 
 
 def _runs(values: list[str]) -> list[tuple[str, int]]:
@@ -92,7 +93,7 @@ def _runs(values: list[str]) -> list[tuple[str, int]]:
 
 
 def plot_preset_comparison(tables: Mapping[str, "FrequencyTable"], stem: str | Path, *,
-                           log_scale: bool = False) -> list[Path]:
+                           log_scale: bool = False, formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:
     """Grouped bars: presence probability of every foreground class under each merge preset,
     classes ordered by their presence under the first preset."""
     import matplotlib  # lazy: only when a figure is drawn
@@ -115,7 +116,7 @@ def plot_preset_comparison(tables: Mapping[str, "FrequencyTable"], stem: str | P
     ax.legend(title="merge preset", fontsize=8)
     s = tables[presets[0]].summary
     ax.set_title(f"{s['dataset']} {s['split']}: class presence per merge preset", fontsize=9)
-    return _save(fig, Path(stem))
+    return _save(fig, Path(stem), formats)
 
 
 def _presence_by_id(table: "FrequencyTable") -> np.ndarray:

@@ -221,9 +221,8 @@ def split_statistics(dataset: Any, *, cache: bool = True, cache_dir: str | Path 
         if cached is not None:
             return cached
     table = compute_class_frequencies(dataset, num_workers)
-    frame = table.frame
-    priors = ClassPriors(tuple(taxonomy.names), frame["pixel_count"].to_numpy(np.int64),
-                         frame["images_with_class"].to_numpy(np.int64), int(table.summary["num_images"]), source)
+    priors = ClassPriors(tuple(taxonomy.names), table.columns["pixel_count"].astype(np.int64),
+                         table.columns["images_with_class"].astype(np.int64), int(table.summary["num_images"]), source)
     stats = SplitStatistics(priors, table.image_presence)
     if path is not None and fingerprint is not None:
         try:

@@ -45,6 +45,18 @@ def test_figures_rerender_to_the_same_bytes(tmp_path):
     assert b"CreationDate" not in (tmp_path / "a" / "presence.v2.pdf").read_bytes()
 
 
+def test_a_figure_can_be_saved_one_format_at_a_time(tmp_path):
+    fig = _figure()
+    both = atomic_save_figure(fig, tmp_path / "both" / "f", dpi=50)
+    (pdf,) = atomic_save_figure(fig, tmp_path / "one" / "f", dpi=50, formats=("pdf",))
+    with pytest.raises(ValueError, match="unknown formats"):
+        atomic_save_figure(fig, tmp_path / "bad" / "f", formats=("svg",))
+    plt.close(fig)
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["f.pdf"]
+    assert pdf.read_bytes() == both[1].read_bytes()
+    assert not (tmp_path / "bad").exists()
+
+
 def _tree(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 

@@ -182,3 +182,28 @@ def test_shard_option_is_checked(trees, tmp_path, capsys):
         main(["freq", "--dataset", "celebamask-hq", "--root", str(trees["celebamask-hq"]), "--split", "all",
               "--shard", "2/2", "--out", str(tmp_path)])
     assert "0 <= I < N" in capsys.readouterr().err
+
+
+# ---- the report's figures --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("merges, workers, expected", [
+    (["segface"], 2, [("report", ("png",)), ("report", ("pdf",))]),  # idle processes: one format each
+    (["segface"], 0, [("report", ("png", "pdf"))]),
+    (PRESETS, 2, [("comparison", ("png", "pdf"))] + [("report", ("png", "pdf"))] * 3),  # costliest first
+])
+def test_figure_jobs(tmp_path, merges, workers, expected):
+    from lt_faceparse.analysis.frequency import _figure_jobs
+
+    figures = ([("comparison", None, tmp_path / "c")] if len(merges) > 1 else []) + \
+        [("report", None, tmp_path / m) for m in merges]
+    assert [(job[0], job[4]) for job in _figure_jobs(figures, False, workers)] == expected
+
+
+def test_figures_drawn_format_by_format_in_processes_equal_one_drawing(trees, tmp_path):
+    """One preset with two processes draws its PNG and its PDF in separate processes; the files are
+    byte for byte those of one process drawing both."""
+    root = trees["celebamask-hq"]
+    for workers in (0, 2):
+        frequency_report("celebamask-hq", root, "all", tmp_path / str(workers), num_workers=workers)
+    for name in ("class_frequencies.png", "class_frequencies.pdf", "class_frequencies.csv"):
+        assert (tmp_path / "0" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
