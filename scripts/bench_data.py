@@ -144,7 +144,7 @@ def main() -> None:
                         help="folder for the generated tree and the outputs")
     parser.add_argument("--num-images", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
     args = parser.parse_args()
     result = run(args.work, args.num_images, args.workers, args.repeats)
