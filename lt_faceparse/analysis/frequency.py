@@ -89,6 +89,8 @@ class FrequencyTable:
             taxonomy = _taxonomy_from_columns(summary["taxonomy"], columns)
         if taxonomy.names != columns["class_name"].tolist():
             raise DataError(csv, f"class names differ from taxonomy {taxonomy.name!r}: {taxonomy.names}")
+        columns.setdefault("display_name", _text(taxonomy.display_names))  # reports written before these
+        columns.setdefault("kind", _text(c.kind for c in taxonomy.classes))
         return cls(columns, summary, taxonomy)
 
 

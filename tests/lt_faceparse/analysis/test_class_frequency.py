@@ -72,6 +72,23 @@ def test_report_files_and_exact_columns(tmp_path):
     assert (tmp_path / "class_frequencies.pdf").read_bytes()[:4] == b"%PDF"
     back = FrequencyTable.read(tmp_path)
     assert back.bins() == t.bins()
+    assert list(back.columns) == list(t.columns)
+    for name, values in t.columns.items():  # every column back exactly, of the same kind (NaN as NaN)
+        got = back.columns[name]
+        assert got.dtype.kind == values.dtype.kind, name
+        np.testing.assert_array_equal(got, values, err_msg=name)
+
+
+def test_a_report_written_before_display_names_reads_and_plots(tmp_path):
+    a = np.array([[0, 1], [2, 3]], np.uint8)
+    t = compute_class_frequencies(_Labels([a, np.zeros((2, 2), np.uint8)]))
+    write_frequency_report(t, tmp_path)
+    csv = tmp_path / "class_frequencies.csv"
+    csv.write_text("\n".join(",".join(line.split(",")[:8]) for line in csv.read_text().splitlines()) + "\n")
+    back = FrequencyTable.read(tmp_path)
+    assert back.columns["display_name"].tolist() == list(t.taxonomy.display_names)
+    assert back.columns["kind"].tolist() == t.columns["kind"].tolist()
+    assert write_frequency_report(back, tmp_path / "again")["png"].is_file()
 
 
 # ---- SynthFace-LT ------------------------------------------------------------------------------
