@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from lt_faceparse.data import transforms as T
 from lt_faceparse.data.files import open_image, source_dataset_of
+from lt_faceparse.data.png_decode import png_pixels
 from lt_faceparse.data.sample import Sample
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import Taxonomy
@@ -68,6 +69,9 @@ def _decode_jpeg(path: Path) -> np.ndarray | None:
 
 def read_id_png(path: str | Path) -> np.ndarray:
     """H x W uint8 class ids from a label PNG: single-channel values or a palette PNG's indices."""
+    plain = png_pixels(path)  # a plain 8-bit PNG, decoded without Image.open
+    if plain is not None and plain[0] in ("L", "P"):
+        return np.frombuffer(plain[2], dtype=np.uint8).reshape(plain[1])
     img = open_image(path)
     if img.mode in ("L", "P"):
         return np.asarray(img, dtype=np.uint8)

@@ -23,6 +23,7 @@ import numpy as np
 
 from lt_faceparse.data.cache import files_fingerprint
 from lt_faceparse.data.files import open_image
+from lt_faceparse.data.png_decode import png_pixels
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import get_taxonomy
 
@@ -188,15 +189,25 @@ def scan_masks(root: str | Path) -> dict[int, dict[str, Path]]:
 _BYTE_MODES = {"L": 1, "P": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 
+def _mask_pixels(path: str | Path) -> np.ndarray:
+    """The mask file's pixels, H x W or H x W x channels: a plain 8-bit PNG decoded without
+    ``Image.open`` (:func:`~lt_faceparse.data.png_decode.png_pixels`), anything else through Pillow."""
+    plain = png_pixels(path)
+    if plain is not None:
+        mode, (height, width), pixels = plain
+    else:
+        img = open_image(path)
+        if img.mode not in _BYTE_MODES:  # 1-bit, 16-bit, float: numpy's conversion
+            return np.asarray(img)
+        mode, height, width, pixels = img.mode, img.height, img.width, img.tobytes()
+    channels = _BYTE_MODES[mode]  # one copy of the decoded bytes (np.asarray makes two)
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    return np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
+
+
 def read_part_mask(path: str | Path) -> np.ndarray:
     """H x W bool: any non-zero pixel (gray, RGB or palette index) belongs to the part."""
-    img = open_image(path)
-    channels = _BYTE_MODES.get(img.mode)
-    if channels is None:  # 1-bit, 16-bit, float: numpy's conversion
-        arr = np.asarray(img)
-    else:  # one copy of the decoded bytes (np.asarray makes two)
-        shape = (img.height, img.width) if channels == 1 else (img.height, img.width, channels)
-        arr = np.frombuffer(img.tobytes(), dtype=np.uint8).reshape(shape)
+    arr = _mask_pixels(path)
     if arr.ndim == 3:
         arr = np.maximum(np.maximum(arr[..., 0], arr[..., 1]), arr[..., 2]) if arr.shape[2] >= 3 else arr[..., 0]
     return arr > 0
