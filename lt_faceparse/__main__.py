@@ -1,5 +1,3 @@
-import sys
+from lt_faceparse.cli import run
 
-from lt_faceparse.cli import main
-
-sys.exit(main())
+run()

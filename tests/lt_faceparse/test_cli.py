@@ -33,3 +33,18 @@ def test_command_asks_for_huge_pages_before_anything_runs(monkeypatch):
     with pytest.raises(SystemExit):
         main(["--version"])
     assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+
+
+def test_the_program_exits_with_the_commands_code_and_frozen_objects(monkeypatch):
+    import gc
+
+    import lt_faceparse.cli as cli
+
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.run()
+        assert exit_.value.code == 3
+        assert gc.get_freeze_count() > 0  # the interpreter's last collections have nothing to visit
+    finally:
+        gc.unfreeze()
