@@ -238,8 +238,11 @@ def read_parts(root: str | Path, idx: int, files: Mapping[str, Path],
 
 
 def merge_part_masks(masks: dict[str, np.ndarray], order: Iterable[str],
-                     shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Paint part masks in ``order`` (later overwrites earlier) into SegFace ids (uint8 H x W)."""
+                     shape: tuple[int, int] | None = None,
+                     rows: Mapping[str, tuple[int, int]] | None = None) -> np.ndarray:
+    """Paint part masks in ``order`` (later overwrites earlier) into SegFace ids (uint8 H x W).
+    ``rows``: each mask's rows holding its pixels (:func:`mask_rows`), so that it is painted there
+    only (worth its cost when the same masks are painted in several orders)."""
     tax = get_taxonomy("celebamask-hq")
     if shape is None:
         if not masks:
@@ -249,5 +252,17 @@ def merge_part_masks(masks: dict[str, np.ndarray], order: Iterable[str],
     for part in order:
         m = masks.get(part)
         if m is not None:
-            np.copyto(label, tax.id_of(part), where=m)
+            top, bottom = rows[part] if rows is not None else (0, shape[0])
+            np.copyto(label[top:bottom], tax.id_of(part), where=m[top:bottom])
     return label
+
+
+def mask_rows(masks: Mapping[str, np.ndarray]) -> dict[str, tuple[int, int]]:
+    """``{part: (first row, last row + 1)}`` of each H x W bool mask's pixels ((0, 0): none)."""
+    out = {}
+    for part, m in masks.items():
+        h, w = m.shape
+        words = m.reshape(h, w).view(np.uint64) if w % 8 == 0 and m.flags.c_contiguous else m  # 8 pixels a word
+        filled = np.flatnonzero(words.any(axis=1))
+        out[part] = (int(filled[0]), int(filled[-1]) + 1) if filled.size else (0, 0)
+    return out

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from lt_faceparse.data.cache import LabelCache
-from lt_faceparse.data.celebamask_layout import mask_files_fingerprint, merge_part_masks, read_parts
+from lt_faceparse.data.celebamask_layout import mask_files_fingerprint, mask_rows, merge_part_masks, read_parts
 from lt_faceparse.data.chunk_pool import chunk_count, map_chunks, split_even
 from lt_faceparse.runtime import reuse_decode_memory
 
@@ -113,8 +113,9 @@ def _image_labels(plan: CelebAPass, image: PassImage, fingerprint: str) -> list[
     if todo:
         parts = list(dict.fromkeys(p for j in todo for p in plan.orders[j]))
         masks, shape = read_parts(plan.root, image.idx, image.files, parts)
+        rows = mask_rows(masks) if len(todo) > 1 else None  # painted several times: only where they are
         for j in todo:
-            labels[j] = merge_part_masks(masks, plan.orders[j], shape)
+            labels[j] = merge_part_masks(masks, plan.orders[j], shape, rows)
             _put(plan, j, image.name, fingerprint, labels[j])
     return labels
 

@@ -108,3 +108,18 @@ def test_split_from_mapping_rule_and_partition_file(tmp_path):
     assert split_indices(root2) == {"train": [1, 2, 4], "val": [3], "test": [0, 2001]}
     all_ds = build_dataset("celebamask-hq", root2, "all", resolution=None, cache_dir=False)
     assert all_ds.names == ["0", "1", "2", "3", "4", "2001"]
+
+
+@pytest.mark.parametrize("width", [24, 21])  # 8 pixels a word, and a width that is not
+def test_painting_only_a_masks_rows_gives_the_same_labels(width):
+    from lt_faceparse.data.celebamask_layout import mask_rows, merge_part_masks
+
+    rng = np.random.default_rng(width)
+    masks = {"skin": rng.random((16, width)) > 0.3, "hair": np.zeros((16, width), bool),
+             "l_eye": np.zeros((16, width), bool), "empty": np.zeros((16, width), bool)}
+    masks["hair"][:5, 3] = True
+    masks["l_eye"][9, 0] = masks["l_eye"][11, width - 1] = True
+    rows = mask_rows(masks)
+    assert rows["hair"] == (0, 5) and rows["l_eye"] == (9, 12) and rows["empty"] == (0, 0)
+    for preset in MERGE_PRESETS.values():
+        np.testing.assert_array_equal(merge_part_masks(masks, preset, rows=rows), merge_part_masks(masks, preset))
