@@ -218,14 +218,6 @@ def _write_comparison_table(tables: Mapping[str, FrequencyTable], out_dir: Path)
     return atomic_write_text(out_dir / "merge_comparison.csv", columns_to_csv(comp))
 
 
-def compare_presets(tables: Mapping[str, FrequencyTable], out_dir: str | Path, log_scale: bool = False) -> dict[str, Path]:
-    """Side-by-side presence/pixel share/bin per merge preset: ``merge_comparison.csv`` + plot."""
-    paths = {"csv": _write_comparison_table(tables, Path(out_dir))}
-    for p in plot_preset_comparison(tables, Path(out_dir) / "merge_comparison", log_scale=log_scale):
-        paths[p.suffix.lstrip(".")] = p
-    return paths
-
-
 def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | Sequence[str]) -> list[Any]:
     """The datasets of ``split`` (``all`` = every split, a split identical to an earlier one, such
     as Helen's val = test, is read once)."""
@@ -239,11 +231,6 @@ def _open_splits(dataset_name: str, root: str | Path, split: str, merge: str | S
         seen.append(sorted(ds.names))
         out.append(ds)
     return out
-
-
-def _load_report_libraries() -> None:
-    """Load what the report needs (matplotlib and its PDF backend) while the workers decode."""
-    load_figure_libraries()
 
 
 def count_labels(dataset_name: str, root: str | Path, split: str, merges: Sequence[str], num_workers: int = 0, *,
@@ -314,7 +301,7 @@ def frequency_report(dataset_name: str, root: str | Path, split: str, out_dir: s
     """The ``freq`` command: one pass over ``split`` for every merge preset, then one report per preset
     (:func:`report_from_counts`); returns the tables by preset."""
     counts = count_labels(dataset_name, root, split, list(merges or ["segface"]), num_workers,
-                          while_running=_load_report_libraries)
+                          while_running=load_figure_libraries)  # while the workers decode
     return report_from_counts(counts, out_dir, log_scale=log_scale, thresholds=check_thresholds(thresholds),
                               num_workers=num_workers)
 

@@ -261,8 +261,8 @@ def mask_rows(masks: Mapping[str, np.ndarray]) -> dict[str, tuple[int, int]]:
     """``{part: (first row, last row + 1)}`` of each H x W bool mask's pixels ((0, 0): none)."""
     out = {}
     for part, m in masks.items():
-        h, w = m.shape
-        words = m.reshape(h, w).view(np.uint64) if w % 8 == 0 and m.flags.c_contiguous else m  # 8 pixels a word
+        w = m.shape[1]
+        words = m.view(np.uint64) if w % 8 == 0 and m.flags.c_contiguous else m  # 8 pixels a word
         filled = np.flatnonzero(words.any(axis=1))
         out[part] = (int(filled[0]), int(filled[-1]) + 1) if filled.size else (0, 0)
     return out
