@@ -36,6 +36,7 @@ from lt_faceparse.data.celebamask_layout import (
     scan_masks,
     split_indices,
 )
+from lt_faceparse.data.label_runs import LabelRuns
 from lt_faceparse.taxonomy import get_taxonomy
 
 
@@ -112,15 +113,16 @@ class CelebAMaskHQ(FaceParsingDataset):
             return self.build_label(index)
         fp = self.fingerprint(index)
         name = self.names[index]
-        label = self.cache.get(name, fp)
-        if label is None:
-            label = self.build_label(index)
-            try:
-                self.cache.put(name, fp, label)
-            except OSError as err:  # cache folder not writable: keep working without it
-                warnings.warn(f"label cache {self.cache.directory} not writable ({err}); caching disabled",
-                              stacklevel=2)
-                self.cache = None
+        runs = self.cache.get(name, fp)
+        if runs is not None:
+            return runs.label()
+        label = self.build_label(index)
+        try:
+            self.cache.put(name, fp, LabelRuns.of(label))
+        except OSError as err:  # cache folder not writable: keep working without it
+            warnings.warn(f"label cache {self.cache.directory} not writable ({err}); caching disabled",
+                          stacklevel=2)
+            self.cache = None
         return label
 
     # ---- cache ----------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ histograms (256 counts per image and label map), never the maps themselves.
 
 :func:`celebamask_histograms` is CelebAMask-HQ's pass: it decodes each image's part masks once,
 paints every requested merge order from them, fills each order's label cache in the same pass (or
-reads the maps from a cache that already holds them) and needs no torch.
+reads the maps from a cache that already holds them) and needs no torch. It counts each map from its
+runs (:class:`~lt_faceparse.data.label_runs.LabelRuns`), which are also what the cache stores.
 :func:`dataset_histograms` is the pass over any dataset object with ``read_label``.
 """
 
@@ -23,6 +24,7 @@ from PIL import Image
 from lt_faceparse.data.cache import LabelCache
 from lt_faceparse.data.celebamask_layout import mask_files_fingerprint, mask_rows, merge_part_masks, read_parts
 from lt_faceparse.data.chunk_pool import chunk_count, map_chunks, split_even
+from lt_faceparse.data.label_runs import LabelRuns
 from lt_faceparse.runtime import reuse_decode_memory
 
 
@@ -105,27 +107,27 @@ def _set_plan(plan: CelebAPass) -> None:
     _worker_settings()
 
 
-def _image_labels(plan: CelebAPass, image: PassImage, fingerprint: str) -> list[np.ndarray]:
-    """The label map of ``image`` under every order: from the caches, else painted from the part
-    masks, which are decoded once for all orders the caches lack (and written to those caches)."""
-    labels = [None if c is None else c.get(image.name, fingerprint) for c in plan.caches]
-    todo = [j for j, label in enumerate(labels) if label is None]
+def _image_runs(plan: CelebAPass, image: PassImage, fingerprint: str) -> list[LabelRuns]:
+    """The label map of ``image`` under every order, as runs: from the caches, else painted from the
+    part masks, which are decoded once for all orders the caches lack (and written to those caches)."""
+    runs = [None if c is None else c.get(image.name, fingerprint) for c in plan.caches]
+    todo = [j for j, r in enumerate(runs) if r is None]
     if todo:
         parts = list(dict.fromkeys(p for j in todo for p in plan.orders[j]))
         masks, shape = read_parts(plan.root, image.idx, image.files, parts)
         rows = mask_rows(masks) if len(todo) > 1 else None  # painted several times: only where they are
         for j in todo:
-            labels[j] = merge_part_masks(masks, plan.orders[j], shape, rows)
-            _put(plan, j, image.name, fingerprint, labels[j])
-    return labels
+            runs[j] = LabelRuns.of(merge_part_masks(masks, plan.orders[j], shape, rows))
+            _put(plan, j, image.name, fingerprint, runs[j])
+    return runs
 
 
-def _put(plan: CelebAPass, j: int, name: str, fingerprint: str, label: np.ndarray) -> None:
+def _put(plan: CelebAPass, j: int, name: str, fingerprint: str, runs: LabelRuns) -> None:
     cache = plan.caches[j]
     if cache is None:
         return
     try:
-        cache.put(name, fingerprint, label)
+        cache.put(name, fingerprint, runs)
     except OSError as err:  # cache folder not writable: keep counting without it
         warnings.warn(f"label cache {cache.directory} not writable ({err}); caching disabled", stacklevel=2)
         plan.caches[j] = None
@@ -137,8 +139,8 @@ def _celeba_chunk(images: Sequence[PassImage]) -> tuple[np.ndarray, list[str]]:
     fingerprints = []
     for row, image in enumerate(images):
         fingerprint = mask_files_fingerprint(plan.root, image.idx, image.files.values())
-        for j, label in enumerate(_image_labels(plan, image, fingerprint)):
-            hist[row, j] = label_histogram(label)
+        for j, runs in enumerate(_image_runs(plan, image, fingerprint)):
+            hist[row, j] = runs.histogram()
         fingerprints.append(fingerprint)
     return hist, fingerprints
 

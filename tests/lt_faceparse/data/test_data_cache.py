@@ -12,6 +12,7 @@ from test_data_merge import EXPECTED
 
 from lt_faceparse.data import build_dataset, iter_labels
 from lt_faceparse.data.cache import LabelCache, default_cache_base
+from lt_faceparse.data.label_runs import LabelRuns
 from lt_faceparse.errors import DataError
 
 
@@ -48,7 +49,7 @@ def test_parallel_first_pass_then_reuse(tree):
     # second pass reads the cache: an entry overwritten with other content (same fingerprint) is served
     entry = ds.cache.entry_path("0")
     fp = ds.fingerprint(0)
-    ds.cache.put("0", fp, np.full((4, 4), 7, dtype=np.uint8))
+    ds.cache.put("0", fp, LabelRuns.of(np.full((4, 4), 7, dtype=np.uint8)))
     assert entry.is_file()
     assert (ds.read_label(0) == 7).all()
     # num_workers at build time builds missing entries up front
@@ -116,3 +117,28 @@ def test_unwritable_cache_folder_falls_back_to_no_cache(tree, tmp_path):
         label = ds.read_label(0)
     np.testing.assert_array_equal(label, np.array(EXPECTED["segface"], dtype=np.uint8))
     assert ds.cache is None and ds.cache_status() is None
+
+
+def test_entry_cut_anywhere_or_damaged_is_never_used(tree):
+    ds = build_dataset("celebamask-hq", tree, "train", resolution=None)
+    expected = ds.read_label(0)
+    fp = ds.fingerprint(0)
+    entry = ds.cache.entry_path("0")
+    assert entry.name == "0.runs"
+    whole = entry.read_bytes()
+    np.testing.assert_array_equal(ds.cache.get("0", fp).label(), expected)
+    for cut in range(len(whole)):  # a crash can leave any prefix behind
+        entry.write_bytes(whole[:cut])
+        assert ds.cache.get("0", fp) is None, cut
+        assert ds.cache.status({"0": fp}).valid == 0
+    damaged = bytearray(whole)
+    damaged[-6] ^= 0x55  # inside the deflated runs
+    entry.write_bytes(bytes(damaged))
+    assert ds.cache.get("0", fp) is None
+    entry.write_bytes(whole)
+    assert ds.cache.get("0", "another fingerprint") is None  # stale
+    other = LabelCache(ds.cache.directory.parent / "other", root=tree, dataset="celebamask-hq",
+                       merge_order=["skin", "hair"])
+    other.put("0", fp, LabelRuns.of(expected))
+    entry.write_bytes(other.entry_path("0").read_bytes())  # an entry of another merge order
+    assert ds.cache.get("0", fp) is None and ds.cache.status({"0": fp}).valid == 0
