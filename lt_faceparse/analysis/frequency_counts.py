@@ -15,14 +15,12 @@ number of the report is the same.
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from rich.progress import Progress
 
 from lt_faceparse.atomic import atomic_path
 from lt_faceparse.data.cache import LabelCache
@@ -31,6 +29,7 @@ from lt_faceparse.data.celebamask_layout import (IMAGE_DIR, SPLITS, check_root, 
 from lt_faceparse.data.files import source_dataset_of
 from lt_faceparse.data.label_pass import CelebAPass, PassImage, celebamask_histograms, dataset_histograms
 from lt_faceparse.errors import DataError
+from lt_faceparse.terminal import progress_bar
 
 SHARD_FORMAT = 1
 
@@ -106,14 +105,13 @@ def count_celebamask(root: str | Path, split: str, presets: Sequence[str], num_w
     masks = scan_masks(root)
     indices = [idx for _, idxs in lists for idx in idxs]
     rows = shard_rows(len(indices), shard)
-    images = [PassImage(idx, str(idx), {p: str(f) for p, f in masks.get(idx, {}).items()})
+    images = [PassImage(idx, str(idx), masks.get(idx, {}))
               for idx in indices[rows.start:rows.stop]]
     plan = CelebAPass(root, [order for _, order in merges], caches)
     hist, fingerprints = [], []
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-        task = progress.add_task(f"class frequencies ({', '.join(m for m, _ in merges)})", total=len(images))
+    with progress_bar(f"class frequencies ({', '.join(m for m, _ in merges)})", len(images)) as bar:
         for h, f in celebamask_histograms(plan, images, num_workers, while_running=while_running,
-                                          on_chunk=lambda n: progress.advance(task, n)):
+                                          on_chunk=bar.advance):
             hist.append(h)
             fingerprints += f
     splits = [s for s, _ in lists]
@@ -130,10 +128,8 @@ def count_datasets(datasets: Sequence[Any], num_workers: int = 0, *,
     total = sum(len(d) for d in datasets)
     rows = shard_rows(total, shard)
     first = datasets[0]
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-        task = progress.add_task(f"class frequencies ({first.taxonomy.name})", total=len(rows))
-        hist = dataset_histograms(datasets, num_workers, positions=rows,
-                                  on_chunk=lambda n: progress.advance(task, n))
+    with progress_bar(f"class frequencies ({first.taxonomy.name})", len(rows)) as bar:
+        hist = dataset_histograms(datasets, num_workers, positions=rows, on_chunk=bar.advance)
     where = [(d, i) for d, ds in enumerate(datasets) for i in range(len(ds))][rows.start:rows.stop]
     names = [datasets[d].describe_item(i) if hasattr(datasets[d], "describe_item")
              else f"{getattr(datasets[d], 'root', None)} #{i}" for d, i in where]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
 from lt_faceparse.cli.engine import add_tau_norm_argument
 
 
@@ -193,6 +191,8 @@ def _speed(args: argparse.Namespace) -> int:
     from lt_faceparse.models import build_model  # lazy: torch, on use
     from lt_faceparse.reporting.sweep_tables import speed_table  # lazy: torch, on use
     from lt_faceparse.reporting.tables import to_rich  # lazy: torch, on use
+    from rich.console import Console  # lazy: rich, on use
+
     from lt_faceparse.speed.harness import speed_sweep  # lazy: torch, on use
 
     kwargs = {"num_classes": args.num_classes}

@@ -13,13 +13,11 @@ Split: each HQ image maps to a CelebA file (mapping file); that file's split com
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from rich.progress import Progress
 
 from lt_faceparse.data.base import FaceParsingDataset, read_rgb
 from lt_faceparse.data.build import iter_labels
@@ -38,6 +36,7 @@ from lt_faceparse.data.celebamask_layout import (
 )
 from lt_faceparse.data.label_runs import LabelRuns
 from lt_faceparse.taxonomy import get_taxonomy
+from lt_faceparse.terminal import progress_bar
 
 
 def _warn_unmapped_images(root: Path, mapped: set[int]) -> None:
@@ -89,7 +88,7 @@ class CelebAMaskHQ(FaceParsingDataset):
     def image_path(self, index: int) -> Path:
         return self.root / IMAGE_DIR / f"{self.indices[index]}.jpg"
 
-    def mask_files(self, index: int) -> dict[str, Path]:
+    def mask_files(self, index: int) -> dict[str, str]:
         """{part: path} of the mask files present for example ``index``."""
         return self._masks.get(self.indices[index], {})
 
@@ -135,10 +134,9 @@ class CelebAMaskHQ(FaceParsingDataset):
 
     def build_cache(self, num_workers: int = 0) -> None:
         """Build every missing or stale entry (in parallel) and record the finished pass."""
-        with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-            task = progress.add_task(f"label cache ({self.merge_name})", total=len(self))
+        with progress_bar(f"label cache ({self.merge_name})", len(self)) as bar:
             for _ in iter_labels(self, num_workers=num_workers):
-                progress.advance(task)
+                bar.advance()
 
     def finish_pass(self) -> None:
         """Called after a full pass over every label: marks the cache complete."""

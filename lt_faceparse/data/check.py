@@ -19,7 +19,6 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
-from rich.progress import Progress
 
 from lt_faceparse.data import celebamask_layout as C, folder as Fo, helen as He, lapa as L, transforms as T
 from lt_faceparse.data.base import IMAGE_SUFFIXES, open_image, read_id_png
@@ -27,6 +26,7 @@ from lt_faceparse.data.registry import _ALIASES
 from lt_faceparse.data.lapa import read_landmarks_106
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import get_taxonomy
+from lt_faceparse.terminal import progress_bar
 
 ERROR = "error"
 WARNING = "warning"
@@ -360,18 +360,17 @@ def check_dataset(name: str, root: str | Path, *, deep: bool = True, num_workers
 
 
 def _run(fn: Callable, tasks: Sequence, num_workers: int) -> Iterable[list[Problem]]:
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-        bar = progress.add_task("checking", total=len(tasks))
+    with progress_bar("checking", len(tasks)) as bar:
         if num_workers <= 0 or len(tasks) < 2:
             for t in tasks:
                 yield fn(t)
-                progress.advance(bar)
+                bar.advance()
             return
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         with ctx.Pool(num_workers) as pool:
             for found in pool.imap(fn, tasks, chunksize=max(1, min(64, len(tasks) // (8 * num_workers)))):
                 yield found
-                progress.advance(bar)
+                bar.advance()
 
 
 def format_report(problems: Sequence[Problem], name: str, root: str | Path) -> str:

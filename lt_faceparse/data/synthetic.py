@@ -34,7 +34,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image
-from rich.progress import Progress
 
 from lt_faceparse.atomic import atomic_write_json, atomic_write_text
 from lt_faceparse.data.celebamask_layout import (
@@ -57,6 +56,7 @@ from lt_faceparse.data.synthetic_draw import (
 )
 from lt_faceparse.errors import DataError
 from lt_faceparse.taxonomy import get_taxonomy
+from lt_faceparse.terminal import progress_bar
 
 GENERATOR_VERSION = 1
 FORMATS = ("celebamask-hq", "lapa", "helen", "folder")
@@ -270,13 +270,12 @@ def _make_dirs(out: Path, fmt: str, num_images: int) -> None:
 
 
 def _run_jobs(jobs: list[_Job], workers: int) -> list:
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-        task = progress.add_task("SynthFace-LT", total=len(jobs))
+    with progress_bar("SynthFace-LT", len(jobs)) as bar:
         if workers <= 1 or len(jobs) < 8:
             results = []
             for job in jobs:
                 results.append(_write_one(job))
-                progress.advance(task)
+                bar.advance()
             return results
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         chunk = max(1, min(32, len(jobs) // (8 * workers)))
@@ -284,7 +283,7 @@ def _run_jobs(jobs: list[_Job], workers: int) -> list:
         with ctx.Pool(workers) as pool:
             for r in pool.imap(_write_one, jobs, chunksize=chunk):
                 results.append(r)
-                progress.advance(task)
+                bar.advance()
         return results
 
 

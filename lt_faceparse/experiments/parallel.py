@@ -31,6 +31,7 @@ from rich.progress import Progress
 
 from lt_faceparse.engine.train import train
 from lt_faceparse.experiments.sweep import TRAIN_ONLY, SweepSetting, plan_sweep, run_folder, run_setting
+from lt_faceparse.terminal import progress_bar
 
 R = TypeVar("R")
 Job = tuple[SweepSetting, dict[str, Any]]
@@ -105,12 +106,11 @@ def _run_serially(jobs: Sequence[Job], out_dir: Path, threads: int | None, log: 
         torch.set_num_threads(threads)
     rows = []
     try:
-        with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-            task = progress.add_task("settings", total=len(jobs))
+        with progress_bar("settings", len(jobs)) as bar:
             for setting, config in jobs:
-                progress.update(task, description=f"{setting.name}")
+                bar.describe(setting.name)
                 rows += _run_chain(setting, config, out_dir, log, kwargs, chains.get(setting.name, ()), prepare)
-                progress.advance(task)
+                bar.advance()
     finally:
         torch.set_num_threads(previous)
     return rows

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import platform
 import statistics
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +35,6 @@ from typing import Any, Iterable
 
 import torch
 import torch.nn as nn
-from rich.progress import Progress
 from torch.utils.flop_counter import FlopCounterMode
 
 from lt_faceparse.atomic import atomic_write_json, read_json
@@ -44,6 +42,7 @@ from lt_faceparse.data.warp import TEMPLATE_512
 from lt_faceparse.engine.compile import CompiledOrEager, resolve_compile
 from lt_faceparse.engine.runner import BatchRunner
 from lt_faceparse.runtime import huge_pages_setting
+from lt_faceparse.terminal import progress_bar
 
 SPEED_SCHEMA_VERSION = 1
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -316,13 +315,12 @@ def speed_sweep(
     settings = [(r, b) for r in resolutions for b in batch_sizes]
     model = build()
     results = []
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
-        task = progress.add_task("speed", total=len(settings))
+    with progress_bar("speed", len(settings)) as bar:
         for res, batch in settings:
-            progress.update(task, description=f"speed r{res} b{batch}")
+            bar.describe(f"speed r{res} b{batch}")
             result = measure_speed(model, res, batch, device, dtype, compile, warmup, runs, info=info)
             if out_dir is not None:
                 save_speed(result, out_dir)
             results.append(result)
-            progress.advance(task)
+            bar.advance()
     return results

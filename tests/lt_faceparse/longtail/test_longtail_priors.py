@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,7 @@ def test_statistics_are_cached_and_recounted_when_a_label_changes(synth_root, tm
 
     # a mask file of a training image changes: the cache is stale and the split is counted again
     ds = _train(root)
-    skin = ds.mask_files(0)["skin"]
+    skin = Path(ds.mask_files(0)["skin"])
     skin.unlink()
     from PIL import Image
 
