@@ -71,7 +71,7 @@ def read_id_png(path: str | Path) -> np.ndarray:
     """H x W uint8 class ids from a label PNG: single-channel values or a palette PNG's indices."""
     plain = png_pixels(path)  # a plain 8-bit PNG, decoded without Image.open
     if plain is not None and plain[0] in ("L", "P"):
-        return np.frombuffer(plain[2], dtype=np.uint8).reshape(plain[1])
+        return plain[1]
     img = open_image(path)
     if img.mode in ("L", "P"):
         return np.asarray(img, dtype=np.uint8)

@@ -195,15 +195,13 @@ def _mask_pixels(path: str | Path) -> np.ndarray:
     ``Image.open`` (:func:`~lt_faceparse.data.png_decode.png_pixels`), anything else through Pillow."""
     plain = png_pixels(path)
     if plain is not None:
-        mode, (height, width), pixels = plain
-    else:
-        img = open_image(path)
-        if img.mode not in _BYTE_MODES:  # 1-bit, 16-bit, float: numpy's conversion
-            return np.asarray(img)
-        mode, height, width, pixels = img.mode, img.height, img.width, img.tobytes()
-    channels = _BYTE_MODES[mode]  # one copy of the decoded bytes (np.asarray makes two)
-    shape = (height, width) if channels == 1 else (height, width, channels)
-    return np.frombuffer(pixels, dtype=np.uint8).reshape(shape)
+        return plain[1]
+    img = open_image(path)
+    if img.mode not in _BYTE_MODES:  # 1-bit, 16-bit, float: numpy's conversion
+        return np.asarray(img)
+    channels = _BYTE_MODES[img.mode]  # one copy of the decoded bytes (np.asarray makes two)
+    shape = (img.height, img.width) if channels == 1 else (img.height, img.width, channels)
+    return np.frombuffer(img.tobytes(), dtype=np.uint8).reshape(shape)
 
 
 def read_part_mask(path: str | Path) -> np.ndarray:

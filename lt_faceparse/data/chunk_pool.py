@@ -102,9 +102,13 @@ def split_even(items: Sequence[C], num_chunks: int) -> list[Sequence[C]]:
     return [items[i * n // k:(i + 1) * n // k] for i in range(k)] if n else []
 
 
-def chunk_count(num_items: int, num_workers: int, *, per_worker: int = 4, max_items: int = 16) -> int:
-    """How many chunks to cut ``num_items`` into: about ``per_worker`` per worker (load balance),
-    none longer than ``max_items`` (progress, and an early error ends the map early)."""
+def chunk_count(num_items: int, num_workers: int, *, per_worker: int = 4, max_items: int = 8) -> int:
+    """How many chunks to cut ``num_items`` into: at least ``per_worker`` per worker, none longer than
+    ``max_items``, and a multiple of the workers, so that the last chunks end together (load
+    balance: a worker left alone with a chunk of 16 CelebAMask-HQ images idles the other core for
+    about 0.2 s); with fewer items, one each."""
     if num_items == 0:
         return 0
-    return max(1, min(num_items, max(per_worker * max(num_workers, 1), -(-num_items // max_items))))
+    workers = max(num_workers, 1)
+    count = max(per_worker * workers, -(-num_items // max_items))
+    return min(num_items, -(-count // workers) * workers)

@@ -68,7 +68,12 @@ def test_results_in_chunk_order_with_and_without_workers():
     want = [sum(v * v for v in c) for c in chunks]
     assert list(map_chunks(_square_sum, chunks, 2)) == want == list(map_chunks(_square_sum, chunks, 0))
     assert split_even([], 3) == [] and chunk_count(0, 2) == 0
-    assert chunk_count(300, 2) == 19 and chunk_count(10, 2) == 8 and chunk_count(3, 4) == 3
+    assert chunk_count(300, 2) == 38 and chunk_count(10, 2) == 8 and chunk_count(3, 4) == 3
+    assert chunk_count(301, 3) == 39 and chunk_count(1, 0) == 1 and chunk_count(100, 0) == 13
+    for items in range(1, 200):  # never longer than 8, a multiple of the workers when items allow
+        for workers in (1, 2, 3, 8):
+            count = chunk_count(items, workers)
+            assert -(-items // count) <= 8 and (count % workers == 0 or count == items)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
