@@ -9,6 +9,8 @@ import math
 from lt_faceparse.errors import LTFaceParseError
 from lt_faceparse.runtime import one_blas_thread
 
+COMMANDS = ("freq", "freq-merge", "score")  # the subcommands register() adds
+
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+COMMANDS = ("convert-zll",)  # the subcommands register() adds
+
 
 
 def _convert_zll(args: argparse.Namespace) -> int:

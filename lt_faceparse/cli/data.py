@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+COMMANDS = ("synth", "check-dataset")  # the subcommands register() adds
+
 
 
 def _presence_arg(text: str) -> tuple[str, float]:

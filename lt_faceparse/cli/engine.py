@@ -15,6 +15,8 @@ import sys
 
 from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
 
+COMMANDS = ("train", "eval")  # the subcommands register() adds
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""

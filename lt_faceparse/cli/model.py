@@ -7,6 +7,8 @@ import argparse
 from lt_faceparse.cli.engine import add_posthoc_arguments
 from lt_faceparse.cli.zoo import add_weights_arguments, weights_of
 
+COMMANDS = ("convert-official", "parse", "export-onnx")  # the subcommands register() adds
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this layer's subcommands to ``sub``."""

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from lt_faceparse.cli.engine import add_tau_norm_argument
 
+COMMANDS = ("leaderboard", "compare", "report", "speed", "sweep", "benchmark")  # the subcommands register() adds
+
 
 def _ints(text: str) -> list[int]:
     try:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from lt_faceparse.errors import DataError
 
+COMMANDS = ("zoo",)  # the subcommands register() adds
+
 
 def add_weights_arguments(p: argparse.ArgumentParser, checkpoint_help: str) -> None:
     """``--checkpoint FILE`` or ``--model NAME`` (a released model, see ``zoo list``): exactly one."""

@@ -14,6 +14,29 @@ def test_every_subcommand_is_registered():
     assert COMMANDS <= set(sub.choices)
 
 
+def _choices(parser) -> set[str]:
+    return set(next(a for a in parser._actions if a.dest == "command").choices)
+
+
+def test_a_command_builds_only_its_groups_parsers():
+    import importlib
+
+    from lt_faceparse.cli import _GROUPS
+
+    everything = _choices(build_parser())
+    seen = set()
+    for name in _GROUPS:
+        group = importlib.import_module(f"lt_faceparse.cli.{name}")
+        for command in group.COMMANDS:  # COMMANDS is exactly what the group registers
+            assert _choices(build_parser(command)) == set(group.COMMANDS)
+        seen |= set(group.COMMANDS)
+    assert seen == everything and len(everything) == sum(
+        len(importlib.import_module(f"lt_faceparse.cli.{n}").COMMANDS) for n in _GROUPS)
+    assert _choices(build_parser("no-such-command")) == everything  # argparse's error lists them all
+    assert build_parser("freq").parse_args(["freq", "--dataset", "lapa", "--root", "r", "--split", "all",
+                                            "--out", "o"]).func.__name__ == "_freq"
+
+
 def test_user_errors_exit_2_with_a_message_naming_the_input(tmp_path, capsys):
     rc = main(["freq", "--dataset", "celebamask-hq", "--root", str(tmp_path / "nowhere"), "--split", "test",
                "--out", str(tmp_path / "out")])
