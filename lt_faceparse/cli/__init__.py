@@ -1,7 +1,8 @@
 """``lt-faceparse`` command line: argument parsing only; each subcommand calls one library function.
 
 Subcommands are grouped by layer, one module each (``data``, ``analysis``, ``model``, ``baselines``,
-``engine``, ``report``, ``zoo``); each module exposes ``register(subparsers)``.
+``engine``, ``report``, ``zoo``); each module exposes ``register(subparsers)`` and ``COMMANDS``, the
+names it registers, so that a command builds only its own group's parsers.
 """
 
 from __future__ import annotations
