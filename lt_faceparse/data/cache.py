@@ -173,7 +173,7 @@ class LabelCache:
                 header, _ = _split_entry(fh.read())
         except (OSError, ValueError, TypeError):
             return None
-        return header["source"] if header["merge"] == self._merge_text else None
+        return header["source"] if header.get("merge") == self._merge_text else None
 
     def get(self, name: str, fingerprint: str) -> LabelRuns | None:
         """The cached label map of ``name`` (as runs) if it was built from sources with ``fingerprint``."""

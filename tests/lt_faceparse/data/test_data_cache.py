@@ -142,3 +142,6 @@ def test_entry_cut_anywhere_or_damaged_is_never_used(tree):
     other.put("0", fp, LabelRuns.of(expected))
     entry.write_bytes(other.entry_path("0").read_bytes())  # an entry of another merge order
     assert ds.cache.get("0", fp) is None and ds.cache.status({"0": fp}).valid == 0
+    header = json.dumps({"source": fp, "bytes": 0}).encode()  # a header that names no merge order
+    entry.write_bytes(b"LTFP-RUNS\n" + len(header).to_bytes(4, "little") + header)
+    assert ds.cache.get("0", fp) is None and ds.cache.status({"0": fp}).valid == 0
