@@ -81,9 +81,9 @@ class RunState:
             self.log.write("checkpoint_unreadable", path=name, problem=problem)
         if plan.finished:
             self.log.write("already_finished", checkpoint=plan.checkpoint.name, **launch_environment())
-            if self.info.is_main:
-                _LOG.warning("%s: this run already finished (%s written, end logged); nothing to train",
-                             self.out, FINAL_WEIGHTS)
+            if self.info.is_main:  # what ``resume: auto`` asks for (e.g. the benchmark reusing a run): not a warning
+                _LOG.info("%s: this run already finished (%s written, end logged); nothing to train",
+                          self.out, FINAL_WEIGHTS)
             return None
         if state is None:
             if self.info.is_main:

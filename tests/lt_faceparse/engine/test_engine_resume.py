@@ -94,7 +94,7 @@ def test_a_finished_run_is_left_as_it_is(whole, tmp_path, caplog):
     log_lines = len(read_log(run / "log.jsonl"))
     with caplog.at_level(logging.INFO, logger="lt_faceparse.engine"):
         assert train(tiny_config(run, resume="auto", **SECTIONS), train_dataset=MemoryFaces(32)) == run
-    assert "already finished" in caplog.text
+    assert [r.levelno for r in caplog.records if "already finished" in r.getMessage()] == [logging.INFO]  # asked for
     assert (run / "final.safetensors").read_bytes() == before
     log = read_log(run / "log.jsonl")
     assert len(log) == log_lines + 1 and log[-1]["event"] == "already_finished"
