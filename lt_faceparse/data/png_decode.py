@@ -7,9 +7,10 @@ them (0.07 ms of 0.55 ms per 512 px CelebAMask-HQ mask on our 2-core test machin
 reads the file once, checks what ``Image.open`` checks before the image data (signature, ``IHDR``
 first, every chunk's checksum up to the image data, the decompression-bomb limit), gives the image
 data to the decoder Pillow itself uses for PNG (so every row filter and zlib detail is Pillow's),
-which writes one-byte pixels straight into a numpy array (RGB is copied out in one call). Anything else (other bit depths or colour types, interlacing,
-animation, chunks after the image data, a damaged or truncated file, a Pillow whose internals differ)
-gives None: the caller then reads the file the usual way, which raises the usual errors.
+which writes one-byte pixels straight into a numpy array (RGB is copied out in one call). Anything
+else (other bit depths or colour types, interlacing, animation, chunks after the image data, a
+damaged or truncated file, a Pillow whose internals differ) gives None: the caller then reads the
+file the usual way, which raises the usual errors.
 """
 
 from __future__ import annotations
